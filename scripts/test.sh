@@ -7,9 +7,15 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && [ "${SHAOBING_SKIP_APT:-0}" != 1 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # policy-rc.d keeps package scripts from starting services: tests start their own.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    # A temporary policy-rc.d keeps package scripts from starting services
+    # (tests start their own on loopback); it is removed again right after.
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
     grep -v '^\s*#' .ci/apt-packages | xargs apt-get install -y -qq --no-install-recommends >/dev/null
+    [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 PY=${PYTHON:-python3}
