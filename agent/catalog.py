@@ -1,0 +1,181 @@
+"""The metric catalogue: the contract between the agent, its docs, the alert rules and the dashboards.
+
+Every collector declares the metrics it may emit as ``MetricSpec`` entries (``Collector.metrics``); the
+catalogue is the union of those declarations. ``MetricSet`` refuses a sample whose name or label names are
+not declared, and tests assert that what the agent emits is exactly what it declares. ``docs/metrics.md`` is
+generated from here (``python -m agent.catalog``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["MetricSpec", "MetricSet", "Sample", "render", "all_metrics", "markdown"]
+
+MetricType = Literal["gauge", "counter"]
+
+_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric family: its name, type, help text, label names and unit."""
+
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...] = ()
+    unit: str = ""
+    collector: str = ""  # filled in by the collector registry; the owner of the family
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"invalid metric name {self.name!r}")
+        for label in self.labels:
+            if not _LABEL_RE.match(label) or label.startswith("__"):
+                raise ValueError(f"invalid label name {label!r} on {self.name}")
+        if self.type == "counter" and not self.name.endswith("_total"):
+            raise ValueError(f"counter {self.name} must end in _total")
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass
+class _Family:
+    spec: MetricSpec
+    samples: dict[tuple[tuple[str, str], ...], float] = field(default_factory=dict)
+
+
+class MetricSet:
+    """The samples one collector run produced, checked against the declared specs.
+
+    >>> specs = [MetricSpec("node_load1", "gauge", "1m load average.")]
+    >>> out = MetricSet(specs)
+    >>> out.add("node_load1", 0.5)
+    >>> render(out.families())
+    b'# HELP node_load1 1m load average.\\n# TYPE node_load1 gauge\\nnode_load1 0.5\\n'
+    """
+
+    def __init__(self, specs: Iterable[MetricSpec]) -> None:
+        self._specs = {s.name: s for s in specs}
+        self._families: dict[str, _Family] = {}
+
+    def add(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
+        spec = self._specs.get(name)
+        if spec is None:
+            raise KeyError(f"metric {name!r} is not declared by this collector")
+        given = labels or {}
+        if set(given) != set(spec.labels):
+            raise ValueError(f"metric {name}: labels {sorted(given)} != declared {sorted(spec.labels)}")
+        key = tuple((k, str(given[k])) for k in spec.labels)
+        fam = self._families.get(name)
+        if fam is None:
+            fam = self._families[name] = _Family(spec)
+        # A repeated label set overwrites: the last value wins, and the output never has duplicates.
+        fam.samples[key] = float(value)
+
+    def get(self, name: str, labels: Mapping[str, str] | None = None) -> float | None:
+        """The value of one sample, or None (for tests and the console report)."""
+        fam = self._families.get(name)
+        if fam is None:
+            return None
+        given = labels or {}
+        key = tuple((k, str(given.get(k, ""))) for k in fam.spec.labels)
+        return fam.samples.get(key)
+
+    def samples(self, name: str) -> list[Sample]:
+        fam = self._families.get(name)
+        if fam is None:
+            return []
+        return [Sample(k, v) for k, v in fam.samples.items()]
+
+    def names(self) -> set[str]:
+        return set(self._families)
+
+    def families(self) -> Iterator[tuple[MetricSpec, list[Sample]]]:
+        for name in sorted(self._families):
+            fam = self._families[name]
+            yield fam.spec, [Sample(k, v) for k, v in sorted(fam.samples.items())]
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _format_value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def render(families: Iterable[tuple[MetricSpec, Sequence[Sample]]]) -> bytes:
+    """Render families in the Prometheus text exposition format 0.0.4."""
+    lines: list[str] = []
+    for spec, samples in families:
+        lines.append(f"# HELP {spec.name} {_escape_help(spec.help)}")
+        lines.append(f"# TYPE {spec.name} {spec.type}")
+        for sample in samples:
+            if sample.labels:
+                inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sample.labels)
+                lines.append(f"{spec.name}{{{inner}}} {_format_value(sample.value)}")
+            else:
+                lines.append(f"{spec.name} {_format_value(sample.value)}")
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
+
+def all_metrics() -> list[MetricSpec]:
+    """Every metric the agent can emit, sorted by name, with its owning collector."""
+    from agent.collectors import registry  # late import: collectors import this module
+
+    specs: dict[str, MetricSpec] = {}
+    for cls in registry():
+        for spec in cls.metrics:
+            if spec.name in specs:
+                raise ValueError(f"metric {spec.name} declared twice ({specs[spec.name].collector}, {cls.name})")
+            specs[spec.name] = MetricSpec(spec.name, spec.type, spec.help, spec.labels, spec.unit, cls.name)
+    from agent.scheduler import SCHEDULER_METRICS
+
+    for spec in SCHEDULER_METRICS:
+        specs[spec.name] = MetricSpec(spec.name, spec.type, spec.help, spec.labels, spec.unit, "scheduler")
+    return [specs[name] for name in sorted(specs)]
+
+
+def markdown() -> str:
+    """docs/metrics.md, generated."""
+    out = [
+        "# 指标目录 Metric catalogue",
+        "",
+        "Generated by `python -m agent.catalog > docs/metrics.md`; do not edit by hand.",
+        "A test fails when this file is stale.",
+        "",
+        "| metric | type | unit | labels | collector | help |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for spec in all_metrics():
+        labels = ", ".join(f"`{label}`" for label in spec.labels)
+        out.append(
+            f"| `{spec.name}` | {spec.type} | {spec.unit or '-'} | {labels or '-'} | {spec.collector} "
+            f"| {spec.help.replace('|', '/')} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

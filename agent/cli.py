@@ -1,0 +1,180 @@
+"""The ``shaobing`` command.
+
+    shaobing agent run   [--config F]    run the agent (zero config: 127.0.0.1:10130, every default collector)
+    shaobing agent once  [--config F]    collect once, print the exposition, exit
+    shaobing scan        [--config F]    full local report in Chinese: what is risky and how to fix it
+    shaobing config check F              validate a configuration file (exit 0 valid, 2 invalid)
+    shaobing version
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+from agent import __version__
+from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, default_config, load_config
+from agent.schema import SchemaError
+
+__all__ = ["main"]
+
+log = logging.getLogger("shaobing")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd the journal adds its own timestamps; elsewhere we add ours.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+
+
+def _resolve_config(path: Optional[str]) -> tuple[AgentConfig, Optional[str]]:
+    """An explicit --config must exist; the default path is optional (zero-config start)."""
+    if path is not None:
+        return load_config(path), path
+    if os.path.exists(DEFAULT_CONFIG_PATH):
+        return load_config(DEFAULT_CONFIG_PATH), DEFAULT_CONFIG_PATH
+    return default_config(), None
+
+
+def _config_error(exc: SchemaError) -> int:
+    print("配置错误 (configuration error):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.service import Agent
+
+    try:
+        config, path = _resolve_config(args.config)
+    except SchemaError as exc:
+        return _config_error(exc)
+    _setup_logging(config.log_level)
+    if path is None:
+        log.info("no configuration file at %s: zero-config defaults", DEFAULT_CONFIG_PATH)
+    agent = Agent(config, path)
+    try:
+        agent.run_forever()
+    except SchemaError as exc:
+        return _config_error(exc)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", config.listen_address, exc.strerror or exc)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    from agent.exporter import ExpositionCache
+    from agent.scheduler import Scheduler
+    from agent.service import build_collectors
+
+    try:
+        config, _ = _resolve_config(args.config)
+    except SchemaError as exc:
+        return _config_error(exc)
+    _setup_logging("warning" if config.log_level == "info" else config.log_level)
+    only = set(args.collector) if args.collector else None
+    cache = ExpositionCache()
+    scheduler = Scheduler(build_collectors(config, only), cache)
+    results = scheduler.run_all_once()
+    sys.stdout.buffer.write(cache.page()[0])
+    sys.stdout.flush()
+    scheduler.stop()
+    return EXIT_OK if all(r.success for r in results) else EXIT_FAILED
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from agent.report import Section, render_text
+    from agent.service import build_collectors
+
+    try:
+        config, _ = _resolve_config(args.config)
+    except SchemaError as exc:
+        return _config_error(exc)
+    _setup_logging("warning")
+    if os.geteuid() != 0:
+        print("提示: 非 root 运行, 口令审计等检查可能无法读取 /etc/shadow (run as root for the full report)\n",
+              file=sys.stderr)
+    sections: list[Section] = []
+    for collector in build_collectors(config):
+        try:
+            section = collector.report()
+        except Exception as exc:  # noqa: BLE001 - one failing check must not hide the others
+            log.warning("%s: report failed: %s", collector.name, exc)
+            continue
+        if section is not None:
+            sections.append(section)
+    print(f"哨兵 Shaobing {__version__} 本机检查报告 (local scan report)\n")
+    print(render_text(sections))
+    critical = any(f.severity == "critical" for s in sections for f in s.findings)
+    return EXIT_FAILED if critical else EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from agent.service import load_web
+
+    try:
+        config = load_config(args.file)
+        load_web(config)
+    except SchemaError as exc:
+        return _config_error(exc)
+    enabled = [name for name, opts in sorted(config.collectors.items()) if opts.enabled]
+    print(f"{args.file}: 配置有效 (valid); listen {config.listen_address}"
+          + (f"; configured collectors: {', '.join(enabled)}" if enabled else ""))
+    return EXIT_OK
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    import platform
+
+    print(f"shaobing {__version__} (python {platform.python_version()})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shaobing", description="哨兵 Shaobing: township server monitoring agent")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    agent = sub.add_parser("agent", help="run the agent").add_subparsers(dest="agent_command", required=True)
+    run = agent.add_parser("run", help="run the agent and serve /metrics")
+    run.add_argument("--config", help=f"configuration file (default {DEFAULT_CONFIG_PATH}, optional)")
+    run.set_defaults(func=cmd_run)
+    once = agent.add_parser("once", help="collect once and print the exposition")
+    once.add_argument("--config")
+    once.add_argument("--collector", action="append", help="only this collector (repeatable)")
+    once.set_defaults(func=cmd_once)
+
+    scan = sub.add_parser("scan", help="print the full local report (run as root)")
+    scan.add_argument("--config")
+    scan.set_defaults(func=cmd_scan)
+
+    config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
+    check = config.add_parser("check", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The collector contract: what every file in ``agent/collectors/`` implements.
+
+A collector is constructed once per configuration with its validated options and the agent context, and
+its ``collect`` is called by the scheduler on its own interval, in its own thread, under a hard timeout.
+It writes samples into the ``MetricSet`` it is given; the scheduler renders them and swaps them into the
+served page only when the run succeeded. Raise ``NotApplicable`` when the host has nothing for it to look
+at (no apt on a RHEL host): that is reported as ``shaobing_collector_applicable 0``, not as a failure.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Optional
+
+from agent.catalog import MetricSet, MetricSpec
+
+if TYPE_CHECKING:
+    from agent.report import Section
+
+__all__ = ["Collector", "CollectorOptions", "AgentContext", "NotApplicable"]
+
+
+class NotApplicable(Exception):
+    """Raised by ``collect`` when there is nothing for this collector on this host."""
+
+
+@dataclass
+class CollectorOptions:
+    """Options every collector accepts under ``collectors.<name>`` in agent.yml.
+
+    Subclass it (as a dataclass) to add a collector's own options; ``agent.config`` validates every field by
+    its type annotation. Durations are written as ``15s``, ``5m``, ``6h``, ``1d`` or a number of seconds;
+    mark a float field as a duration with ``field(metadata={"duration": True})``.
+    """
+
+    enabled: bool = True
+    interval: Optional[float] = field(default=None, metadata={"duration": True, "min": 1.0})
+    timeout: Optional[float] = field(default=None, metadata={"duration": True, "min": 0.1})
+    jitter: Optional[float] = field(default=None, metadata={"duration": True, "min": 0.0})
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-field checks beyond types: ``(key, message)`` pairs; the key is relative to this section."""
+        return []
+
+
+@dataclass
+class AgentContext:
+    """What a collector may need from the agent beyond its own options."""
+
+    state_dir: Path
+    hostname: str = field(default_factory=socket.gethostname)
+    clock: Callable[[], float] = time.time
+    # Opt-in from the operator: per-account series with masked names (see the password audit).
+    expose_masked_names: bool = False
+
+
+class Collector:
+    """Base class for collectors. Subclasses set the class attributes and implement ``collect``."""
+
+    name: ClassVar[str] = ""
+    metrics: ClassVar[Sequence[MetricSpec]] = ()
+    options_class: ClassVar[type[CollectorOptions]] = CollectorOptions
+    default_interval: ClassVar[float] = 15.0
+    default_timeout: ClassVar[float] = 10.0
+    default_jitter: ClassVar[float] = 0.0
+    # Disabled unless the operator turns it on (e.g. an optional slow job).
+    default_enabled: ClassVar[bool] = True
+
+    def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
+        self.options = options
+        self.context = context
+
+    @property
+    def interval(self) -> float:
+        return self.options.interval if self.options.interval is not None else self.default_interval
+
+    @property
+    def timeout(self) -> float:
+        return self.options.timeout if self.options.timeout is not None else self.default_timeout
+
+    @property
+    def jitter(self) -> float:
+        return self.options.jitter if self.options.jitter is not None else self.default_jitter
+
+    def new_metric_set(self) -> MetricSet:
+        return MetricSet(self.metrics)
+
+    def collect(self, out: MetricSet) -> None:
+        raise NotImplementedError
+
+    def report(self) -> Optional[Section]:
+        """A section of ``shaobing scan``'s console report, or None when this collector adds none."""
+        return None
+
+    def close(self) -> None:
+        """Release resources (child processes, clients) when the configuration is replaced."""

@@ -1,0 +1,29 @@
+"""The collectors, one module per concern. ``registry()`` lists their classes in a stable order."""
+
+from __future__ import annotations
+
+import importlib
+
+from agent.collector import Collector
+
+__all__ = ["registry", "by_name"]
+
+# Module name -> class name. Adding a collector means adding its line here.
+_COLLECTORS: tuple[tuple[str, str], ...] = (
+    ("health", "HealthCollector"),
+    ("services", "ServicesCollector"),
+    ("probes", "ProbesCollector"),
+    ("self_metrics", "SelfCollector"),
+)
+
+
+def registry() -> list[type[Collector]]:
+    classes = []
+    for module, cls_name in _COLLECTORS:
+        mod = importlib.import_module(f"agent.collectors.{module}")
+        classes.append(getattr(mod, cls_name))
+    return classes
+
+
+def by_name() -> dict[str, type[Collector]]:
+    return {cls.name: cls for cls in registry()}

@@ -1,0 +1,51 @@
+"""The agent's own build and resource use, with client_python's standard process metric names.
+
+    shaobing_build_info{version="0.1.0",python="3.11.7"} 1
+    process_resident_memory_bytes 2.9e+07
+    process_cpu_seconds_total 1.25
+    process_start_time_seconds 1.7e+09
+    process_open_fds 12
+"""
+
+from __future__ import annotations
+
+import platform
+
+import psutil
+
+from agent import __version__
+from agent.catalog import MetricSet, MetricSpec
+from agent.collector import AgentContext, Collector, CollectorOptions
+
+__all__ = ["SelfCollector"]
+
+
+class SelfCollector(Collector):
+    name = "self"
+    default_interval = 15.0
+    default_timeout = 5.0
+    metrics = (
+        MetricSpec("shaobing_build_info", "gauge", "Agent version and the Python running it; always 1.",
+                   ("version", "python")),
+        MetricSpec("process_resident_memory_bytes", "gauge", "Resident memory size of the agent.", (), "bytes"),
+        MetricSpec("process_virtual_memory_bytes", "gauge", "Virtual memory size of the agent.", (), "bytes"),
+        MetricSpec("process_cpu_seconds_total", "counter", "User and system CPU time of the agent.", (), "seconds"),
+        MetricSpec("process_start_time_seconds", "gauge", "Start time of the agent since the epoch.", (), "seconds"),
+        MetricSpec("process_open_fds", "gauge", "Open file descriptors of the agent."),
+    )
+
+    def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
+        super().__init__(options, context)
+        self._proc = psutil.Process()
+
+    def collect(self, out: MetricSet) -> None:
+        out.add("shaobing_build_info", 1, {"version": __version__, "python": platform.python_version()})
+        with self._proc.oneshot():
+            mem = self._proc.memory_info()
+            cpu = self._proc.cpu_times()
+            out.add("process_resident_memory_bytes", mem.rss)
+            out.add("process_virtual_memory_bytes", mem.vms)
+            out.add("process_cpu_seconds_total", cpu.user + cpu.system)
+            out.add("process_start_time_seconds", self._proc.create_time())
+            if hasattr(self._proc, "num_fds"):
+                out.add("process_open_fds", self._proc.num_fds())

@@ -1,0 +1,212 @@
+"""Runs each collector on its own interval, bounded in time and isolated from the others.
+
+Every run happens on a thread of its own and is waited for at most the collector's timeout. A collector
+that raises is marked failed; one that hangs is marked failed and left to finish (or never finish) on its
+thread, and it is not started again until that thread returns, so a hung NFS mount or ``dnf`` costs one
+thread, never the scrape or the other collectors. Results of a run that finished after its deadline are
+discarded.
+
+Exported for every collector::
+
+    shaobing_collector_success{collector="health"} 1
+    shaobing_collector_duration_seconds{collector="health"} 0.004
+    shaobing_collector_last_success_timestamp_seconds{collector="health"} 1.7e9
+    shaobing_collector_applicable{collector="versions"} 1
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent.catalog import MetricSet, MetricSpec, render
+from agent.collector import Collector, NotApplicable
+from agent.exporter import ExpositionCache
+
+__all__ = ["SCHEDULER_METRICS", "CollectorRunner", "Scheduler", "RunResult"]
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("shaobing_collector_success", "gauge",
+               "1 if the collector's last run succeeded (or found nothing applicable), 0 if it failed or timed out.",
+               ("collector",)),
+    MetricSpec("shaobing_collector_duration_seconds", "gauge",
+               "Wall time of the collector's last run (its timeout when it timed out).", ("collector",), "seconds"),
+    MetricSpec("shaobing_collector_last_success_timestamp_seconds", "gauge",
+               "When the collector last finished successfully (absent until it has).", ("collector",), "seconds"),
+    MetricSpec("shaobing_collector_applicable", "gauge",
+               "1 if the collector applies to this host, 0 if it has nothing to look at here (not a failure).",
+               ("collector",)),
+)
+
+SCHEDULER_OWNER = "~scheduler"  # sorts after the collectors in the page
+
+
+@dataclass
+class RunResult:
+    success: bool
+    applicable: bool
+    duration: float
+    error: str = ""
+
+
+class CollectorRunner:
+    """One collector, its last outcome, and the guard against overlapping or stuck runs."""
+
+    def __init__(self, collector: Collector, cache: ExpositionCache) -> None:
+        self.collector = collector
+        self.cache = cache
+        self.last: Optional[RunResult] = None
+        self.last_success_at: Optional[float] = None
+        self._worker: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self._generation = 0
+
+    @property
+    def name(self) -> str:
+        return self.collector.name
+
+    def run(self) -> RunResult:
+        with self._lock:
+            if self._worker is not None and self._worker.is_alive():
+                result = RunResult(False, True, self.collector.timeout, "previous run is still running (hung)")
+                self._finish(result, None)
+                return result
+            self._generation += 1
+            generation = self._generation
+            box: dict[str, object] = {}
+            worker = threading.Thread(target=self._target, args=(box,), name=f"collector-{self.name}", daemon=True)
+            self._worker = worker
+        start = time.monotonic()
+        worker.start()
+        worker.join(self.collector.timeout)
+        duration = time.monotonic() - start
+        with self._lock:
+            if worker.is_alive():
+                result = RunResult(False, True, duration, f"timed out after {self.collector.timeout:g}s")
+                self._finish(result, None)
+                return result
+            if generation != self._generation:  # pragma: no cover - defensive: a newer run owns the state
+                return RunResult(False, True, duration, "superseded")
+            error = box.get("error")
+            if isinstance(error, NotApplicable):
+                result = RunResult(True, False, duration, str(error))
+                self._finish(result, b"")
+            elif isinstance(error, BaseException):
+                result = RunResult(False, True, duration, f"{type(error).__name__}: {error}")
+                self._finish(result, None)
+            else:
+                out = box["out"]
+                assert isinstance(out, MetricSet)
+                result = RunResult(True, True, duration)
+                self._finish(result, render(out.families()))
+            return result
+
+    def _target(self, box: dict[str, object]) -> None:
+        out = self.collector.new_metric_set()
+        try:
+            self.collector.collect(out)
+        except BaseException as exc:  # noqa: BLE001 - any failure of a collector is reported, never raised
+            box["error"] = exc
+        box["out"] = out
+
+    def _finish(self, result: RunResult, chunk: Optional[bytes]) -> None:
+        if result.success:
+            self.last_success_at = time.time()
+            if not result.applicable:
+                log.debug("collector %s not applicable: %s", self.name, result.error)
+        elif self.last is None or self.last.success or self.last.error != result.error:
+            # Log a failure when it starts or changes, not on every run of a collector that keeps failing.
+            log.warning("collector %s failed: %s", self.name, result.error)
+        self.last = result
+        # A failed run drops the collector's samples: stale numbers must not look current.
+        self.cache.put(self.name, chunk if chunk is not None else b"")
+
+
+def render_scheduler_metrics(runners: Sequence[CollectorRunner]) -> bytes:
+    out = MetricSet(SCHEDULER_METRICS)
+    for r in runners:
+        if r.last is None:
+            continue
+        labels = {"collector": r.name}
+        out.add("shaobing_collector_success", 1 if r.last.success else 0, labels)
+        out.add("shaobing_collector_duration_seconds", r.last.duration, labels)
+        out.add("shaobing_collector_applicable", 1 if r.last.applicable else 0, labels)
+        if r.last_success_at is not None:
+            out.add("shaobing_collector_last_success_timestamp_seconds", r.last_success_at, labels)
+    return render(out.families())
+
+
+class Scheduler:
+    """APScheduler jobs, one per enabled collector, feeding one ExpositionCache."""
+
+    def __init__(self, collectors: Sequence[Collector], cache: ExpositionCache) -> None:
+        self.cache = cache
+        self.runners = [CollectorRunner(c, cache) for c in collectors]
+        self._meta_lock = threading.Lock()
+        self._scheduler: Optional[BackgroundScheduler] = None
+        cache.set_order([r.name for r in self.runners] + [SCHEDULER_OWNER])
+
+    def run_job(self, runner: CollectorRunner) -> RunResult:
+        result = runner.run()
+        with self._meta_lock:
+            self.cache.put(SCHEDULER_OWNER, render_scheduler_metrics(self.runners))
+        return result
+
+    def run_all_once(self) -> list[RunResult]:
+        """Run every collector once, concurrently, each within its timeout (``shaobing agent once``)."""
+        results: list[Optional[RunResult]] = [None] * len(self.runners)
+
+        def one(i: int) -> None:
+            results[i] = self.run_job(self.runners[i])
+
+        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(self.runners))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return [r for r in results if r is not None]
+
+    def start(self) -> None:
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max(4, len(self.runners) + 1))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        now = time.time()
+        for i, runner in enumerate(self.runners):
+            c = runner.collector
+            trigger = IntervalTrigger(seconds=c.interval, jitter=int(c.jitter) or None, timezone="UTC")
+            # First runs are staggered by a fraction of a second so start-up is not one CPU spike.
+            first = now + 0.05 * i
+            scheduler.add_job(self.run_job, trigger, args=(runner,), id=runner.name, name=runner.name,
+                              next_run_time=_utc(first))
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("scheduled collectors: %s", ", ".join(
+            f"{r.name}/{r.collector.interval:g}s" for r in self.runners) or "(none)")
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        for r in self.runners:
+            try:
+                r.collector.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not stop the others
+                log.warning("closing collector %s: %s", r.name, exc)
+
+
+def _utc(ts: float) -> object:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, tz=timezone.utc)

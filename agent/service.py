@@ -1,0 +1,117 @@
+"""The running agent: configuration, collectors, scheduler and HTTP endpoint, with SIGHUP reload."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Optional
+
+from agent.collector import AgentContext, Collector
+from agent.collectors import registry
+from agent.config import AgentConfig, load_config, parse_listen
+from agent.exporter import ExpositionCache, MetricsServer
+from agent.scheduler import Scheduler
+from agent.schema import SchemaError
+from agent.webconfig import WebConfig, load_web_config
+
+__all__ = ["Agent", "build_collectors", "resolve_state_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_state_dir(wanted: str) -> Path:
+    """The configured state directory, or a per-user one when it cannot be created (a non-root trial run)."""
+    path = Path(wanted)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    fallback = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "shaobing"
+    fallback.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log.warning("state directory %s is not writable; using %s", wanted, fallback)
+    return fallback
+
+
+def build_collectors(config: AgentConfig, only: Optional[set[str]] = None) -> list[Collector]:
+    context = AgentContext(
+        state_dir=resolve_state_dir(config.state_dir),
+        expose_masked_names=config.expose_masked_names,
+    )
+    collectors: list[Collector] = []
+    for cls in registry():
+        opts = config.options_for(cls)
+        if only is not None:
+            if cls.name not in only:
+                continue
+        elif not opts.enabled:
+            continue
+        collectors.append(cls(opts, context))
+    return collectors
+
+
+def load_web(config: AgentConfig) -> WebConfig:
+    return load_web_config(config.web_config_file) if config.web_config_file else WebConfig()
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, config_path: Optional[str]) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.cache = ExpositionCache()
+        self.server = MetricsServer(self.cache)
+        self.scheduler: Optional[Scheduler] = None
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+
+    def start(self) -> None:
+        web = load_web(self.config)
+        host, port = parse_listen(self.config.listen_address)
+        self.scheduler = Scheduler(build_collectors(self.config), self.cache)
+        self.scheduler.start()
+        self.server.start(host, port, web)
+
+    def reload(self) -> bool:
+        """Re-read the configuration; on any problem keep running the old one and say why."""
+        if self.config_path is None:
+            log.info("SIGHUP: running without a configuration file, nothing to reload")
+            return False
+        try:
+            new = load_config(self.config_path)
+            web = load_web(new)
+            parse_listen(new.listen_address)
+        except SchemaError as exc:
+            log.error("reload failed, keeping the running configuration:\n%s", exc)
+            return False
+        if new.listen_address != self.config.listen_address:
+            log.warning("listen_address changed to %s: restart the agent to apply it", new.listen_address)
+        old = self.scheduler
+        if old is not None:
+            old.stop()
+        scheduler = Scheduler(build_collectors(new), self.cache)
+        self.cache.retain({r.name for r in scheduler.runners})
+        scheduler.start()
+        self.scheduler = scheduler
+        self.server.update_web(web)
+        self.config = new
+        logging.getLogger().setLevel(new.log_level.upper())
+        log.info("configuration reloaded from %s", self.config_path)
+        return True
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        self.start()
+        while not self._stop.is_set():
+            if self._reload.wait(0.5):
+                self._reload.clear()
+                self.reload()
+        log.info("stopping")
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self.server.stop()

@@ -1,0 +1,172 @@
+"""The exporter-toolkit web configuration file (``--web.config.file`` of node_exporter), so habits carry over.
+
+Supported::
+
+    tls_server_config:
+      cert_file: /etc/shaobing/tls/agent.crt
+      key_file: /etc/shaobing/tls/agent.key
+      client_auth_type: RequireAndVerifyClientCert   # or NoClientCert (default), VerifyClientCertIfGiven, ...
+      client_ca_file: /etc/shaobing/tls/ca.crt
+      min_version: TLS12
+    http_server_config:
+      headers: {Strict-Transport-Security: max-age=31536000}
+    basic_auth_users:
+      prometheus: $2y$10$...   # bcrypt hash, e.g. from `htpasswd -nBC 10 "" | tr -d ':\\n'`
+
+Relative paths are resolved against the directory of the web configuration file, as exporter-toolkit does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import bcrypt
+
+from agent.schema import Problem, SchemaError, load
+
+__all__ = ["WebConfig", "TLSServerConfig", "load_web_config", "BasicAuth"]
+
+ClientAuthType = Literal[
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+]
+
+
+@dataclass
+class TLSServerConfig:
+    cert_file: str
+    key_file: str
+    client_auth_type: ClientAuthType = "NoClientCert"
+    client_ca_file: Optional[str] = None
+    min_version: Literal["TLS10", "TLS11", "TLS12", "TLS13"] = "TLS12"
+    max_version: Optional[Literal["TLS10", "TLS11", "TLS12", "TLS13"]] = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        verifying = self.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
+        if verifying and not self.client_ca_file:
+            return [("client_ca_file", f"client_auth_type {self.client_auth_type} needs client_ca_file")]
+        if self.client_ca_file and not verifying:
+            return [("client_auth_type", "client_ca_file is set but client_auth_type does not verify clients")]
+        return []
+
+
+@dataclass
+class HTTPServerConfig:
+    headers: dict[str, str] = field(default_factory=dict)
+    http2: bool = False  # accepted for compatibility; this server speaks HTTP/1.1
+
+
+@dataclass
+class WebConfig:
+    tls_server_config: Optional[TLSServerConfig] = None
+    http_server_config: HTTPServerConfig = field(default_factory=HTTPServerConfig)
+    basic_auth_users: dict[str, str] = field(default_factory=dict)
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for user, hashed in self.basic_auth_users.items():
+            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+                out.append((f"basic_auth_users.{user}", "must be a bcrypt hash ($2y$...), not a plain password"))
+        return out
+
+    def ssl_context(self) -> Optional[ssl.SSLContext]:
+        tls = self.tls_server_config
+        if tls is None:
+            return None
+        versions = {
+            "TLS10": ssl.TLSVersion.TLSv1,
+            "TLS11": ssl.TLSVersion.TLSv1_1,
+            "TLS12": ssl.TLSVersion.TLSv1_2,
+            "TLS13": ssl.TLSVersion.TLSv1_3,
+        }
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = versions[tls.min_version]
+        if tls.max_version:
+            ctx.maximum_version = versions[tls.max_version]
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.client_ca_file:
+            ctx.load_verify_locations(cafile=tls.client_ca_file)
+        ctx.verify_mode = {
+            "NoClientCert": ssl.CERT_NONE,
+            # Python cannot request a certificate without verifying it; these two verify when one is given.
+            "RequestClientCert": ssl.CERT_NONE,
+            "RequireAnyClientCert": ssl.CERT_REQUIRED,
+            "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+            "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+        }[tls.client_auth_type]
+        return ctx
+
+
+def load_web_config(path: str) -> WebConfig:
+    """Load and check a web config file: its YAML, its bcrypt hashes, and that the TLS files load."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError([Problem(path, None, "", f"cannot read web config: {exc.strerror or exc}")]) from None
+    cfg = load(text, WebConfig, path)
+    base = Path(path).resolve().parent
+    tls = cfg.tls_server_config
+    if tls is not None:
+        tls.cert_file = str(base / tls.cert_file)
+        tls.key_file = str(base / tls.key_file)
+        if tls.client_ca_file:
+            tls.client_ca_file = str(base / tls.client_ca_file)
+        try:
+            cfg.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise SchemaError(
+                [Problem(path, None, "tls_server_config", f"cannot load certificate/key: {exc}")]
+            ) from None
+    return cfg
+
+
+class BasicAuth:
+    """bcrypt basic auth with a bounded verification cost.
+
+    A bcrypt check costs tens of milliseconds of CPU by design. Verdicts are cached under a keyed digest of
+    (user, password), so Prometheus' repeated scrapes cost nothing, and at most ``max_concurrent`` checks run
+    at once, so a burst of wrong passwords cannot eat the machine or starve the scrapes that are cached.
+    """
+
+    def __init__(self, users: dict[str, str], max_concurrent: int = 2, cache_size: int = 1024) -> None:
+        self._users = {u: h.encode() for u, h in users.items()}
+        self._key = os.urandom(32)
+        self._cache: dict[bytes, bool] = {}
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        # Unknown users still pay a bcrypt check, so timing does not reveal which users exist.
+        self._dummy = bcrypt.hashpw(b"shaobing-dummy", bcrypt.gensalt(rounds=10))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._users)
+
+    def check(self, user: str, password: str) -> bool:
+        digest = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None:
+            return cached
+        with self._slots:
+            hashed = self._users.get(user)
+            try:
+                ok = bcrypt.checkpw(password.encode(), hashed if hashed is not None else self._dummy)
+            except ValueError:
+                ok = False
+            ok = ok and hashed is not None
+        with self._lock:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[digest] = ok
+        return ok
