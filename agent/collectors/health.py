@@ -1,0 +1,492 @@
+"""Host health with node_exporter's metric names, labels, types and meaning.
+
+On Linux every value comes from one read of each /proc file per cycle (cheaper than psutil's per-call
+overhead); elsewhere (Windows, macOS) psutil supplies what the platform has under the same names, and what it
+lacks is simply not emitted. Filesystems are statted in worker threads with their own timeout: a dead
+network mount is reported as ``node_filesystem_device_error 1`` and not retried while its old call hangs.
+
+Sample::
+
+    node_cpu_seconds_total{cpu="0",mode="idle"} 282.71
+    node_load1 0.11
+    node_memory_MemAvailable_bytes 24901316608
+    node_memory_HugePages_Total 0
+    node_vmstat_pgmajfault 900
+    node_filesystem_avail_bytes{device="/dev/vda",fstype="ext4",mountpoint="/"} 3.1e10
+    node_filesystem_device_error{device="nfs:/export",fstype="nfs4",mountpoint="/mnt/nfs"} 1
+    node_disk_read_bytes_total{device="vda"} 1163113472
+    node_network_receive_errs_total{device="eth0"} 0
+    node_boot_time_seconds 1795781174
+    node_timex_sync_status 1
+    node_uname_info{sysname="Linux",release="6.1.0-27-amd64",version="#1 SMP",machine="x86_64",nodename="vm",
+                    domainname="(none)"} 1
+    node_os_info{id="debian",id_like="",name="Debian GNU/Linux",pretty_name="Debian GNU/Linux 12 (bookworm)",
+                 version="12 (bookworm)",version_id="12",version_codename="bookworm"} 1
+    node_os_version{id="debian",id_like="",name="Debian GNU/Linux"} 12
+
+Differences from node_exporter, all deliberate: ``node_vmstat_*`` are typed gauge (node_exporter: untyped;
+the catalogue knows gauge and counter only, and counters must end in ``_total``); ``node_os_info`` carries
+the seven labels dashboards use rather than all twelve.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from agent.catalog import MetricSet, MetricSpec
+from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.platform import linux_proc
+from agent.platform.mounts import (
+    FS_TYPES_EXCLUDE,
+    MOUNT_POINTS_EXCLUDE,
+    BoundedStatfs,
+    FsUsage,
+    Mount,
+    StatvfsResult,
+    parse_mounts,
+    select_mounts,
+    statvfs_usage,
+)
+from agent.platform.timex import TimexReading, read_timex
+
+__all__ = ["HealthCollector", "HealthOptions", "MEMINFO_FIELDS", "VMSTAT_FIELDS"]
+
+log = logging.getLogger(__name__)
+
+# node_exporter's default (collector/diskstats_linux.go): partitions and virtual devices are left out.
+DISK_DEVICES_EXCLUDE = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
+
+# The /proc/meminfo fields we export; node_exporter exports all of them, alert rules and dashboards use these.
+MEMINFO_FIELDS = (
+    "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached", "Active", "Inactive", "Dirty",
+    "Writeback", "Shmem", "Slab", "SReclaimable", "SUnreclaim", "SwapTotal", "SwapFree", "Committed_AS",
+    "CommitLimit",
+)  # fmt: skip
+VMSTAT_FIELDS = ("pgfault", "pgmajfault", "pswpin", "pswpout")
+_FS_LABELS = ("device", "fstype", "mountpoint")
+_OS_INFO_KEYS = {
+    "id": "ID",
+    "id_like": "ID_LIKE",
+    "name": "NAME",
+    "pretty_name": "PRETTY_NAME",
+    "version": "VERSION",
+    "version_id": "VERSION_ID",
+    "version_codename": "VERSION_CODENAME",
+}
+_VERSION_RE = re.compile(r"^[0-9]+\.?[0-9]*")  # node_exporter's os collector: the major.minor of VERSION_ID
+
+
+def _specs() -> tuple[MetricSpec, ...]:
+    g: Literal["gauge"] = "gauge"
+    c: Literal["counter"] = "counter"
+    specs: list[MetricSpec] = [
+        MetricSpec("node_cpu_seconds_total", c, "Seconds the CPUs spent in each mode.", ("cpu", "mode"), "seconds"),
+        MetricSpec("node_load1", g, "1m load average."),
+        MetricSpec("node_load5", g, "5m load average."),
+        MetricSpec("node_load15", g, "15m load average."),
+    ]
+    for name in MEMINFO_FIELDS:
+        specs.append(MetricSpec(f"node_memory_{name}_bytes", g, f"Memory information field {name}_bytes.", (), "bytes"))
+    specs.append(MetricSpec("node_memory_HugePages_Total", g, "Memory information field HugePages_Total."))
+    for name in VMSTAT_FIELDS:
+        specs.append(MetricSpec(f"node_vmstat_{name}", g, f"/proc/vmstat information field {name}."))
+    fs = _FS_LABELS
+    specs += [
+        MetricSpec("node_filesystem_size_bytes", g, "Filesystem size in bytes.", fs, "bytes"),
+        MetricSpec("node_filesystem_free_bytes", g, "Filesystem free space in bytes.", fs, "bytes"),
+        MetricSpec(
+            "node_filesystem_avail_bytes", g, "Filesystem space available to non-root users in bytes.", fs, "bytes"
+        ),
+        MetricSpec("node_filesystem_files", g, "Filesystem total file nodes.", fs),
+        MetricSpec("node_filesystem_files_free", g, "Filesystem total free file nodes.", fs),
+        MetricSpec("node_filesystem_readonly", g, "Filesystem read-only status.", fs),
+        MetricSpec(
+            "node_filesystem_device_error",
+            g,
+            "Whether an error (or a timeout: a hung mount) occurred while getting statistics for the device.",
+            fs,
+        ),
+        MetricSpec(
+            "node_disk_reads_completed_total", c, "The total number of reads completed successfully.", ("device",)
+        ),
+        MetricSpec(
+            "node_disk_writes_completed_total", c, "The total number of writes completed successfully.", ("device",)
+        ),
+        MetricSpec(
+            "node_disk_read_bytes_total", c, "The total number of bytes read successfully.", ("device",), "bytes"
+        ),
+        MetricSpec(
+            "node_disk_written_bytes_total", c, "The total number of bytes written successfully.", ("device",), "bytes"
+        ),
+        MetricSpec(
+            "node_disk_read_time_seconds_total",
+            c,
+            "The total number of seconds spent by all reads.",
+            ("device",),
+            "seconds",
+        ),
+        MetricSpec(
+            "node_disk_write_time_seconds_total",
+            c,
+            "This is the total number of seconds spent by all writes.",
+            ("device",),
+            "seconds",
+        ),
+        MetricSpec("node_disk_io_time_seconds_total", c, "Total seconds spent doing I/Os.", ("device",), "seconds"),
+    ]
+    for direction in ("receive", "transmit"):
+        for what, unit in (("bytes", "bytes"), ("packets", ""), ("errs", ""), ("drop", "")):
+            specs.append(
+                MetricSpec(
+                    f"node_network_{direction}_{what}_total",
+                    c,
+                    f"Network device statistic {direction}_{what}.",
+                    ("device",),
+                    unit,
+                )
+            )
+    specs += [
+        MetricSpec("node_boot_time_seconds", g, "Node boot time, in unixtime.", (), "seconds"),
+        MetricSpec("node_context_switches_total", c, "Total number of context switches."),
+        MetricSpec("node_intr_total", c, "Total number of interrupts serviced."),
+        MetricSpec("node_procs_running", g, "Number of processes in runnable state."),
+        MetricSpec("node_procs_blocked", g, "Number of processes blocked waiting for I/O to complete."),
+        MetricSpec("node_time_seconds", g, "System time in seconds since epoch (1970).", (), "seconds"),
+        MetricSpec("node_timex_offset_seconds", g, "Time offset in between local system and reference clock.", (),
+                   "seconds"),
+        MetricSpec("node_timex_sync_status", g, "Is clock synchronized to a reliable server (1 = yes, 0 = no)."),
+        MetricSpec("node_timex_maxerror_seconds", g, "Maximum error in seconds.", (), "seconds"),
+        MetricSpec("node_uname_info", g, "Labeled system information as provided by the uname system call.",
+                   ("sysname", "release", "version", "machine", "nodename", "domainname")),
+        MetricSpec("node_os_info", g, "A metric with a constant '1' value labeled by os-release fields.",
+                   tuple(_OS_INFO_KEYS)),
+        MetricSpec("node_os_version", g, "Metric containing the major.minor part of the OS version.",
+                   ("id", "id_like", "name")),
+    ]  # fmt: skip
+    return tuple(specs)
+
+
+@dataclass
+class HealthOptions(CollectorOptions):
+    """``collectors.health`` in agent.yml; the regexes default to node_exporter's."""
+
+    mount_timeout: float = field(default=2.0, metadata={"duration": True, "min": 0.1})
+    mount_points_exclude: str = MOUNT_POINTS_EXCLUDE
+    fs_types_exclude: str = FS_TYPES_EXCLUDE
+    disk_devices_exclude: str = DISK_DEVICES_EXCLUDE
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        for key in ("mount_points_exclude", "fs_types_exclude", "disk_devices_exclude"):
+            try:
+                re.compile(getattr(self, key))
+            except re.error as exc:
+                out.append((key, f"不是有效的正则表达式 invalid regular expression: {exc}"))
+        return out
+
+
+UnameFn = Callable[[], Sequence[str]]
+
+
+class HealthCollector(Collector):
+    """CPU, load, memory, filesystems, disk and network IO, boot time, clock, uname and os-release."""
+
+    name = "health"
+    options_class = HealthOptions
+    default_interval = 15.0
+    default_timeout = 10.0
+    metrics = _specs()
+
+    def __init__(
+        self,
+        options: HealthOptions,
+        context: AgentContext,
+        *,
+        proc_root: str = "/proc",
+        os_release_paths: Sequence[str] = ("/etc/os-release", "/usr/lib/os-release"),
+        statvfs: Callable[[str], StatvfsResult] | None = None,
+        timex: Callable[[], TimexReading | None] = read_timex,
+        uname: UnameFn | None = None,
+        use_procfs: bool | None = None,
+    ) -> None:
+        super().__init__(options, context)
+        self.options: HealthOptions = options
+        self._proc = Path(proc_root)
+        self._os_release_paths = tuple(os_release_paths)
+        self._timex = timex
+        self._uname = uname or _default_uname
+        self._use_procfs = (self._proc / "stat").is_file() if use_procfs is None else use_procfs
+        statfs: Callable[[str], FsUsage]
+        if statvfs is not None:
+            given = statvfs
+            statfs = lambda path: FsUsage.from_statvfs(given(path))  # noqa: E731
+        else:
+            statfs = statvfs_usage
+        self._statfs = BoundedStatfs(statfs, options.mount_timeout)
+        self._mount_points_exclude = re.compile(options.mount_points_exclude)
+        self._fs_types_exclude = re.compile(options.fs_types_exclude)
+        self._disk_exclude = re.compile(options.disk_devices_exclude)
+        self._hz = linux_proc.user_hz()
+        self._os_cache: tuple[str, float, dict[str, str]] | None = None
+        self._warned: set[str] = set()
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
+    def _read(self, rel: str) -> str | None:
+        try:
+            with open(self._proc / rel, encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except OSError as exc:
+            self._warn_once(rel, "cannot read %s: %s; its metrics are left out", self._proc / rel, exc)
+            return None
+
+    # -- collect -------------------------------------------------------------------------------------------
+
+    def collect(self, out: MetricSet) -> None:
+        if self._use_procfs:
+            self._collect_procfs(out)
+        else:
+            self._collect_psutil(out)
+        out.add("node_time_seconds", self.context.clock())
+        self._collect_timex(out)
+        self._collect_uname(out)
+        self._collect_os_release(out)
+
+    def _collect_procfs(self, out: MetricSet) -> None:
+        text = self._read("stat")
+        if text is not None:
+            st = linux_proc.parse_stat(text, self._hz)
+            for cpu, modes in st.cpu_seconds.items():
+                for mode, seconds in modes.items():
+                    out.add("node_cpu_seconds_total", seconds, {"cpu": cpu, "mode": mode})
+            for name, value in (
+                ("node_boot_time_seconds", st.boot_time),
+                ("node_context_switches_total", st.context_switches),
+                ("node_intr_total", st.interrupts),
+                ("node_procs_running", st.procs_running),
+                ("node_procs_blocked", st.procs_blocked),
+            ):
+                if value is not None:
+                    out.add(name, value)
+        text = self._read("loadavg")
+        if text is not None:
+            self._add_load(out, linux_proc.parse_loadavg(text))
+        text = self._read("meminfo")
+        if text is not None:
+            mem = linux_proc.parse_meminfo(text)
+            for name in MEMINFO_FIELDS:
+                if name in mem:
+                    out.add(f"node_memory_{name}_bytes", mem[name][0])
+            if "HugePages_Total" in mem:
+                out.add("node_memory_HugePages_Total", mem["HugePages_Total"][0])
+        text = self._read("vmstat")
+        if text is not None:
+            vm = linux_proc.parse_vmstat(text)
+            for name in VMSTAT_FIELDS:
+                if name in vm:
+                    out.add(f"node_vmstat_{name}", vm[name])
+        # PID 1's view is the host's, as node_exporter reads it; /proc/mounts if hidepid hides PID 1.
+        text = self._read_quiet("1/mounts")
+        if text is None:
+            text = self._read("mounts")
+        if text is not None:
+            self._collect_filesystems(out, list(parse_mounts(text)))
+        text = self._read("diskstats")
+        if text is not None:
+            for d in linux_proc.parse_diskstats(text):
+                if self._disk_exclude.search(d.device):
+                    continue
+                labels = {"device": d.device}
+                out.add("node_disk_reads_completed_total", d.reads_completed, labels)
+                out.add("node_disk_read_bytes_total", d.read_bytes, labels)
+                out.add("node_disk_read_time_seconds_total", d.read_time_seconds, labels)
+                out.add("node_disk_writes_completed_total", d.writes_completed, labels)
+                out.add("node_disk_written_bytes_total", d.written_bytes, labels)
+                out.add("node_disk_write_time_seconds_total", d.write_time_seconds, labels)
+                out.add("node_disk_io_time_seconds_total", d.io_time_seconds, labels)
+        text = self._read("net/dev")
+        if text is not None:
+            for n in linux_proc.parse_netdev(text):
+                self._add_netdev(out, n)
+
+    def _read_quiet(self, rel: str) -> str | None:
+        try:
+            with open(self._proc / rel, encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    @staticmethod
+    def _add_load(out: MetricSet, load: tuple[float, float, float]) -> None:
+        out.add("node_load1", load[0])
+        out.add("node_load5", load[1])
+        out.add("node_load15", load[2])
+
+    @staticmethod
+    def _add_netdev(out: MetricSet, n: linux_proc.NetDevStats) -> None:
+        labels = {"device": n.device}
+        out.add("node_network_receive_bytes_total", n.receive_bytes, labels)
+        out.add("node_network_receive_packets_total", n.receive_packets, labels)
+        out.add("node_network_receive_errs_total", n.receive_errs, labels)
+        out.add("node_network_receive_drop_total", n.receive_drop, labels)
+        out.add("node_network_transmit_bytes_total", n.transmit_bytes, labels)
+        out.add("node_network_transmit_packets_total", n.transmit_packets, labels)
+        out.add("node_network_transmit_errs_total", n.transmit_errs, labels)
+        out.add("node_network_transmit_drop_total", n.transmit_drop, labels)
+
+    def _collect_filesystems(self, out: MetricSet, mounts: list[Mount]) -> None:
+        selected = select_mounts(mounts, self._mount_points_exclude, self._fs_types_exclude)
+        results = self._statfs.stat_all(sorted({m.mountpoint for m in selected}))
+        for m in selected:
+            labels = {"device": m.device, "fstype": m.fstype, "mountpoint": m.mountpoint}
+            res = results.get(m.mountpoint)
+            out.add("node_filesystem_readonly", 1.0 if m.readonly else 0.0, labels)
+            if not isinstance(res, FsUsage):
+                out.add("node_filesystem_device_error", 1.0, labels)
+                continue
+            out.add("node_filesystem_device_error", 0.0, labels)
+            out.add("node_filesystem_size_bytes", res.size, labels)
+            out.add("node_filesystem_free_bytes", res.free, labels)
+            out.add("node_filesystem_avail_bytes", res.avail, labels)
+            if res.files is not None and res.files_free is not None:
+                out.add("node_filesystem_files", res.files, labels)
+                out.add("node_filesystem_files_free", res.files_free, labels)
+
+    def _collect_psutil(self, out: MetricSet) -> None:
+        """The same names from psutil where /proc is absent (Windows, macOS, BSD)."""
+        import psutil
+
+        # Windows calls hardware interrupt and DPC time what Linux calls irq and softirq.
+        aliases = {"interrupt": "irq", "dpc": "softirq"}
+        for cpu, times in enumerate(psutil.cpu_times(percpu=True)):
+            for fname, value in times._asdict().items():
+                mode = aliases.get(fname, fname)
+                if mode in linux_proc.CPU_MODES:
+                    out.add("node_cpu_seconds_total", float(value), {"cpu": str(cpu), "mode": mode})
+        if hasattr(os, "getloadavg") and sys.platform != "win32":
+            try:
+                self._add_load(out, os.getloadavg())
+            except OSError:
+                pass
+        vm = psutil.virtual_memory()
+        for fname, attr in (("MemTotal", "total"), ("MemAvailable", "available"), ("MemFree", "free"),
+                            ("Buffers", "buffers"), ("Cached", "cached"), ("Active", "active"),
+                            ("Inactive", "inactive"), ("Shmem", "shared"), ("Slab", "slab")):  # fmt: skip
+            value = getattr(vm, attr, None)
+            if value is not None:
+                out.add(f"node_memory_{fname}_bytes", float(value))
+        try:
+            sw = psutil.swap_memory()
+            out.add("node_memory_SwapTotal_bytes", float(sw.total))
+            out.add("node_memory_SwapFree_bytes", float(sw.free))
+        except (OSError, RuntimeError) as exc:
+            self._warn_once("swap", "swap statistics unavailable: %s", exc)
+        try:
+            out.add("node_boot_time_seconds", float(psutil.boot_time()))
+        except (OSError, RuntimeError) as exc:
+            self._warn_once("boot", "boot time unavailable: %s", exc)
+        mounts = [
+            Mount(p.device, p.mountpoint, p.fstype, tuple(p.opts.split(","))) for p in psutil.disk_partitions(all=False)
+        ]
+        self._collect_filesystems(out, mounts)
+        for dev, io in (psutil.disk_io_counters(perdisk=True) or {}).items():
+            if self._disk_exclude.search(dev):
+                continue
+            labels = {"device": dev}
+            out.add("node_disk_reads_completed_total", float(io.read_count), labels)
+            out.add("node_disk_writes_completed_total", float(io.write_count), labels)
+            out.add("node_disk_read_bytes_total", float(io.read_bytes), labels)
+            out.add("node_disk_written_bytes_total", float(io.write_bytes), labels)
+            out.add("node_disk_read_time_seconds_total", io.read_time / 1000.0, labels)
+            out.add("node_disk_write_time_seconds_total", io.write_time / 1000.0, labels)
+            busy = getattr(io, "busy_time", None)
+            if busy is not None:
+                out.add("node_disk_io_time_seconds_total", busy / 1000.0, labels)
+        for nic, nio in (psutil.net_io_counters(pernic=True) or {}).items():
+            self._add_netdev(
+                out,
+                linux_proc.NetDevStats(
+                    nic, float(nio.bytes_recv), float(nio.packets_recv), float(nio.errin), float(nio.dropin),
+                    float(nio.bytes_sent), float(nio.packets_sent), float(nio.errout), float(nio.dropout),
+                ),
+            )  # fmt: skip
+
+    def _collect_timex(self, out: MetricSet) -> None:
+        try:
+            reading = self._timex()
+        except OSError as exc:
+            self._warn_once("timex", "adjtimex unavailable: %s", exc)
+            return
+        if reading is None:
+            return
+        out.add("node_timex_offset_seconds", reading.offset_seconds)
+        out.add("node_timex_sync_status", reading.sync_status)
+        out.add("node_timex_maxerror_seconds", reading.maxerror_seconds)
+
+    def _collect_uname(self, out: MetricSet) -> None:
+        sysname, nodename, release, version, machine = (str(x) for x in tuple(self._uname())[:5])
+        domainname = ""
+        if self._use_procfs:
+            domainname = (self._read_quiet("sys/kernel/domainname") or "").strip()
+        out.add(
+            "node_uname_info",
+            1,
+            {
+                "sysname": sysname,
+                "release": release,
+                "version": version,
+                "machine": machine,
+                "nodename": nodename,
+                "domainname": domainname,
+            },
+        )
+
+    def _os_release(self) -> dict[str, str] | None:
+        for path in self._os_release_paths:
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            if self._os_cache is not None and self._os_cache[0] == path and self._os_cache[1] == mtime:
+                return self._os_cache[2]
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    fields = linux_proc.parse_os_release(fh.read())
+            except OSError as exc:
+                self._warn_once("os-release", "cannot read %s: %s", path, exc)
+                continue
+            self._os_cache = (path, mtime, fields)
+            return fields
+        return None
+
+    def _collect_os_release(self, out: MetricSet) -> None:
+        fields = self._os_release()
+        if fields is None:
+            return
+        info = {label: fields.get(key, "") for label, key in _OS_INFO_KEYS.items()}
+        out.add("node_os_info", 1, info)
+        match = _VERSION_RE.match(info["version_id"])
+        version = float(match.group(0)) if match else 0.0
+        # node_exporter omits the series when VERSION_ID has no leading number (rolling releases).
+        if version > 0:
+            out.add("node_os_version", version, {k: info[k] for k in ("id", "id_like", "name")})
+
+
+def _default_uname() -> Sequence[str]:
+    if hasattr(os, "uname"):
+        return tuple(os.uname())
+    u = platform.uname()
+    return (u.system, u.node, u.release, u.version, u.machine)

@@ -1,0 +1,1 @@
+"""Operating-system readers shared by the collectors: /proc parsers, mount tables, adjtimex(2)."""
