@@ -1,0 +1,83 @@
+"""The catalogue is the contract: the agent emits exactly what it declares, and the docs match it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.catalog import all_metrics, markdown
+from tests.support.agent import SHAOBING
+from tests.support.prometheus import PROMTOOL_BIN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Families that exist only on hosts with something this test machine lacks; each says why.
+NOT_ON_THIS_MACHINE = {
+    # Only exported when a mount's statfs times out or fails, which a healthy test machine never shows.
+    "node_filesystem_device_error",
+}
+
+
+@pytest.fixture(scope="module")
+def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One `shaobing agent once` over every collector, with a config that gives each something to do."""
+    tmp = tmp_path_factory.mktemp("once")
+    cfg = tmp / "agent.yml"
+    cfg.write_text(
+        f"state_dir: {tmp / 'state'}\n"
+        "collectors:\n"
+        "  services:\n"
+        "    processes: [{name: pytest, pattern: pytest}]\n"
+        "    ports: [{name: nothing-here, port: 1}]\n"
+    )
+    res = subprocess.run([SHAOBING, "agent", "once", "--config", str(cfg)], capture_output=True, text=True,
+                         timeout=600)
+    assert res.stdout, res.stderr
+    return res.stdout
+
+
+def test_docs_metrics_md_is_current() -> None:
+    assert (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8") == markdown(), (
+        "docs/metrics.md is stale: run `python -m agent.catalog > docs/metrics.md`"
+    )
+
+
+def test_emits_only_declared_metrics_with_declared_labels(exposition: str) -> None:
+    declared = {spec.name: spec for spec in all_metrics()}
+    for family in text_string_to_metric_families(exposition):
+        # The parser strips _total from counters; map back to the declared name.
+        name = family.name + "_total" if family.type == "counter" else family.name
+        assert name in declared, f"{name} is emitted but not in the catalogue"
+        spec = declared[name]
+        assert family.type == spec.type, name
+        for sample in family.samples:
+            assert set(sample.labels) == set(spec.labels), f"{name}: {sample.labels}"
+
+
+def test_emits_everything_declared(exposition: str) -> None:
+    emitted = {m.group(1) for m in re.finditer(r"^# TYPE (\S+) ", exposition, re.M)}
+    declared = {spec.name for spec in all_metrics()}
+    # Collectors this machine cannot exercise in a plain `once` run declare families we cannot see here.
+    from agent.collectors import registry
+
+    absent_collectors = {cls.name for cls in registry()} - set(
+        re.findall(r'shaobing_collector_applicable\{collector="([^"]+)"\} 1', exposition)
+    )
+    expected = {s.name for s in all_metrics() if s.collector not in absent_collectors} - NOT_ON_THIS_MACHINE
+    missing = expected - emitted
+    assert not missing, f"declared but never emitted on this machine: {sorted(missing)}"
+    assert emitted <= declared
+
+
+def test_promtool_finds_nothing_beyond_node_exporters_own(exposition: str) -> None:
+    """`promtool check metrics` may only complain about node_exporter's camelCase meminfo names we keep."""
+    res = subprocess.run([PROMTOOL_BIN, "check", "metrics"], input=exposition, capture_output=True, text=True,
+                         timeout=60)
+    problems = [line for line in (res.stdout + res.stderr).splitlines() if line.strip()]
+    allowed = re.compile(r"^node_memory_\w+ .*(camelCase|non-base)")
+    unexpected = [p for p in problems if not allowed.match(p)]
+    assert not unexpected, "\n".join(unexpected)

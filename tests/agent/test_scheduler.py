@@ -1,0 +1,150 @@
+"""Scheduler isolation: a collector that raises, hangs, or has nothing to do never blocks the others."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.catalog import MetricSet, MetricSpec
+from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.exporter import ExpositionCache
+from agent.scheduler import Scheduler
+
+
+class Counting(Collector):
+    name = "counting"
+    metrics = (MetricSpec("test_value", "gauge", "A test value."),)
+    runs = 0
+
+    def collect(self, out: MetricSet) -> None:
+        type(self).runs += 1
+        out.add("test_value", 42)
+
+
+class Raising(Collector):
+    name = "raising"
+    metrics = (MetricSpec("test_raising", "gauge", "Never emitted whole."),)
+
+    def collect(self, out: MetricSet) -> None:
+        out.add("test_raising", 1)
+        raise RuntimeError("disk on fire")
+
+
+class Hanging(Collector):
+    name = "hanging"
+    default_timeout = 0.3
+    metrics = (MetricSpec("test_hanging", "gauge", "Never emitted."),)
+    release: ClassVar[threading.Event] = threading.Event()
+    started = 0
+
+    def collect(self, out: MetricSet) -> None:
+        type(self).started += 1
+        self.release.wait(30)
+        out.add("test_hanging", 1)
+
+
+class Absent(Collector):
+    name = "absent"
+    metrics = ()
+
+    def collect(self, out: MetricSet) -> None:
+        raise NotApplicable("no apt here")
+
+
+def samples(cache: ExpositionCache) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for fam in text_string_to_metric_families(cache.page()[0].decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_failures_are_isolated_and_reported(tmp_path: Path) -> None:
+    ctx = AgentContext(state_dir=tmp_path)
+    opts = CollectorOptions()
+    cache = ExpositionCache()
+    Hanging.release.clear()
+    sched = Scheduler([Counting(opts, ctx), Raising(opts, ctx), Hanging(opts, ctx), Absent(opts, ctx)], cache)
+    start = time.monotonic()
+    results = sched.run_all_once()
+    elapsed = time.monotonic() - start
+    assert elapsed < 5, "the hanging collector held up the run"
+    assert [r.success for r in results] == [True, False, False, True]
+    assert "disk on fire" in results[1].error
+    assert "timed out" in results[2].error
+    got = samples(cache)
+    assert got[("test_value", ())] == 42
+    assert ("test_raising", ()) not in got  # a failed run publishes nothing half-done
+    assert ("test_hanging", ()) not in got
+    for name, success, applicable in [("counting", 1, 1), ("raising", 0, 1), ("hanging", 0, 1), ("absent", 1, 0)]:
+        labels = (("collector", name),)
+        assert got[("shaobing_collector_success", labels)] == success, name
+        assert got[("shaobing_collector_applicable", labels)] == applicable, name
+    assert ("shaobing_collector_last_success_timestamp_seconds", (("collector", "hanging"),)) not in got
+    assert got[("shaobing_collector_duration_seconds", (("collector", "hanging"),))] >= 0.3
+
+    # While the hung run is still stuck, the next run is refused rather than piling up threads.
+    again = sched.run_job(sched.runners[2])
+    assert not again.success and "still running" in again.error
+    assert Hanging.started == 1
+    Hanging.release.set()
+    time.sleep(0.2)
+    # Once the stuck thread has returned, the collector runs again and recovers.
+    assert sched.run_job(sched.runners[2]).success
+    assert samples(cache)[("shaobing_collector_success", (("collector", "hanging"),))] == 1
+
+
+def test_a_failure_after_success_drops_stale_samples(tmp_path: Path) -> None:
+    class Flaky(Collector):
+        name = "flaky"
+        metrics = (MetricSpec("test_flaky", "gauge", "Flaky."),)
+        fail = False
+
+        def collect(self, out: MetricSet) -> None:
+            if self.fail:
+                raise OSError("gone")
+            out.add("test_flaky", 7)
+
+    cache = ExpositionCache()
+    flaky = Flaky(CollectorOptions(), AgentContext(state_dir=tmp_path))
+    sched = Scheduler([flaky], cache)
+    sched.run_all_once()
+    assert samples(cache)[("test_flaky", ())] == 7
+    flaky.fail = True
+    sched.run_all_once()
+    assert ("test_flaky", ()) not in samples(cache)
+
+
+def test_scheduled_jobs_run_on_their_interval(tmp_path: Path) -> None:
+    Counting.runs = 0
+    cache = ExpositionCache()
+    sched = Scheduler([Counting(CollectorOptions(interval=1.0), AgentContext(state_dir=tmp_path))], cache)
+    sched.start()
+    try:
+        deadline = time.monotonic() + 10
+        while Counting.runs < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        sched.stop()
+    assert Counting.runs >= 3
+    assert b"test_value 42" in cache.page()[0]
+
+
+def test_undeclared_metrics_are_refused() -> None:
+    out = MetricSet([MetricSpec("a_total", "counter", "A.", ("x",))])
+    try:
+        out.add("b", 1)
+    except KeyError as exc:
+        assert "not declared" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("undeclared metric accepted")
+    try:
+        out.add("a_total", 1, {"y": "1"})
+    except ValueError as exc:
+        assert "declared" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("wrong labels accepted")
