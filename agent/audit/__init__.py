@@ -1,0 +1,1 @@
+"""Security audits: weak passwords, SSH settings, local service credentials, exposed ports."""

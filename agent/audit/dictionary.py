@@ -1,0 +1,112 @@
+"""Candidate passwords for one account, likeliest first, and the dictionary's version.
+
+Order (the audit stops early under its CPU budget, so it matters): the empty password, the ten top
+shipped candidates, the account's own variants, the operator's extra wordlist, hostname variants, then the
+rest of the shipped list. The version covers everything that changes the candidate list, so a changed
+list re-checks every account once, and an unchanged one never does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["Dictionary", "DictionaryError", "load_dictionary", "user_variants", "host_variants"]
+
+_TOP = 10
+# A name part of the host name is a common password stem ("zhenfu-web01" -> "zhenfu").
+_HOST_PART_RE = re.compile(r"[a-zA-Z]{3,}")
+
+
+class DictionaryError(Exception):
+    """The extra wordlist named in the configuration could not be read."""
+
+
+def _parse(text: str) -> list[str]:
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = raw.rstrip("\r\n")
+        if not line or line.startswith("# ") or line == "#":
+            continue
+        out.append(line)
+    return out
+
+
+def user_variants(user: str, year: int) -> list[str]:
+    years = [year, year - 1, year - 2]
+    out = [user, f"{user}123", f"{user}@123", f"{user}1", f"{user}111", f"{user}_123", f"{user}#123"]
+    out += [f"{user}@{y}" for y in years]
+    out += [f"{user}{y}" for y in years]
+    out += [f"{user}@123#4", f"{user}123456", f"{user}@111"]
+    cap = user[:1].upper() + user[1:]
+    if cap != user:
+        out += [cap, f"{cap}@123", f"{cap}123", f"{cap}@{year}"]
+    return out
+
+
+def host_variants(hostname: str, year: int) -> list[str]:
+    short = hostname.split(".", 1)[0]
+    stems: list[str] = []
+    for stem in [short, *_HOST_PART_RE.findall(short)]:
+        if stem and stem not in stems:
+            stems.append(stem)
+    out: list[str] = []
+    for stem in stems:
+        out += [stem, f"{stem}123", f"{stem}@123", f"{stem}@{year}", f"{stem}{year}"]
+    return out
+
+
+def _dedupe(items: Sequence[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for item in items:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    shipped: tuple[str, ...]
+    extra: tuple[str, ...]
+    hostname: str
+    year: int
+
+    @property
+    def version(self) -> str:
+        """A digest of every input of :meth:`candidates`; the cache is keyed by it."""
+        h = hashlib.sha256()
+        for part in ("v1", self.hostname, str(self.year), *self.shipped, "\x00", *self.extra):
+            h.update(part.encode("utf-8", "surrogateescape") + b"\n")
+        return h.hexdigest()[:16]
+
+    def candidates(self, user: str) -> list[str]:
+        return _dedupe(
+            [
+                "",
+                *self.shipped[:_TOP],
+                *user_variants(user, self.year),
+                *self.extra,
+                *host_variants(self.hostname, self.year),
+                *self.shipped[_TOP:],
+            ]
+        )
+
+
+def load_dictionary(hostname: str, year: int, extra_wordlist: Optional[str] = None) -> Dictionary:
+    shipped = _parse(resources.files("agent").joinpath("data/weak_passwords.txt").read_text(encoding="utf-8"))
+    extra: list[str] = []
+    if extra_wordlist:
+        try:
+            extra = _parse(Path(extra_wordlist).read_text(encoding="utf-8", errors="surrogateescape"))
+        except OSError as exc:
+            raise DictionaryError(
+                f"collectors.passwords.extra_wordlist: cannot read {extra_wordlist}: {exc.strerror or exc}"
+            ) from exc
+    return Dictionary(tuple(shipped), tuple(extra), hostname, year)

@@ -1,0 +1,245 @@
+"""The dictionary check: a low-priority child process under a CPU budget, with a keyed result cache.
+
+Cost control. Hashing is done in a child process (``python -m agent.audit.runner``) that lowers itself to
+nice 19 and the idle I/O class before its first hash, counts its own CPU time and stops at the per-run
+budget; the accounts it did not finish are "pending" and resume from the same candidate next run. Each
+method has a cap on candidates (a yescrypt hash costs ~10x a sha512crypt one).
+
+Privacy. The cache maps HMAC-SHA256(host secret, account name + stored hash + dictionary version + cap)
+to a verdict ("weak", "empty", "ok", "unsupported" or "pending" with the next candidate index). The state
+file holds no account name, hash, salt or candidate, is 0600, and an unchanged hash is never hashed again.
+The child reports only verdicts and counts; what matched is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+__all__ = ["Verdict", "WorkItem", "ChildResult", "ResultCache", "run_child", "lower_priority", "DEFAULT_CAPS"]
+
+Verdict = Literal["weak", "empty", "ok", "unsupported", "pending"]
+FINAL_VERDICTS = frozenset({"weak", "empty", "ok", "unsupported"})
+
+# Candidates tried per account, by method: slow methods get fewer (yescrypt ~40-80/s per core here).
+DEFAULT_CAPS: dict[str, int] = {
+    "yescrypt": 300,
+    "gost-yescrypt": 300,
+    "scrypt": 300,
+    "bcrypt": 300,
+    "sha512crypt": 3000,
+    "sha256crypt": 3000,
+}
+_STATE_FORMAT = 1
+_IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "i686": 289, "armv7l": 314, "ppc64le": 273, "s390x": 282}
+_IOPRIO_CLASS_IDLE = 3
+
+
+@dataclass
+class WorkItem:
+    key: str
+    stored: str = field(repr=False)
+    candidates: list[str] = field(repr=False)
+    start: int
+    cap: int
+
+
+@dataclass
+class ChildResult:
+    verdicts: dict[str, tuple[Verdict, int]]  # key -> (verdict, next candidate index)
+    hashes: int
+    budget_exhausted: bool
+    error: Optional[str] = None
+
+
+class ResultCache:
+    """The 0600 state file of verdicts under HMAC keys, and the host secret that keys them."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir
+        self.path = state_dir / "password_audit.json"
+        self.key_path = state_dir / "password_audit.key"
+        self._secret: Optional[bytes] = None
+
+    def _ensure_dir(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def secret(self) -> bytes:
+        if self._secret is None:
+            self._ensure_dir()
+            try:
+                data = self.key_path.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            if len(data) < 32:
+                data = secrets.token_bytes(32)
+                fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            self._secret = data
+        return self._secret
+
+    def key(self, user: str, stored: str, version: str, cap: int) -> str:
+        msg = "\x00".join(("v1", user, stored, version, str(cap))).encode("utf-8", "surrogateescape")
+        return hmac.new(self.secret(), msg, "sha256").hexdigest()
+
+    def load(self) -> dict[str, tuple[Verdict, int]]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # missing or damaged: recomputing is safe, only slower
+        if not isinstance(raw, dict) or raw.get("format") != _STATE_FORMAT:
+            return {}
+        out: dict[str, tuple[Verdict, int]] = {}
+        for key, val in (raw.get("entries") or {}).items():
+            if isinstance(val, dict) and val.get("v") in FINAL_VERDICTS | {"pending"}:
+                out[str(key)] = (val["v"], int(val.get("n", 0)))
+        return out
+
+    def save(self, entries: Mapping[str, tuple[Verdict, int]]) -> None:
+        self._ensure_dir()
+        doc = {"format": _STATE_FORMAT, "entries": {k: {"v": v, "n": n} for k, (v, n) in sorted(entries.items())}}
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=None, separators=(",", ":"))
+        os.replace(tmp, self.path)
+
+
+def lower_priority() -> None:
+    """Nice 19 and the idle I/O class for the calling process (best effort: a failure only costs speed)."""
+    try:
+        os.nice(19 - os.nice(0))
+    except OSError:
+        pass
+    nr = _IOPRIO_SET.get(platform.machine())
+    if nr is not None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        # ioprio_set(IOPRIO_WHO_PROCESS, 0 = this process, IOPRIO_PRIO_VALUE(IDLE, 0))
+        if libc.syscall(nr, 1, 0, _IOPRIO_CLASS_IDLE << 13) == 0:
+            return
+    try:
+        subprocess.run(
+            ["ionice", "-c3", "-p", str(os.getpid())],
+            timeout=5,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def _child_main() -> int:
+    """The child: read the job on stdin, write one JSON line per verdict, then a summary line."""
+    try:
+        lower_priority()
+        from agent.crypt import load
+
+        job = json.loads(sys.stdin.read())
+        lib = load()
+        budget = float(job["budget"])
+        deadline = time.monotonic() + float(job["wall"])
+        cpu0 = time.process_time()
+        hashes = 0
+        exhausted = False
+        for raw in job["items"]:
+            item = WorkItem(raw["key"], raw["stored"], raw["candidates"], int(raw["start"]), int(raw["cap"]))
+            raw.clear()
+            verdict: Verdict = "pending"
+            idx = item.start
+            limit = min(item.cap, len(item.candidates))
+            if exhausted:
+                break
+            while True:
+                if idx >= limit:
+                    verdict = "ok"
+                    break
+                if time.process_time() - cpu0 >= budget or time.monotonic() >= deadline:
+                    exhausted = True
+                    break
+                match = lib.verify(item.candidates[idx], item.stored)
+                hashes += 1
+                if match is None:
+                    verdict = "unsupported"
+                    break
+                if match:
+                    verdict = "empty" if item.candidates[idx] == "" else "weak"
+                    break
+                idx += 1
+            sys.stdout.write(json.dumps({"key": item.key, "v": verdict, "n": idx}) + "\n")
+            sys.stdout.flush()
+        sys.stdout.write(json.dumps({"done": True, "hashes": hashes, "exhausted": exhausted}) + "\n")
+        sys.stdout.flush()
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the message could quote input; print only the type
+        sys.stderr.write(f"password audit child failed: {type(exc).__name__}\n")
+        return 1
+
+
+def run_child(items: Sequence[WorkItem], budget: float, wall: float) -> ChildResult:
+    """Run the hashing child over ``items``; verdicts it finished are kept even if it has to be killed."""
+    if not items:
+        return ChildResult({}, 0, False)
+    job: dict[str, Any] = {
+        "budget": budget,
+        "wall": wall,
+        "items": [
+            {"key": i.key, "stored": i.stored, "candidates": i.candidates, "start": i.start, "cap": i.cap}
+            for i in items
+        ],
+    }
+    env = dict(os.environ)
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.audit.runner"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
+    error: Optional[str] = None
+    try:
+        out, err = proc.communicate(json.dumps(job), timeout=wall + 10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        error = f"the password audit child did not stop within {wall + 10:g}s and was killed"
+    verdicts: dict[str, tuple[Verdict, int]] = {}
+    hashes = 0
+    exhausted = error is not None
+    done = False
+    for line in out.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("done"):
+            done = True
+            hashes = int(rec.get("hashes", 0))
+            exhausted = exhausted or bool(rec.get("exhausted"))
+        elif isinstance(rec.get("key"), str):
+            verdicts[rec["key"]] = (rec["v"], int(rec["n"]))
+    if error is None and not done:
+        error = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
+    return ChildResult(verdicts, hashes, exhausted, error)
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

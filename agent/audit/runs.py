@@ -1,0 +1,58 @@
+"""When each audit last ran and last completed, shared between the audit collectors.
+
+The four audits run as separate collectors on their own intervals, but one metric family per fact
+(``shaobing_audit_last_run_timestamp_seconds{audit}``) must have one owner; the audits record their times
+here (a small 0600 JSON file under the state directory, so a restart keeps them) and the ``audit_status``
+collector exports them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["AuditName", "AUDITS", "record_run", "read_runs"]
+
+AuditName = Literal["passwords", "ssh", "services", "exposure"]
+AUDITS: tuple[AuditName, ...] = ("passwords", "ssh", "services", "exposure")
+_FILE = "audit_runs.json"
+_lock = threading.Lock()
+
+
+def read_runs(state_dir: Path) -> dict[str, dict[str, float]]:
+    """audit -> {"run": ts, "complete": ts}; missing or damaged file -> empty."""
+    try:
+        raw = json.loads((state_dir / _FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    if isinstance(raw, dict):
+        for audit, val in raw.items():
+            if audit in AUDITS and isinstance(val, dict):
+                out[audit] = {k: float(v) for k, v in val.items() if k in ("run", "complete")}
+    return out
+
+
+def record_run(state_dir: Path, audit: AuditName, ts: float, complete: bool) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock_path = state_dir / f".{_FILE}.lock"
+    with _lock:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # `shaobing scan` may run beside the agent
+            runs = read_runs(state_dir)
+            entry = runs.setdefault(audit, {})
+            entry["run"] = ts
+            if complete:
+                entry["complete"] = ts
+            tmp = state_dir / f".{_FILE}.{os.getpid()}.tmp"
+            wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(wfd, "w", encoding="utf-8") as fh:
+                json.dump(runs, fh, sort_keys=True)
+            os.replace(tmp, state_dir / _FILE)
+        finally:
+            os.close(fd)
