@@ -4,6 +4,7 @@
     shaobing agent once  [--config F]    collect once, print the exposition, exit
     shaobing scan        [--config F]    full local report in Chinese: what is risky and how to fix it
     shaobing config check F              validate a configuration file (exit 0 valid, 2 invalid)
+    shaobing targets INVENTORY.csv [-o F] inventory CSV -> Prometheus file_sd JSON (exit 2 on invalid rows)
     shaobing version
 """
 
@@ -135,6 +136,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_targets(args: argparse.Namespace) -> int:
+    from agent.targets import file_sd_json, parse_inventory
+
+    try:
+        with open(args.inventory, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{args.inventory}: 无法读取 (cannot read): {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        targets = parse_inventory(text, args.inventory)
+    except SchemaError as exc:
+        return _config_error(exc)
+    document = file_sd_json(targets)
+    if args.output in (None, "-"):
+        sys.stdout.write(document)
+        return EXIT_OK
+    # Prometheus watches the file: replace it in one rename so it never reads a half-written list.
+    tmp = f"{args.output}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(document)
+    os.replace(tmp, args.output)
+    print(f"{args.output}: {len(targets)} targets", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import platform
 
@@ -163,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = config.add_parser("check", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+
+    targets = sub.add_parser("targets", help="inventory CSV (host,address,township,role[,site]) -> file_sd JSON")
+    targets.add_argument("inventory")
+    targets.add_argument("-o", "--output", help="write here (atomically) instead of standard output")
+    targets.set_defaults(func=cmd_targets)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -27,6 +28,7 @@ from typing import Literal, Optional
 import yaml
 
 from agent.collector import Collector, CollectorOptions
+from agent.push import PushOptions
 from agent.schema import Problem, SchemaError, compose, load_node
 
 __all__ = ["AgentConfig", "DEFAULT_CONFIG_PATH", "DEFAULT_LISTEN", "load_config", "default_config", "SchemaError"]
@@ -34,6 +36,7 @@ __all__ = ["AgentConfig", "DEFAULT_CONFIG_PATH", "DEFAULT_LISTEN", "load_config"
 DEFAULT_CONFIG_PATH = "/etc/shaobing/agent.yml"
 DEFAULT_LISTEN = "127.0.0.1:10130"
 DEFAULT_STATE_DIR = "/var/lib/shaobing"
+_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 @dataclass
@@ -47,16 +50,27 @@ class AgentConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Opt-in: per-account security series with masked names (r***t). Off: metrics carry counts only.
     expose_masked_names: bool = False
+    # Where this host belongs (township, site, ...). Pull mode: Prometheus' file_sd gives these labels, so the
+    # agent does not export them; push mode attaches them to every pushed sample.
+    labels: dict[str, str] = field(default_factory=dict)
+    # Push mode for hosts behind NAT (agent.push); absent: pull only.
+    push: Optional[PushOptions] = None
     # Filled by load_config from the ``collectors`` section; not a YAML key of its own shape.
     collectors: dict[str, CollectorOptions] = field(default_factory=dict)
     source: str = "(defaults)"
 
     def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
         try:
             parse_listen(self.listen_address)
         except ValueError as exc:
-            return [("listen_address", str(exc))]
-        return []
+            out.append(("listen_address", str(exc)))
+        for name in self.labels:
+            if not _LABEL_NAME_RE.match(name) or name.startswith("__"):
+                out.append((f"labels.{name}", "invalid label name (letters, digits and _; not starting with __)"))
+            elif name in ("job", "instance"):
+                out.append((f"labels.{name}", "reserved: set by Prometheus (or push.job / push.instance)"))
+        return out
 
     def options_for(self, cls: type[Collector]) -> CollectorOptions:
         opts = self.collectors.get(cls.name)

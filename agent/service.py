@@ -13,6 +13,7 @@ from agent.collector import AgentContext, Collector
 from agent.collectors import registry
 from agent.config import AgentConfig, load_config, parse_listen
 from agent.exporter import ExpositionCache, MetricsServer
+from agent.push import Pusher
 from agent.scheduler import Scheduler
 from agent.schema import SchemaError
 from agent.webconfig import WebConfig, load_web_config
@@ -65,6 +66,7 @@ class Agent:
         self.cache = ExpositionCache()
         self.server = MetricsServer(self.cache)
         self.scheduler: Optional[Scheduler] = None
+        self.pusher: Optional[Pusher] = None
         self._stop = threading.Event()
         self._reload = threading.Event()
 
@@ -74,6 +76,15 @@ class Agent:
         self.scheduler = Scheduler(build_collectors(self.config), self.cache)
         self.scheduler.start()
         self.server.start(host, port, web)
+        self._start_pusher(self.config)
+
+    def _start_pusher(self, config: AgentConfig) -> None:
+        if self.pusher is not None:
+            self.pusher.stop()
+            self.pusher = None
+        if config.push is not None:
+            self.pusher = Pusher(config.push, self.cache, resolve_state_dir(config.state_dir), config.labels)
+            self.pusher.start()
 
     def reload(self) -> bool:
         """Re-read the configuration; on any problem keep running the old one and say why."""
@@ -98,6 +109,10 @@ class Agent:
         self.scheduler = scheduler
         self.server.update_web(web)
         self.config = new
+        try:
+            self._start_pusher(new)
+        except SchemaError as exc:
+            log.error("push mode not restarted: %s", exc)
         logging.getLogger().setLevel(new.log_level.upper())
         log.info("configuration reloaded from %s", self.config_path)
         return True
@@ -112,6 +127,8 @@ class Agent:
                 self._reload.clear()
                 self.reload()
         log.info("stopping")
+        if self.pusher is not None:
+            self.pusher.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self.server.stop()
