@@ -8,8 +8,10 @@ converted here to the base units node_exporter exports: seconds (USER_HZ ticks, 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +28,7 @@ __all__ = [
     "parse_diskstats",
     "parse_netdev",
     "parse_os_release",
+    "parse_tcp_listeners",
 ]
 
 # The columns of a "cpuN" line in /proc/stat, in order (proc(5)); node_exporter exports the first eight as
@@ -227,4 +230,31 @@ def parse_os_release(text: str) -> dict[str, str]:
         except ValueError:
             # An unbalanced quote: keep the text rather than dropping the field.
             out[key.strip()] = value.strip().strip("\"'")
+    return out
+
+
+_TCP_LISTEN = "0A"
+
+
+def _hex_address(text: str) -> str:
+    # The kernel prints each 32-bit word of the address in host byte order, hence "=I" (native order).
+    raw = b"".join(struct.pack("=I", int(text[i : i + 8], 16)) for i in range(0, len(text), 8))
+    return str(ipaddress.ip_address(raw))
+
+
+def parse_tcp_listeners(text: str) -> set[tuple[str, int]]:
+    """The (address, port) pairs in LISTEN state in /proc/net/tcp or /proc/net/tcp6.
+
+    On a little-endian host ``0100007F:1F90 ... 0A`` is 127.0.0.1 port 8080 listening.
+    """
+    out: set[tuple[str, int]] = set()
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 4 or parts[3] != _TCP_LISTEN:
+            continue
+        addr, _, port = parts[1].partition(":")
+        try:
+            out.add((_hex_address(addr), int(port, 16)))
+        except ValueError:
+            continue
     return out
