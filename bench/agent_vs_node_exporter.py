@@ -1,0 +1,155 @@
+"""Benchmark: the Shaobing agent beside Debian's prometheus-node-exporter, in one run, on loopback.
+
+    .venv/bin/python bench/agent_vs_node_exporter.py [--settle 300] [--load 30] [--cycles 8]
+
+Measures, for both, side by side:
+  * RSS after ``--settle`` seconds of running (default 300 s = the issue's "after 5 minutes");
+  * /metrics latency p50/p99 under one connection of steady load (wrk -t1 -c1 for ``--load`` seconds);
+  * CPU per 15 s health cycle: the agent's whole-process CPU over ``--cycles`` cycles with no scrapes,
+    divided by the cycles (everything it does: health, self, scheduler; an upper bound for the health
+    collector alone), and node_exporter's CPU per scrape (it collects when scraped);
+  * series count of one /metrics page.
+Targets (issue 2): agent RSS <= 40 MB; agent p99 <= 0.3x node_exporter's; <= 20 ms CPU per health cycle.
+Prints a Markdown table for docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAOBING = str(Path(sys.executable).with_name("shaobing"))
+NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def series(url: str) -> int:
+    body = urllib.request.urlopen(url, timeout=10).read().decode()
+    return sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+
+
+def wrk_latency(url: str, seconds: int) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, requests/s) from wrk with one thread and one connection."""
+    out = subprocess.run(["wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+
+    def ms(pct: str) -> float:
+        m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            raise RuntimeError(f"cannot parse wrk output:\n{out}")
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return ms("50"), ms("99"), float(rps.group(1)) if rps else 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--settle", type=int, default=300, help="seconds to run before reading RSS")
+    ap.add_argument("--load", type=int, default=30, help="seconds of wrk load per endpoint")
+    ap.add_argument("--cycles", type=int, default=8, help="15 s health cycles to average CPU over")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    tmp = Path(tempfile.mkdtemp(prefix="shaobing-bench-"))
+    agent_port, ne_port = free_port(), free_port()
+    cfg = tmp / "agent.yml"
+    # The default collectors, as a zero-config install runs them (the password audit's child process and
+    # its CPU are excluded from the agent's numbers: it runs once a day at idle priority).
+    cfg.write_text(f"listen_address: 127.0.0.1:{agent_port}\nstate_dir: {tmp / 'state'}\n")
+    agent = subprocess.Popen([SHAOBING, "agent", "run", "--config", str(cfg)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ne = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        agent_url = f"http://127.0.0.1:{agent_port}/metrics"
+        ne_url = f"http://127.0.0.1:{ne_port}/metrics"
+        wait_http(agent_url)
+        wait_http(ne_url)
+
+        print(f"settling {args.settle}s ...", file=sys.stderr)
+        time.sleep(args.settle)
+        agent_rss, ne_rss = rss_bytes(agent.pid), rss_bytes(ne.pid)
+        agent_series, ne_series = series(agent_url), series(ne_url)
+
+        print(f"CPU over {args.cycles} health cycles without scrapes ...", file=sys.stderr)
+        before = cpu_seconds(agent.pid)
+        time.sleep(15 * args.cycles)
+        agent_cpu_cycle = (cpu_seconds(agent.pid) - before) / args.cycles
+
+        scrapes = 50
+        before = cpu_seconds(ne.pid)
+        for _ in range(scrapes):
+            urllib.request.urlopen(ne_url, timeout=10).read()
+        ne_cpu_scrape = (cpu_seconds(ne.pid) - before) / scrapes
+
+        print(f"wrk {args.load}s each ...", file=sys.stderr)
+        a50, a99, arps = wrk_latency(agent_url, args.load)
+        n50, n99, nrps = wrk_latency(ne_url, args.load)
+    finally:
+        for p in (agent, ne):
+            p.terminate()
+            p.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    ne_version = subprocess.run([NODE_EXPORTER, "--version"], capture_output=True, text=True, timeout=10)
+    ne_v = (ne_version.stdout + ne_version.stderr).splitlines()[0]
+    print(f"\nnode_exporter: {ne_v}; {os.cpu_count()} cores; Python {sys.version.split()[0]}\n")
+    print("| measure | shaobing agent | prometheus-node-exporter | target | met |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| RSS after {args.settle} s | {agent_rss / 2**20:.1f} MiB | {ne_rss / 2**20:.1f} MiB | <= 40 MB "
+          f"| {'yes' if agent_rss <= 40e6 else 'no'} |")
+    print(f"| /metrics p50 (wrk -t1 -c1, {args.load} s) | {a50:.3f} ms | {n50:.3f} ms | | |")
+    print(f"| /metrics p99 | {a99:.3f} ms | {n99:.3f} ms | <= 0.3x node_exporter | "
+          f"{'yes' if a99 <= 0.3 * n99 else 'no'} ({a99 / n99:.2f}x) |")
+    print(f"| requests/s, one connection | {arps:.0f} | {nrps:.0f} | | |")
+    print(f"| CPU per 15 s health cycle | {agent_cpu_cycle * 1000:.1f} ms (whole agent, no scrapes) "
+          f"| {ne_cpu_scrape * 1000:.1f} ms per scrape | <= 20 ms | {'yes' if agent_cpu_cycle <= 0.020 else 'no'} |")
+    print(f"| series per page | {agent_series} | {ne_series} | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
