@@ -73,9 +73,10 @@ class Agent:
     def start(self) -> None:
         web = load_web(self.config)
         host, port = parse_listen(self.config.listen_address)
+        # Bind first: a port already in use is reported before any collector starts.
+        self.server.start(host, port, web)
         self.scheduler = Scheduler(build_collectors(self.config), self.cache)
         self.scheduler.start()
-        self.server.start(host, port, web)
         self._start_pusher(self.config)
 
     def _start_pusher(self, config: AgentConfig) -> None:

@@ -1,0 +1,114 @@
+"""The agent as a process: a hung probe never stalls /metrics; SIGHUP reloads, a bad reload keeps the old config."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.agent import SHAOBING, AgentProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections (the kernel completes the handshake) and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield int(s.getsockname()[1])
+
+
+def value(body: str, series: str) -> float | None:
+    m = re.search(rf"^{re.escape(series)} (\S+)$", body, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_hung_probe_marks_the_collector_failed_and_metrics_stay_fast(tmp_path: Path, silent_port: int) -> None:
+    config = {
+        "collectors": {
+            "health": {"interval": "1s"},
+            # The probe would wait 20 s for an answer; the collector's hard timeout is 1 s.
+            "probes": {
+                "interval": "1s",
+                "timeout": "1s",
+                "http": [{"name": "silent", "url": f"http://127.0.0.1:{silent_port}/", "timeout": "20s"}],
+            },
+        }
+    }
+    with AgentProcess(tmp_path, config) as agent:
+        body = agent.wait_for_metric('shaobing_collector_success{collector="probes"}')
+        deadline = time.monotonic() + 20
+        while value(body, 'shaobing_collector_success{collector="probes"}') != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            body = agent.scrape()
+        assert value(body, 'shaobing_collector_success{collector="probes"}') == 0
+        assert value(body, 'shaobing_collector_success{collector="health"}') == 1
+        worst = 0.0
+        for _ in range(20):
+            start = time.monotonic()
+            page = agent.scrape()
+            worst = max(worst, time.monotonic() - start)
+            assert "node_load1 " in page
+        assert worst < 1.0, f"a scrape took {worst:.3f}s while a collector hung"
+        assert "collector probes failed: timed out after 1s" in agent.log()
+
+
+def test_sighup_reload_and_bad_reload(tmp_path: Path) -> None:
+    with AgentProcess(tmp_path, {"collectors": {"health": {"interval": "1s"}}}) as agent:
+        agent.wait_for_metric("node_load1")
+        assert "shaobing_build_info" in agent.scrape()
+
+        doc = yaml.safe_load(agent.config_file.read_text())
+        doc["collectors"]["self"] = {"enabled": False}
+        agent.config_file.write_text(yaml.safe_dump(doc))
+        agent.reload()
+        deadline = time.monotonic() + 15
+        while "shaobing_build_info" in agent.scrape() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "shaobing_build_info" not in agent.scrape()
+        assert "configuration reloaded" in agent.log()
+
+        agent.config_file.write_text("collectors:\n  health:\n    interval: often\n")
+        agent.reload()
+        deadline = time.monotonic() + 15
+        while "reload failed" not in agent.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log = agent.log()
+        assert "reload failed, keeping the running configuration" in log
+        assert "collectors.health.interval: expected a duration" in log
+        assert "Traceback" not in log
+        time.sleep(1.5)
+        page = agent.scrape()
+        assert "node_load1 " in page and "shaobing_build_info" not in page  # still the reloaded config
+
+
+def test_zero_config_agent_once_prints_the_exposition(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.yml"
+    cfg.write_text(f"state_dir: {tmp_path / 'state'}\ncollectors:\n  passwords: {{enabled: false}}\n")
+    res = subprocess.run([SHAOBING, "agent", "once", "--config", str(cfg), "--collector", "health",
+                          "--collector", "self"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"^node_memory_MemTotal_bytes \d+", res.stdout, re.M)
+    assert 'shaobing_collector_success{collector="health"} 1' in res.stdout
+    assert "shaobing_build_info{" in res.stdout
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        cfg = tmp_path / "agent.yml"
+        cfg.write_text(f"listen_address: 127.0.0.1:{port}\nstate_dir: {tmp_path / 'state'}\n")
+        res = subprocess.run([SHAOBING, "agent", "run", "--config", str(cfg)], capture_output=True, text=True,
+                             timeout=60)
+    assert res.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in res.stderr and "Traceback" not in res.stderr
