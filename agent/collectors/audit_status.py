@@ -1,0 +1,47 @@
+"""When each security audit (passwords, ssh, services, exposure) last ran and last completed::
+
+    shaobing_audit_last_run_timestamp_seconds{audit="passwords"} 1.7803008e+09
+    shaobing_audit_last_complete_timestamp_seconds{audit="passwords"} 1.7802144e+09
+
+The audits are separate collectors with their own intervals; they record their times in the state
+directory (agent/audit/runs.py), and this collector is the single owner of the two families.
+"""
+
+from __future__ import annotations
+
+from agent.audit.runs import AUDITS, read_runs
+from agent.catalog import MetricSet, MetricSpec
+from agent.collector import Collector
+
+__all__ = ["AuditStatusCollector"]
+
+
+class AuditStatusCollector(Collector):
+    name = "audit_status"
+    default_interval = 60.0
+    default_timeout = 5.0
+    metrics = (
+        MetricSpec(
+            "shaobing_audit_last_run_timestamp_seconds",
+            "gauge",
+            "Unix time the security audit last ran (finished or stopped at its budget).",
+            ("audit",),
+            "seconds",
+        ),
+        MetricSpec(
+            "shaobing_audit_last_complete_timestamp_seconds",
+            "gauge",
+            "Unix time the security audit last ran to completion (every check done, nothing pending).",
+            ("audit",),
+            "seconds",
+        ),
+    )
+
+    def collect(self, out: MetricSet) -> None:
+        runs = read_runs(self.context.state_dir)
+        for audit in AUDITS:
+            entry = runs.get(audit, {})
+            if "run" in entry:
+                out.add("shaobing_audit_last_run_timestamp_seconds", entry["run"], {"audit": audit})
+            if "complete" in entry:
+                out.add("shaobing_audit_last_complete_timestamp_seconds", entry["complete"], {"audit": audit})

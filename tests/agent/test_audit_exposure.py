@@ -1,0 +1,93 @@
+"""Exposed risky ports (real sockets, real psutil) and the host firewall (real nft in a network namespace)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.audit.exposure import _iptables_active, firewall_state
+from agent.collector import AgentContext
+from agent.collectors.exposure import ExposureCollector, ExposureOptions
+
+FIXTURES = Path(__file__).parent / "fixtures" / "audit"
+
+
+def _listen(host: str, family: int = socket.AF_INET) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, 0))
+    s.listen(1)
+    return s
+
+
+def test_wildcard_listener_is_exposed_and_loopback_is_not(tmp_path: Path) -> None:
+    wild = _listen("0.0.0.0")
+    local = _listen("127.0.0.1")
+    try:
+        wport, lport = wild.getsockname()[1], local.getsockname()[1]
+        catalogue = {(wport, "tcp"): "redis", (lport, "tcp"): "mysql"}
+        opts = ExposureOptions(check_firewall=False)
+        col = ExposureCollector(opts, AgentContext(state_dir=tmp_path), catalogue=catalogue)
+        out = col.new_metric_set()
+        col.collect(out)
+        samples = out.samples("shaobing_exposed_port")
+        assert len(samples) == 1
+        labels = dict(samples[0].labels)
+        assert labels["port"] == str(wport) and labels["service"] == "redis" and labels["bind"] == "0.0.0.0"
+        assert labels["process"].startswith("python") or labels["process"] == "pytest"
+        report = col.report()
+        assert report is not None and f"redis 端口 {wport}/tcp" in report.findings[0].title
+        # An operator-declared public service is not reported.
+        opts = ExposureOptions(check_firewall=False, ignore_ports=[f"{wport}/tcp"])
+        col = ExposureCollector(opts, AgentContext(state_dir=tmp_path), catalogue=catalogue)
+        out = col.new_metric_set()
+        col.collect(out)
+        assert out.samples("shaobing_exposed_port") == []
+    finally:
+        wild.close()
+        local.close()
+
+
+def test_option_problems_name_the_key() -> None:
+    assert ExposureOptions(extra_ports={"http": "x"}).problems()[0][0] == "extra_ports.http"
+    assert ExposureOptions(ignore_ports=["99999"]).problems()[0][0] == "ignore_ports[0]"
+
+
+def test_iptables_parser_on_captured_output() -> None:
+    assert _iptables_active((FIXTURES / "iptables-S-ufw.txt").read_text()) == "iptables: INPUT policy DROP"
+    assert _iptables_active((FIXTURES / "iptables-S-open.txt").read_text()) is None
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None:
+        pytest.skip("needs root, iproute2 and nftables")
+    name = f"shaobing-fw-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
+
+
+def test_firewall_state_from_real_nft(netns: str, tmp_path: Path) -> None:
+    prefix = ["ip", "netns", "exec", netns]
+    state = firewall_state(prefix=prefix)
+    assert state.active is False
+    rules = "table inet shaobing_test {\n chain input {\n  type filter hook input priority 0; policy drop;\n }\n}\n"
+    (tmp_path / "rules.nft").write_text(rules)
+    subprocess.run([*prefix, "nft", "-f", str(tmp_path / "rules.nft")], check=True, timeout=10)
+    state = firewall_state(prefix=prefix)
+    assert state.active is True
+    assert state.evidence == ["nft: chain input (hook input) policy drop"]
+    col = ExposureCollector(ExposureOptions(), AgentContext(state_dir=tmp_path), catalogue={}, firewall_prefix=prefix)
+    out = col.new_metric_set()
+    col.collect(out)
+    assert out.get("shaobing_host_firewall_active") == 1
