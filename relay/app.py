@@ -1,0 +1,151 @@
+"""The HTTP side: authenticated, size-limited ingest that answers 2xx only after the alert is
+committed (503 when it cannot be), plus /metrics and /healthz."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from relay.config.model import AuthConfig, Config
+from relay.delivery import Deliverer
+from relay.ingest import PayloadError, dedup_key, parse_payload, plan_messages
+from relay.metrics import Metrics
+from relay.store import NewMessage, Store, StoreError
+
+__all__ = ["create_app", "check_auth"]
+
+log = logging.getLogger("relay.app")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def check_auth(auth: AuthConfig, header: str) -> bool:
+    """Constant-time comparison against every configured credential."""
+    if auth.allow_unauthenticated and not auth.bearer_tokens and not auth.basic:
+        return True
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    ok = False
+    if scheme.lower() == "bearer" and value:
+        for token in auth.bearer_tokens:
+            ok |= hmac.compare_digest(value.encode(), token.value.encode())
+    elif scheme.lower() == "basic" and value:
+        try:
+            user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return False
+        if not sep:
+            return False
+        for name, secret in auth.basic:
+            ok |= hmac.compare_digest(user.encode(), name.encode()) & hmac.compare_digest(
+                password.encode(), secret.value.encode()
+            )
+    return ok or auth.allow_unauthenticated
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    config: Config,
+    store: Store,
+    metrics: Metrics,
+    deliverer: Deliverer | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+        metrics.inc("shaobing_relay_http_requests_total", code=str(status))
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def ingest(request: Request) -> Response:
+        route = str(request.path_params["route"])
+        if route not in config.routes:
+            return answer(404, {"error": f"unknown route '{route[:64]}'"})
+        if not check_auth(config.server.auth, request.headers.get("authorization", "")):
+            return answer(401, {"error": "authentication required"}, {"WWW-Authenticate": 'Bearer realm="shaobing"'})
+        try:
+            body = await _read_body(request, config.server.max_body_bytes)
+        except _TooLarge:
+            return answer(413, {"error": f"body larger than {config.server.max_body_bytes} bytes"})
+        try:
+            alerts = parse_payload(body)
+        except PayloadError as exc:
+            return answer(400, {"error": str(exc)})
+        metrics.inc("shaobing_relay_alerts_received_total", len(alerts), route=route)
+        now = clock()
+        items: list[tuple[str, dict[str, Any], list[NewMessage]]] = [
+            (dedup_key(a), a, plan_messages(config, route, a, now)) for a in alerts
+        ]
+        try:
+            accepted, duplicates = await run_in_threadpool(store.ingest, route, items, now)
+        except (StoreError, OSError) as exc:
+            metrics.inc("shaobing_relay_store_errors_total")
+            log.error("cannot persist alerts for route %s: %s", route, exc)
+            # 5xx: Alertmanager retries only on server errors, so the alert is not lost.
+            return answer(503, {"error": "cannot persist alerts; retry later"})
+        metrics.inc("shaobing_relay_alerts_duplicate_total", duplicates, route=route)
+        if deliverer is not None and accepted:
+            deliverer.wake()
+        return answer(200, {"status": "accepted", "accepted": accepted, "duplicates": duplicates})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        try:
+            stats = await run_in_threadpool(store.stats)
+        except StoreError as exc:
+            metrics.inc("shaobing_relay_store_errors_total")
+            log.error("cannot read queue state for /metrics: %s", exc)
+            stats = None
+        return PlainTextResponse(metrics.render(stats, clock()), media_type="text/plain; version=0.0.4")
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(store.ping)
+        except StoreError:
+            return PlainTextResponse("store unavailable\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    async def index(request: Request) -> Response:
+        return PlainTextResponse("shaobing-relay: POST /alertmanager/<route>, GET /metrics, GET /healthz\n")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if deliverer is not None:
+            await deliverer.start()
+        try:
+            yield
+        finally:
+            if deliverer is not None:
+                await deliverer.stop()
+
+    routes = [
+        Route("/alertmanager/{route}", ingest, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,218 @@
+"""Loading and validating the relay's YAML configuration.
+
+Every error names the file, the key path and the line (read from yaml compose nodes), and unknown keys
+are refused with a did-you-mean, so a typo never silently disables a channel.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from relay.config.channels import parse_channel
+from relay.config.model import (
+    AuthConfig,
+    ChannelConfig,
+    Config,
+    DeliveryConfig,
+    Person,
+    RouteConfig,
+    ServerConfig,
+    StoreConfig,
+)
+from relay.config.nodes import ConfigError, Reader, Secret
+from relay.templates import TEMPLATE_NAMES, Renderer, TemplateProblem
+
+__all__ = ["ConfigError", "Config", "ChannelConfig", "Secret", "load_config", "build_renderer"]
+
+_PHONE = re.compile(r"^\+?\d{6,15}$")
+_ROUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TOP = ("server", "store", "delivery", "timezone", "people", "channels", "routes", "templates")
+
+
+def _server(r: Reader, node: yaml.Node) -> ServerConfig:
+    keys = r.mapping(node, "server", ("listen", "max_body_bytes", "auth"))
+    host, port = "127.0.0.1", 10131
+    if "listen" in keys:
+        raw = r.string(keys["listen"], "server.listen")
+        host_part, sep, port_part = raw.rpartition(":")
+        if not sep or not port_part.isdigit() or not 0 < int(port_part) < 65536:
+            raise r.fail(keys["listen"], "server.listen", f"expected HOST:PORT, got '{raw}'")
+        host, port = host_part.strip("[]") or "127.0.0.1", int(port_part)
+    max_body = 1 << 20
+    if "max_body_bytes" in keys:
+        max_body = r.integer(keys["max_body_bytes"], "server.max_body_bytes", 1024, 64 << 20)
+    auth = AuthConfig()
+    if "auth" in keys:
+        auth = _auth(r, keys["auth"])
+    return ServerConfig(host, port, max_body, auth)
+
+
+def _auth(r: Reader, node: yaml.Node) -> AuthConfig:
+    keys = r.mapping(node, "server.auth", ("bearer_tokens", "basic", "allow_unauthenticated"))
+    tokens: list[Secret] = []
+    if "bearer_tokens" in keys:
+        for i, item in enumerate(r.sequence(keys["bearer_tokens"], "server.auth.bearer_tokens")):
+            tokens.append(r.secret(item, f"server.auth.bearer_tokens[{i}]"))
+    basic: list[tuple[str, Secret]] = []
+    if "basic" in keys:
+        for i, item in enumerate(r.sequence(keys["basic"], "server.auth.basic")):
+            sub = f"server.auth.basic[{i}]"
+            entry = r.mapping(item, sub, ("username", "password"), required=("username", "password"))
+            basic.append(
+                (
+                    r.string(entry["username"], f"{sub}.username"),
+                    r.secret(entry["password"], f"{sub}.password"),
+                )
+            )
+    allow = False
+    if "allow_unauthenticated" in keys:
+        allow = r.boolean(keys["allow_unauthenticated"], "server.auth.allow_unauthenticated")
+    return AuthConfig(tuple(tokens), tuple(basic), allow)
+
+
+def _store(r: Reader, node: yaml.Node) -> StoreConfig:
+    keys = r.mapping(node, "store", ("path", "synchronous"), required=("path",))
+    path = Path(r.string(keys["path"], "store.path"))
+    if not path.is_absolute():
+        path = r.path.parent / path
+    sync = "full"
+    if "synchronous" in keys:
+        sync = r.choice(keys["synchronous"], "store.synchronous", ("full", "normal"))
+    return StoreConfig(path, sync)
+
+
+def _delivery(r: Reader, node: yaml.Node) -> DeliveryConfig:
+    floats = {
+        "backoff_initial_seconds": (0.01, 3600.0),
+        "backoff_max_seconds": (0.01, 86400.0),
+        "jitter": (0.0, 1.0),
+        "request_timeout_seconds": (0.1, 120.0),
+        "reconcile_delay_seconds": (0.01, 86400.0),
+        "reconcile_grace_seconds": (0.0, 86400.0),
+        "reconcile_give_up_seconds": (0.01, 7 * 86400.0),
+        "poll_interval_seconds": (0.01, 60.0),
+    }
+    ints = {"max_attempts": (1, 1000), "digest_max_items": (2, 500), "concurrency": (1, 256)}
+    keys = r.mapping(node, "delivery", tuple(floats) + tuple(ints))
+    values: dict[str, object] = {}
+    for key, (lo, hi) in floats.items():
+        if key in keys:
+            values[key] = r.number(keys[key], f"delivery.{key}", lo, hi)
+    for key, (ilo, ihi) in ints.items():
+        if key in keys:
+            values[key] = r.integer(keys[key], f"delivery.{key}", ilo, ihi)
+    return DeliveryConfig(**values)  # type: ignore[arg-type]
+
+
+def _people(r: Reader, node: yaml.Node) -> dict[str, Person]:
+    people: dict[str, Person] = {}
+    for key, value in r.free_mapping(node, "people").items():
+        sub = f"people.{key}"
+        entry = r.mapping(value, sub, ("name", "phone"), required=("phone",))
+        phone = r.string(entry["phone"], f"{sub}.phone").replace(" ", "").replace("-", "")
+        if not _PHONE.match(phone):
+            raise r.fail(
+                entry["phone"],
+                f"{sub}.phone",
+                "expected a phone number such as 13800001234 or +8613800001234",
+            )
+        name = r.string(entry["name"], f"{sub}.name") if "name" in entry else key
+        people[key] = Person(key, name, phone)
+    return people
+
+
+def _routes(r: Reader, node: yaml.Node, channels: dict[str, ChannelConfig]) -> dict[str, RouteConfig]:
+    routes: dict[str, RouteConfig] = {}
+    for name, value in r.free_mapping(node, "routes").items():
+        sub = f"routes.{name}"
+        if not _ROUTE.match(name):
+            raise r.fail(value, sub, "route names may use letters, digits, '.', '_' and '-' (they appear in the URL)")
+        entry = r.mapping(value, sub, ("channels",), required=("channels",))
+        names = r.strings(entry["channels"], f"{sub}.channels")
+        for i, item in enumerate(r.sequence(entry["channels"], f"{sub}.channels")):
+            if names[i] not in channels:
+                raise r.fail(item, f"{sub}.channels[{i}]", f"unknown channel '{names[i]}'")
+        routes[name] = RouteConfig(name, tuple(names))
+    if not routes:
+        raise r.fail(node, "routes", "define at least one route")
+    return routes
+
+
+def _templates(r: Reader, node: yaml.Node) -> dict[str, str]:
+    keys = r.mapping(node, "templates", TEMPLATE_NAMES)
+    out: dict[str, str] = {}
+    for name, value in keys.items():
+        path = Path(r.string(value, f"templates.{name}"))
+        out[name] = str(path if path.is_absolute() else r.path.parent / path)
+    return out
+
+
+def build_renderer(config: Config) -> Renderer:
+    """Compile and check every template the config uses (files and inline SMS/gateway templates)."""
+    renderer = Renderer({k: Path(v) for k, v in config.templates.items()}, config.timezone)
+    inline: list[tuple[str, str]] = []
+    for channel in config.channels.values():
+        for name, text in channel.template_params:
+            inline.append((f"{config.path}: channels.{channel.name}.template_params.{name}", text))
+        body = channel.options.get("body_template")
+        if isinstance(body, str):
+            inline.append((f"{config.path}: channels.{channel.name}.body_template", body))
+    renderer.validate(inline)
+    return renderer
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a config file. Raises ConfigError with file, key path and line."""
+    r = Reader(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if root is None:
+        raise ConfigError(f"{path}: the file is empty")
+    keys = r.mapping(root, "", _TOP, required=("channels", "routes"))
+    server = _server(r, keys["server"]) if "server" in keys else ServerConfig()
+    auth = server.auth
+    if not auth.bearer_tokens and not auth.basic and not auth.allow_unauthenticated:
+        raise r.fail(
+            keys.get("server", root),
+            "server.auth",
+            "callers must authenticate: set bearer_tokens or basic (or allow_unauthenticated: true)",
+        )
+    store = _store(r, keys["store"]) if "store" in keys else StoreConfig(path.parent / "relay.db")
+    delivery = _delivery(r, keys["delivery"]) if "delivery" in keys else DeliveryConfig()
+    timezone = "Asia/Shanghai"
+    if "timezone" in keys:
+        timezone = r.string(keys["timezone"], "timezone")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise r.fail(keys["timezone"], "timezone", f"unknown time zone '{timezone}'") from None
+    people = _people(r, keys["people"]) if "people" in keys else {}
+
+    channels: dict[str, ChannelConfig] = {}
+    fallbacks: dict[str, yaml.Node | None] = {}
+    for name, node in r.free_mapping(keys["channels"], "channels").items():
+        channels[name], fallbacks[name] = parse_channel(r, name, node, people)
+    for name, fb_node in fallbacks.items():
+        target = channels[name].fallback
+        if target is not None and (target not in channels or target == name):
+            raise r.fail(fb_node, f"channels.{name}.fallback", f"'{target}' is not another defined channel")
+    routes = _routes(r, keys["routes"], channels)
+    templates = _templates(r, keys["templates"]) if "templates" in keys else {}
+    config = Config(path, server, store, delivery, timezone, people, channels, routes, templates)
+    try:
+        build_renderer(config)
+    except TemplateProblem as exc:
+        raise ConfigError(str(exc)) from None
+    return config

@@ -1,0 +1,239 @@
+"""Channel sections: one schema per provider type, with defaults matching each provider's published limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+
+import yaml
+
+from relay.config.model import CHANNEL_TYPES, SMS_TYPES, ChannelConfig, Person, QuietHours
+from relay.config.nodes import Reader, Secret
+
+__all__ = ["parse_channel", "DEFAULT_RATE_LIMITS", "DEFAULT_TEMPLATE_PARAMS"]
+
+# Provider limits, per destination (robot or phone number):
+# - DingTalk custom robot: 20 messages per minute, then throttled for 10 minutes.
+# - WeCom group robot: 20 messages per minute.
+# - Feishu custom bot: 100 per minute and 5 per second.
+# - SMS: our own per-person caps (cost and noise), below the providers' per-number flow control.
+DEFAULT_RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
+    "dingtalk": ((60.0, 20),),
+    "wecom": ((60.0, 20),),
+    "feishu": ((1.0, 5), (60.0, 100)),
+    "webhook": ((1.0, 50),),
+    "aliyun_sms": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
+    "tencent_sms": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
+    "sms_gateway": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
+}
+
+# Aliyun allows up to 35 characters per template variable in notification templates; Tencent Cloud's
+# default for non-verification templates is shorter, so both default to a conservative 20.
+DEFAULT_TEMPLATE_PARAMS: tuple[tuple[str, str], ...] = (
+    ("status", "{{ status_zh }}"),
+    ("alert", "{{ title }}"),
+    ("target", "{{ target }}"),
+    ("time", "{{ time }}"),
+)
+
+_COMMON = ("type", "fallback", "severities", "send_resolved", "quiet_hours", "rate_limits", "description")
+_SMS_COMMON = (
+    "recipients",
+    "per_recipient_hourly",
+    "per_recipient_daily",
+    "template_params",
+    "max_param_chars",
+)
+
+# key -> kind: "str" (optional string), "str!" (required), "secret" (optional), "secret!" (required)
+_SCHEMAS: dict[str, dict[str, str]] = {
+    "dingtalk": {"base_url": "str", "access_token": "secret!", "secret": "secret"},
+    "wecom": {"base_url": "str", "key": "secret!"},
+    "feishu": {"base_url": "str", "hook_token": "secret!", "secret": "secret"},
+    "webhook": {"url": "str!", "secret": "secret", "headers": "headers"},
+    "aliyun_sms": {
+        "base_url": "str",
+        "access_key_id": "secret!",
+        "access_key_secret": "secret!",
+        "sign_name": "str!",
+        "template_code": "str!",
+        "region_id": "str",
+    },
+    "tencent_sms": {
+        "base_url": "str",
+        "secret_id": "secret!",
+        "secret_key": "secret!",
+        "sdk_app_id": "str!",
+        "sign_name": "str!",
+        "template_id": "str!",
+        "region": "str",
+    },
+    "sms_gateway": {
+        "url": "str!",
+        "method": "str",
+        "headers": "headers",
+        "body_template": "str!",
+        "content_type": "str",
+        "success_status": "ints",
+        "success_field": "str",
+        "success_value": "str",
+        "secret": "secret",
+    },
+}
+
+_DEFAULTS: dict[str, dict[str, object]] = {
+    "dingtalk": {"base_url": "https://oapi.dingtalk.com/robot/send"},
+    "wecom": {"base_url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"},
+    "feishu": {"base_url": "https://open.feishu.cn/open-apis/bot/v2/hook/"},
+    "webhook": {},
+    "aliyun_sms": {"base_url": "https://dysmsapi.aliyuncs.com/", "region_id": "cn-hangzhou"},
+    "tencent_sms": {"base_url": "https://sms.tencentcloudapi.com/", "region": "ap-guangzhou"},
+    "sms_gateway": {"method": "POST", "content_type": "application/json", "success_status": [200]},
+}
+
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+SEVERITIES = ("critical", "warning", "info")
+
+
+def _time(reader: Reader, node: yaml.Node, keypath: str) -> dt.time:
+    raw = reader.string(node, keypath)
+    match = _TIME.match(raw)
+    if not match:
+        raise reader.fail(node, keypath, f"expected HH:MM (24h), got '{raw}'")
+    return dt.time(int(match.group(1)), int(match.group(2)))
+
+
+def _quiet_hours(reader: Reader, node: yaml.Node, keypath: str) -> QuietHours:
+    keys = reader.mapping(node, keypath, ("start", "end", "bypass_severities"), required=("start", "end"))
+    bypass: tuple[str, ...] = ("critical",)
+    if "bypass_severities" in keys:
+        bypass = tuple(reader.strings(keys["bypass_severities"], f"{keypath}.bypass_severities"))
+    start = _time(reader, keys["start"], f"{keypath}.start")
+    end = _time(reader, keys["end"], f"{keypath}.end")
+    if start == end:
+        raise reader.fail(node, keypath, "start and end are equal; remove quiet_hours to disable it")
+    return QuietHours(start, end, bypass)
+
+
+def _rate_limits(reader: Reader, node: yaml.Node, keypath: str) -> tuple[tuple[float, int], ...]:
+    out: list[tuple[float, int]] = []
+    for i, item in enumerate(reader.sequence(node, keypath)):
+        sub = f"{keypath}[{i}]"
+        keys = reader.mapping(item, sub, ("window_seconds", "max"), required=("window_seconds", "max"))
+        window = reader.number(keys["window_seconds"], f"{sub}.window_seconds", 0.01, 7 * 86400)
+        out.append((window, reader.integer(keys["max"], f"{sub}.max", 1, 1_000_000)))
+    return tuple(out)
+
+
+def _template_params(reader: Reader, node: yaml.Node, keypath: str) -> tuple[tuple[str, str], ...]:
+    """An ordered mapping: Aliyun uses the names, Tencent Cloud the order ({1}, {2}, ...)."""
+    pairs = reader.free_mapping(node, keypath)
+    if not pairs:
+        raise reader.fail(node, keypath, "give at least one template parameter")
+    return tuple((name, reader.string(value, f"{keypath}.{name}")) for name, value in pairs.items())
+
+
+def _option(reader: Reader, kind: str, node: yaml.Node, keypath: str, secrets: dict[str, Secret], key: str) -> object:
+    base = kind.rstrip("!")
+    if base == "secret":
+        secrets[key] = reader.secret(node, keypath)
+        return None
+    if base == "ints":
+        items = reader.sequence(node, keypath)
+        return [reader.integer(item, f"{keypath}[{i}]", 100, 599) for i, item in enumerate(items)]
+    if base == "headers":
+        headers: dict[str, str] = {}
+        for name, item in reader.free_mapping(node, keypath).items():
+            if isinstance(item, yaml.MappingNode):
+                secrets[f"header:{name}"] = reader.secret(item, f"{keypath}.{name}")
+            else:
+                headers[name] = reader.string(item, f"{keypath}.{name}")
+        return headers
+    text = reader.string(node, keypath)
+    if key in ("base_url", "url") and not _URL.match(text):
+        raise reader.fail(node, keypath, f"'{text}' is not an http(s) URL")
+    return text
+
+
+def parse_channel(
+    reader: Reader, name: str, node: yaml.Node, people: Mapping[str, Person]
+) -> tuple[ChannelConfig, yaml.Node | None]:
+    """Returns the channel and the node of its `fallback` key (checked once all channels are known)."""
+    keypath = f"channels.{name}"
+    if not isinstance(node, yaml.MappingNode):
+        raise reader.fail(node, keypath, "expected a mapping with at least 'type'")
+    type_node = next((v for k, v in node.value if getattr(k, "value", None) == "type"), None)
+    if type_node is None:
+        raise reader.fail(node, keypath, f"missing required key 'type' (one of {', '.join(CHANNEL_TYPES)})")
+    ctype = reader.choice(type_node, f"{keypath}.type", CHANNEL_TYPES)
+    schema = _SCHEMAS[ctype]
+    is_sms = ctype in SMS_TYPES
+    allowed = _COMMON + tuple(schema) + (_SMS_COMMON if is_sms else ())
+    required = tuple(k for k, kind in schema.items() if kind.endswith("!")) + (("recipients",) if is_sms else ())
+    keys = reader.mapping(node, keypath, allowed, required)
+
+    options: dict[str, object] = dict(_DEFAULTS[ctype])
+    secrets: dict[str, Secret] = {}
+    for key, kind in schema.items():
+        if key in keys:
+            value = _option(reader, kind, keys[key], f"{keypath}.{key}", secrets, key)
+            if value is not None:
+                options[key] = value
+
+    recipients: list[Person] = []
+    if is_sms:
+        for i, item in enumerate(reader.sequence(keys["recipients"], f"{keypath}.recipients")):
+            who = reader.string(item, f"{keypath}.recipients[{i}]")
+            if who not in people:
+                raise reader.fail(item, f"{keypath}.recipients[{i}]", f"'{who}' is not defined under people:")
+            recipients.append(people[who])
+        if not recipients:
+            raise reader.fail(keys["recipients"], f"{keypath}.recipients", "give at least one person")
+
+    severities: tuple[str, ...] | None = ("critical",) if is_sms else None
+    if "severities" in keys:
+        severities = tuple(reader.strings(keys["severities"], f"{keypath}.severities")) or None
+    send_resolved = not is_sms
+    if "send_resolved" in keys:
+        send_resolved = reader.boolean(keys["send_resolved"], f"{keypath}.send_resolved")
+    quiet = _quiet_hours(reader, keys["quiet_hours"], f"{keypath}.quiet_hours") if "quiet_hours" in keys else None
+
+    limits = DEFAULT_RATE_LIMITS[ctype]
+    if "rate_limits" in keys:
+        limits = _rate_limits(reader, keys["rate_limits"], f"{keypath}.rate_limits")
+    if is_sms and ("per_recipient_hourly" in keys or "per_recipient_daily" in keys):
+        caps = dict((w, m) for w, m in limits)
+        if "per_recipient_hourly" in keys:
+            caps[3600.0] = reader.integer(keys["per_recipient_hourly"], f"{keypath}.per_recipient_hourly", 1, 1000)
+        if "per_recipient_daily" in keys:
+            caps[86400.0] = reader.integer(keys["per_recipient_daily"], f"{keypath}.per_recipient_daily", 1, 10000)
+        limits = tuple(sorted(caps.items()))
+
+    params: tuple[tuple[str, str], ...] = ()
+    max_chars = 20
+    if is_sms:
+        params = DEFAULT_TEMPLATE_PARAMS
+        if "template_params" in keys:
+            params = _template_params(reader, keys["template_params"], f"{keypath}.template_params")
+        if "max_param_chars" in keys:
+            max_chars = reader.integer(keys["max_param_chars"], f"{keypath}.max_param_chars", 1, 500)
+
+    fallback_node = keys.get("fallback")
+    fallback = reader.string(fallback_node, f"{keypath}.fallback") if fallback_node is not None else None
+    channel = ChannelConfig(
+        name=name,
+        type=ctype,
+        options=options,
+        secrets=secrets,
+        recipients=tuple(recipients),
+        severities=severities,
+        send_resolved=send_resolved,
+        quiet_hours=quiet,
+        fallback=fallback,
+        rate_limits=limits,
+        template_params=params,
+        max_param_chars=max_chars,
+    )
+    return channel, fallback_node

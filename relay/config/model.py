@@ -1,0 +1,139 @@
+"""The relay configuration as typed, validated objects."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relay.config.nodes import Secret
+
+__all__ = [
+    "AuthConfig",
+    "ChannelConfig",
+    "Config",
+    "DeliveryConfig",
+    "Person",
+    "QuietHours",
+    "RouteConfig",
+    "ServerConfig",
+    "StoreConfig",
+    "SMS_TYPES",
+    "IM_TYPES",
+    "CHANNEL_TYPES",
+]
+
+SMS_TYPES = ("aliyun_sms", "tencent_sms", "sms_gateway")
+IM_TYPES = ("dingtalk", "wecom", "feishu", "webhook")
+CHANNEL_TYPES = IM_TYPES + SMS_TYPES
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    bearer_tokens: tuple[Secret, ...] = ()
+    basic: tuple[tuple[str, Secret], ...] = ()
+    allow_unauthenticated: bool = False
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 10131
+    max_body_bytes: int = 1 << 20
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: Path = Path("relay.db")
+    synchronous: str = "full"
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    max_attempts: int = 10
+    backoff_initial_seconds: float = 5.0
+    backoff_max_seconds: float = 600.0
+    jitter: float = 0.2
+    request_timeout_seconds: float = 10.0
+    reconcile_delay_seconds: float = 60.0
+    reconcile_grace_seconds: float = 300.0
+    reconcile_give_up_seconds: float = 3600.0
+    digest_max_items: int = 30
+    concurrency: int = 8
+    poll_interval_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: dt.time
+    end: dt.time
+    bypass_severities: tuple[str, ...] = ("critical",)
+
+    def active(self, local: dt.datetime) -> bool:
+        now = local.time()
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end
+
+    def end_after(self, local: dt.datetime) -> dt.datetime:
+        """The first local time >= `local` at which quiet hours are over."""
+        candidate = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
+        if candidate <= local:
+            candidate += dt.timedelta(days=1)
+        return candidate
+
+
+@dataclass(frozen=True)
+class Person:
+    key: str
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    name: str
+    type: str
+    options: Mapping[str, object]
+    secrets: Mapping[str, Secret]
+    recipients: tuple[Person, ...] = ()
+    severities: tuple[str, ...] | None = None
+    send_resolved: bool = True
+    quiet_hours: QuietHours | None = None
+    fallback: str | None = None
+    # (window seconds, max sends) per destination: per robot for IM, per recipient for SMS.
+    rate_limits: tuple[tuple[float, int], ...] = ()
+    template_params: tuple[tuple[str, str], ...] = ()
+    max_param_chars: int = 20
+
+    @property
+    def is_sms(self) -> bool:
+        return self.type in SMS_TYPES
+
+    def destinations(self) -> list[str]:
+        """Recipient keys: people for SMS, a single '' for a chat robot or webhook."""
+        return [p.key for p in self.recipients] if self.is_sms else [""]
+
+    def person(self, key: str) -> Person | None:
+        return next((p for p in self.recipients if p.key == key), None)
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    name: str
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    store: StoreConfig
+    delivery: DeliveryConfig
+    timezone: str
+    people: dict[str, Person]
+    channels: dict[str, ChannelConfig]
+    routes: dict[str, RouteConfig]
+    templates: dict[str, str]

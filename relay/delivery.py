@@ -1,0 +1,318 @@
+"""The delivery worker: drains the outbox per destination within its budget, retries with backoff
+and jitter, folds a backlog into digests, reconciles SMS sends of unknown outcome, and hands dead
+messages to the channel's fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from relay.config.model import ChannelConfig, Config
+from relay.ingest import dest_key, plan_channel
+from relay.metrics import Metrics
+from relay.providers import Outbound, Outcome, Provider, Reconcile, SendResult, build_provider
+from relay.ratelimit import WindowLimiter
+from relay.redact import mask_phone
+from relay.store import NewMessage, Row, Store, StoreError
+from relay.templates import Renderer, sanitize_sms
+
+__all__ = ["Deliverer", "backoff_delay"]
+
+log = logging.getLogger("relay.delivery")
+MAX_FALLBACK_DEPTH = 3
+PRUNE_EVERY = 3600.0
+KEEP_SECONDS = 7 * 86400.0
+
+
+def backoff_delay(attempts: int, initial: float, maximum: float, jitter: float, rnd: float) -> float:
+    """Exponential backoff with +/- jitter, so a fleet of retries does not arrive in lockstep."""
+    base = min(initial * float(2 ** min(max(attempts - 1, 0), 40)), maximum)
+    return max(base * (1.0 + jitter * (2.0 * rnd - 1.0)), 0.0)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        renderer: Renderer,
+        metrics: Metrics,
+        client: httpx.AsyncClient,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.renderer = renderer
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng
+        self.zone = ZoneInfo(config.timezone)
+        self.providers: dict[str, Provider] = {
+            name: build_provider(channel, client, renderer) for name, channel in config.channels.items()
+        }
+        self.limiter = WindowLimiter()
+        for channel in config.channels.values():
+            for recipient in channel.destinations():
+                self.limiter.configure(dest_key(channel.name, recipient), channel.rate_limits)
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = self.clock()
+        uncertain = {name for name, ch in self.config.channels.items() if ch.is_sms}
+        retried, reconciled = await asyncio.to_thread(
+            self.store.recover_inflight, uncertain, now, now + self.config.delivery.reconcile_delay_seconds
+        )
+        if retried or reconciled:
+            log.warning("recovered in-flight sends after restart: %d retried, %d to reconcile", retried, reconciled)
+        self.limiter.seed(await asyncio.to_thread(self.store.recent_sends, now - 86400.0))
+        self._runner = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._runner, *self._tasks.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        poll = self.config.delivery.poll_interval_seconds
+        while True:
+            self._wake.clear()
+            try:
+                await self._tick()
+                next_due = await asyncio.to_thread(self.store.next_due_at)
+            except StoreError as exc:
+                self.metrics.inc("shaobing_relay_store_errors_total")
+                log.error("store error in delivery loop: %s", exc)
+                next_due = None
+            now = self.clock()
+            delay = poll if next_due is None else min(max(next_due - now, 0.01), poll)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _tick(self) -> None:
+        now = self.clock()
+        self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
+        slots = self.config.delivery.concurrency - len(self._tasks)
+        for dest, channel in await asyncio.to_thread(self.store.due_destinations, now):
+            if slots <= 0:
+                break
+            if dest not in self._tasks:
+                self._tasks[dest] = asyncio.create_task(self._guard(self._drain(dest, channel)))
+                slots -= 1
+        for row in await asyncio.to_thread(self.store.unknown_due, now):
+            key = f"reconcile:{row.id}"
+            if slots > 0 and key not in self._tasks and row.dest not in self._tasks:
+                self._tasks[key] = asyncio.create_task(self._guard(self._reconcile(row)))
+                slots -= 1
+        if now - self._last_prune > PRUNE_EVERY:
+            self._last_prune = now
+            await asyncio.to_thread(self.store.prune, now, KEEP_SECONDS)
+
+    async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except StoreError as exc:
+            self.metrics.inc("shaobing_relay_store_errors_total")
+            log.error("store error during delivery: %s", exc)
+        except Exception:
+            log.exception("unexpected error during delivery")
+        finally:
+            self.wake()
+
+    # -- sending ------------------------------------------------------------------------------------
+
+    async def _drain(self, dest: str, channel_name: str) -> None:
+        channel = self.config.channels.get(channel_name)
+        now = self.clock()
+        rows = await asyncio.to_thread(self.store.due_rows, dest, now)
+        if channel is None:
+            for row in rows:
+                await asyncio.to_thread(self.store.dead, row.id, now, "channel no longer configured")
+            return
+        if not self.limiter.knows(dest):
+            self.limiter.configure(dest, channel.rate_limits)
+        available = self.limiter.available(dest, now)
+        units: list[Row] = []
+        if available > 0:
+            units = await self._plan(rows, available, channel, now)
+        sent = {r.id for r in units}
+        for row in units:
+            await self._send(row, channel)
+        rest = [r.id for r in rows if r.id not in sent]
+        if rest:
+            later = self.clock()
+            await asyncio.to_thread(self.store.defer, rest, self.limiter.next_free(dest, later), later)
+
+    async def _plan(self, rows: list[Row], available: int, channel: ChannelConfig, now: float) -> list[Row]:
+        """Send rows one by one while the budget allows; otherwise fold the backlog into digests."""
+        if len(rows) <= available:
+            return rows
+        units = [r for r in rows if r.kind == "digest"][:available]
+        singles = [r for r in rows if r.kind == "single"]
+        size = self.config.delivery.digest_max_items
+        chunks = min(available - len(units), math.ceil(len(singles) / size))
+        for i in range(chunks):
+            group = singles[i * size : (i + 1) * size]
+            if len(group) == 1:
+                units.append(group[0])
+                continue
+            digest = await asyncio.to_thread(self.store.fold, group[0], [r.id for r in group], now)
+            self.metrics.inc("shaobing_relay_digests_total", channel=channel.name)
+            log.info("channel %s: folded %d messages into digest %d", channel.name, len(group), digest.id)
+            units.append(digest)
+        return units
+
+    async def outbound(self, row: Row, channel: ChannelConfig) -> Outbound:
+        alerts = await asyncio.to_thread(self.store.alerts_for, row)
+        ctx = self.renderer.context(alerts, channel.name, row.route)
+        person = channel.person(row.recipient)
+        params = [
+            (name, sanitize_sms(self.renderer.render_inline(expr, ctx), channel.max_param_chars))
+            for name, expr in channel.template_params
+        ]
+        return Outbound(
+            delivery_id=row.delivery_id,
+            title=f"【哨兵】{ctx['status_zh']}：{ctx['title']}"[:100],
+            markdown=self.renderer.render("im_markdown", ctx),
+            text=sanitize_sms(self.renderer.render("sms_text", ctx), 300),
+            params=params,
+            phone=person.phone if person else "",
+            alerts=alerts,
+            context=ctx,
+            first_sent_at=row.unknown_since or self.clock(),
+        )
+
+    async def _send(self, row: Row, channel: ChannelConfig) -> None:
+        provider = self.providers[channel.name]
+        try:
+            msg = await self.outbound(row, channel)
+        except StoreError:
+            raise
+        except Exception as exc:  # a template that fails on this alert's data must not stall the queue
+            await self._dead(row, channel, f"cannot render message: {type(exc).__name__}: {exc}", "permanent_failure")
+            return
+        now = self.clock()
+        await asyncio.to_thread(self.store.mark_sending, row.id, row.dest, now)
+        self.limiter.record(row.dest, now)
+        deadline = self.config.delivery.request_timeout_seconds + 5.0
+        try:
+            result = await asyncio.wait_for(provider.send(msg), timeout=deadline)
+        except asyncio.TimeoutError:
+            result = SendResult(Outcome.UNKNOWN if provider.sms else Outcome.RETRY, "deadline exceeded")
+        except Exception as exc:
+            result = SendResult(Outcome.UNKNOWN if provider.sms else Outcome.RETRY, f"{type(exc).__name__}")
+        await self._apply(row, channel, result, msg)
+
+    async def _apply(self, row: Row, channel: ChannelConfig, result: SendResult, msg: Outbound) -> None:
+        now = self.clock()
+        who = f"{channel.name}" + (f" to {mask_phone(msg.phone)}" if msg.phone else "")
+        outcome = result.outcome
+        attempts = row.attempts + 1
+        if outcome is Outcome.SUCCESS:
+            await asyncio.to_thread(self.store.delivered, row.id, now, result.ref)
+            self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome="success")
+            log.info("delivered message %d via %s (%d alerts)", row.id, who, len(msg.alerts))
+        elif outcome is Outcome.RATE_LIMITED:
+            until = now + (result.retry_after or max((w for w, _ in channel.rate_limits), default=60.0))
+            self.limiter.block(row.dest, until)
+            await asyncio.to_thread(self.store.reschedule, row.id, until, now, result.detail, False)
+            self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome="rate_limited")
+            log.warning("rate limited on %s: %s; next try in %.0fs", who, result.detail, until - now)
+        elif outcome is Outcome.UNKNOWN:
+            next_at = now + self.config.delivery.reconcile_delay_seconds
+            await asyncio.to_thread(self.store.unknown, row.id, next_at, now, result.detail)
+            self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome="unknown")
+            log.warning(
+                "outcome unknown for message %d via %s (%s); will reconcile, not resend", row.id, who, result.detail
+            )
+        elif outcome is Outcome.RETRY and attempts < self.config.delivery.max_attempts:
+            d = self.config.delivery
+            next_at = now + backoff_delay(
+                attempts, d.backoff_initial_seconds, d.backoff_max_seconds, d.jitter, self.rng()
+            )
+            await asyncio.to_thread(self.store.reschedule, row.id, next_at, now, result.detail)
+            self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome="retry")
+            log.warning(
+                "retry %d for message %d via %s in %.1fs: %s", attempts, row.id, who, next_at - now, result.detail
+            )
+        elif outcome is Outcome.RETRY:
+            await self._dead(row, channel, f"out of attempts: {result.detail}", "dead_letter")
+        else:
+            await self._dead(row, channel, result.detail, "permanent_failure")
+
+    async def _dead(self, row: Row, channel: ChannelConfig, detail: str, outcome: str) -> None:
+        now = self.clock()
+        await asyncio.to_thread(self.store.dead, row.id, now, detail)
+        self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome=outcome)
+        log.error("message %d on %s failed for good (%s): %s", row.id, channel.name, outcome, detail)
+        fallback = self.config.channels.get(channel.fallback or "")
+        if fallback is None or row.fallback_depth >= MAX_FALLBACK_DEPTH:
+            return
+        alert_ids = await asyncio.to_thread(self.store.alert_ids_for, row)
+        planned: list[tuple[int, list[NewMessage]]] = []
+        for alert_id in alert_ids:
+            alert = await asyncio.to_thread(self.store.alert_body, alert_id)
+            messages = plan_channel(fallback, alert, now, self.zone)
+            if messages:
+                planned.append((alert_id, messages))
+        if planned:
+            await asyncio.to_thread(self.store.enqueue_fallback, planned, row.route, row.fallback_depth + 1, now)
+            log.warning("message %d: %d alerts handed to fallback channel %s", row.id, len(planned), fallback.name)
+
+    # -- reconciliation -----------------------------------------------------------------------------
+
+    async def _reconcile(self, row: Row) -> None:
+        channel = self.config.channels.get(row.channel)
+        now = self.clock()
+        if channel is None:
+            await asyncio.to_thread(self.store.review, row.id, now, "channel no longer configured")
+            return
+        msg = await self.outbound(row, channel)
+        try:
+            result = await asyncio.wait_for(
+                self.providers[channel.name].reconcile(msg), timeout=self.config.delivery.request_timeout_seconds * 3
+            )
+            status, detail = result.status, result.detail
+        except Exception as exc:
+            status, detail = Reconcile.PENDING, f"query error: {type(exc).__name__}"
+        self.metrics.inc("shaobing_relay_reconciliations_total", channel=channel.name, result=status.value)
+        now = self.clock()
+        since = row.unknown_since or now
+        d = self.config.delivery
+        if status is Reconcile.DELIVERED:
+            await asyncio.to_thread(self.store.delivered, row.id, now, "")
+            self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome="success")
+            log.info("reconciled message %d on %s: delivered (%s)", row.id, channel.name, detail)
+        elif status is Reconcile.FAILED:
+            await self._dead(row, channel, f"provider reports failure: {detail}", "permanent_failure")
+        elif status is Reconcile.ABSENT and now - since >= d.reconcile_grace_seconds:
+            # The provider has no record of our id after the grace period: the request never reached it.
+            await asyncio.to_thread(self.store.reschedule, row.id, now, now, f"reconciled absent: {detail}", False)
+            log.warning("reconciled message %d on %s: never sent, sending again", row.id, channel.name)
+        elif status is Reconcile.UNSUPPORTED or now - since >= d.reconcile_give_up_seconds:
+            await asyncio.to_thread(self.store.review, row.id, now, f"needs operator review: {detail}")
+            log.error("message %d on %s needs operator review: %s", row.id, channel.name, detail)
+        else:
+            await asyncio.to_thread(self.store.unknown, row.id, now + d.reconcile_delay_seconds, now, detail)

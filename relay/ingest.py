@@ -1,0 +1,130 @@
+"""Reading an Alertmanager webhook (payload version 4) and planning the outbox messages for it.
+
+Parsing is strict about shape and lenient about content: anything that is not the documented
+structure is a 400 with a reason, never an exception that becomes a 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from relay.config.model import ChannelConfig, Config
+from relay.store import NewMessage
+
+__all__ = ["PayloadError", "parse_payload", "dedup_key", "plan_messages", "plan_channel", "dest_key"]
+
+MAX_ALERTS = 10000
+STATUSES = ("firing", "resolved")
+
+
+class PayloadError(ValueError):
+    """The request body is not a usable Alertmanager webhook; the message is the 400 reason."""
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise PayloadError(f"{where}: expected an object with string values")
+    return dict(value)
+
+
+def _opt_str(alert: Mapping[str, Any], key: str, where: str) -> str:
+    value = alert.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}.{key}: expected a string")
+    return value
+
+
+def _fingerprint(labels: Mapping[str, str]) -> str:
+    text = json.dumps(sorted(labels.items()), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_payload(body: bytes) -> list[dict[str, Any]]:
+    """Return normalized alerts (each carrying groupKey and receiver) or raise PayloadError."""
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        raise PayloadError("invalid JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("expected a JSON object (Alertmanager webhook payload)")
+    alerts = data.get("alerts")
+    if not isinstance(alerts, list):
+        raise PayloadError("'alerts' must be a list")
+    if len(alerts) > MAX_ALERTS:
+        raise PayloadError(f"too many alerts in one request ({len(alerts)} > {MAX_ALERTS})")
+    group_key = _opt_str(data, "groupKey", "payload")
+    receiver = _opt_str(data, "receiver", "payload")
+    out: list[dict[str, Any]] = []
+    for i, alert in enumerate(alerts):
+        where = f"alerts[{i}]"
+        if not isinstance(alert, dict):
+            raise PayloadError(f"{where}: expected an object")
+        status = alert.get("status")
+        if status not in STATUSES:
+            raise PayloadError(f"{where}.status: expected 'firing' or 'resolved'")
+        labels = _str_map(alert.get("labels"), f"{where}.labels")
+        annotations = _str_map(alert.get("annotations") or {}, f"{where}.annotations")
+        starts_at = _opt_str(alert, "startsAt", where)
+        if not starts_at:
+            raise PayloadError(f"{where}.startsAt: missing")
+        normalized = {
+            "status": status,
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": starts_at,
+            "endsAt": _opt_str(alert, "endsAt", where),
+            "generatorURL": _opt_str(alert, "generatorURL", where),
+            "fingerprint": _opt_str(alert, "fingerprint", where) or _fingerprint(labels),
+            "groupKey": group_key,
+            "receiver": receiver,
+        }
+        out.append(normalized)
+    try:
+        json.dumps(out, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise PayloadError("strings must be valid Unicode (found a lone surrogate)") from None
+    return out
+
+
+def dedup_key(alert: Mapping[str, Any]) -> str:
+    """(groupKey, fingerprint, status, startsAt): Alertmanager resends whole groups and HA pairs both send."""
+    parts = [alert["groupKey"], alert["fingerprint"], alert["status"], alert["startsAt"]]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=True).encode()).hexdigest()
+
+
+def dest_key(channel: str, recipient: str) -> str:
+    return f"{channel}/{recipient}" if recipient else channel
+
+
+def plan_channel(channel: ChannelConfig, alert: Mapping[str, Any], now: float, zone: ZoneInfo) -> list[NewMessage]:
+    """Which of this channel's destinations get the alert, and when (quiet hours defer, never drop)."""
+    status = str(alert.get("status", ""))
+    severity = str(dict(alert.get("labels") or {}).get("severity", ""))
+    if status == "resolved" and not channel.send_resolved:
+        return []
+    if channel.severities is not None and severity not in channel.severities:
+        return []
+    next_at = now
+    quiet = channel.quiet_hours
+    if quiet is not None and severity not in quiet.bypass_severities:
+        local = dt.datetime.fromtimestamp(now, zone)
+        if quiet.active(local):
+            next_at = quiet.end_after(local).timestamp()
+    return [NewMessage(channel.name, r, dest_key(channel.name, r), next_at) for r in channel.destinations()]
+
+
+def plan_messages(config: Config, route: str, alert: Mapping[str, Any], now: float) -> list[NewMessage]:
+    zone = ZoneInfo(config.timezone)
+    messages: list[NewMessage] = []
+    for name in config.routes[route].channels:
+        messages.extend(plan_channel(config.channels[name], alert, now, zone))
+    return messages

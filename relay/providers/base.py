@@ -1,0 +1,136 @@
+"""What every provider shares: the message it is given, the result it returns, and the mapping of
+transport failures and HTTP statuses to outcomes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from relay.config.model import ChannelConfig
+
+__all__ = ["Outcome", "SendResult", "Reconcile", "ReconcileResult", "Outbound", "Provider", "retry_after"]
+
+
+class Outcome(str, enum.Enum):
+    SUCCESS = "success"
+    RETRY = "retry"
+    PERMANENT = "permanent_failure"
+    RATE_LIMITED = "rate_limited"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    detail: str = ""
+    retry_after: float | None = None
+    ref: str = ""
+
+
+class Reconcile(str, enum.Enum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    ABSENT = "absent"
+    PENDING = "pending"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    status: Reconcile
+    detail: str = ""
+
+
+@dataclass
+class Outbound:
+    """One message ready to send. `phone` is empty for chat channels."""
+
+    delivery_id: str
+    title: str
+    markdown: str
+    text: str
+    params: list[tuple[str, str]] = field(default_factory=list)
+    phone: str = ""
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    first_sent_at: float = 0.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after", "")
+    try:
+        return max(float(raw), 0.0) if raw else None
+    except ValueError:
+        return None
+
+
+class Provider:
+    """A provider sends one Outbound and classifies the answer; it never raises for provider errors.
+
+    `sms` providers are not idempotent: once a request may have reached the provider, an unclear
+    answer is UNKNOWN (reconcile), never RETRY.
+    """
+
+    sms: ClassVar[bool] = False
+
+    def __init__(self, channel: ChannelConfig, client: httpx.AsyncClient) -> None:
+        self.channel = channel
+        self.client = client
+
+    def option(self, key: str) -> str:
+        return str(self.channel.options.get(key, ""))
+
+    def secret(self, key: str) -> str:
+        found = self.channel.secrets.get(key)
+        return found.value if found is not None else ""
+
+    def configured_headers(self) -> dict[str, str]:
+        raw = self.channel.options.get("headers")
+        headers = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        for key, secret in self.channel.secrets.items():
+            if key.startswith("header:"):
+                headers[key[len("header:") :]] = secret.value
+        return headers
+
+    async def send(self, msg: Outbound) -> SendResult:
+        raise NotImplementedError
+
+    async def reconcile(self, msg: Outbound) -> ReconcileResult:
+        return ReconcileResult(Reconcile.UNSUPPORTED, "provider has no status query")
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response | SendResult:
+        """Send, mapping transport failures: a connection that never opened is always safe to retry;
+        a timeout or broken response after the request left is UNKNOWN for SMS."""
+        try:
+            return await self.client.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return SendResult(Outcome.RETRY, f"connection failed ({type(exc).__name__})")
+        except httpx.TimeoutException as exc:
+            return SendResult(Outcome.UNKNOWN if self.sms else Outcome.RETRY, f"timed out ({type(exc).__name__})")
+        except httpx.HTTPError as exc:
+            return SendResult(Outcome.UNKNOWN if self.sms else Outcome.RETRY, f"transport error ({type(exc).__name__})")
+
+    def classify_status(self, response: httpx.Response) -> SendResult | None:
+        """Outcome from the HTTP status alone, or None when the body must decide (2xx)."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return None
+        if status == 429:
+            return SendResult(Outcome.RATE_LIMITED, "HTTP 429", retry_after(response))
+        if status >= 500:
+            # For SMS a 5xx may come from a gateway after the backend accepted the send.
+            return SendResult(Outcome.UNKNOWN if self.sms else Outcome.RETRY, f"HTTP {status}")
+        if status in (408, 425):
+            return SendResult(Outcome.UNKNOWN if self.sms else Outcome.RETRY, f"HTTP {status}")
+        return SendResult(Outcome.PERMANENT, f"HTTP {status}")
+
+    @staticmethod
+    def json_body(response: httpx.Response) -> dict[str, Any] | None:
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
