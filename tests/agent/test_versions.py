@@ -1,0 +1,232 @@
+"""Versions collector: OS identity, EOL with an injected clock, software discovery on the real machine."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from agent.collector import AgentContext
+from agent.collectors.versions import VersionsCollector, VersionsOptions
+from agent.platform import software as sw
+from agent.platform.baseline import BaselineError, load_baseline
+from agent.platform.eol_data import EolDataError, load_eol_data
+from agent.platform.os_release import identify_os, identity_from_release_line
+from agent.platform.windows import identity_from_windows
+
+FIXTURES = Path(__file__).parent / "fixtures" / "versions"
+
+
+def ts(day: str) -> float:
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+
+
+def os_root(tmp_path: Path, fixture: str) -> Path:
+    root = tmp_path / fixture
+    (root / "etc").mkdir(parents=True)
+    shutil.copy(FIXTURES / "os-release" / fixture, root / "etc" / "os-release")
+    return root
+
+
+def collector(tmp_path: Path, root: Path, now: float, **kwargs: object) -> VersionsCollector:
+    context = AgentContext(state_dir=tmp_path / "state", clock=lambda: now)
+    return VersionsCollector(VersionsOptions(), context, root=root, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "product", "cycle"),
+    [
+        ("centos7", "centos", "7"),
+        ("centos-stream9", "centos-stream", "9"),
+        ("rocky9", "rocky-linux", "9"),
+        ("kylin-v10", "kylin", "V10"),
+        ("uos-server-20", "uos-server", "V20"),
+        ("openeuler-2003", "openeuler", "20.03-LTS"),
+        ("debian12", "debian", "12"),
+    ],
+)
+def test_os_identity_from_real_os_release_files(tmp_path: Path, fixture: str, product: str, cycle: str) -> None:
+    identity = identify_os(os_root(tmp_path, fixture))
+    assert identity is not None
+    assert (identity.product, identity.cycle) == (product, cycle)
+
+
+def test_release_file_fallbacks() -> None:
+    kylin = identity_from_release_line("Kylin Linux Advanced Server release V10 (Sword)", "/etc/kylin-release")
+    centos = identity_from_release_line("CentOS Linux release 7.9.2009 (Core)", "/etc/redhat-release")
+    assert kylin is not None and (kylin.product, kylin.cycle) == ("kylin", "V10")
+    assert centos is not None and (centos.product, centos.cycle) == ("centos", "7")
+
+
+def test_centos7_eol_with_injected_clock(tmp_path: Path) -> None:
+    root = os_root(tmp_path, "centos7")
+    labels = {"product": "centos", "cycle": "7", "kind": "os"}
+
+    before = collector(tmp_path, root, ts("2024-06-29"))
+    out = before.new_metric_set()
+    before.collect(out)
+    assert out.get("shaobing_eol_timestamp_seconds", labels) == ts("2024-06-30")
+    assert out.get("shaobing_eol_unknown", labels) == 0
+    report = before.report()
+    assert report is not None
+    assert not [f for f in report.findings if f.severity == "critical"]
+    assert any("将于 2024-06-30 停止支持" in f.title for f in report.findings)  # soon, not yet
+
+    after = collector(tmp_path, root, ts("2024-07-01"))
+    out = after.new_metric_set()
+    after.collect(out)
+    assert out.get("shaobing_eol_timestamp_seconds", labels) == ts("2024-06-30")
+    report = after.report()
+    assert report is not None
+    critical = [f for f in report.findings if f.severity == "critical"]
+    assert len(critical) == 1 and "已于 2024-06-30 停止支持" in critical[0].title
+    assert "0" in critical[0].detail  # "0 pending does not mean up to date"
+
+
+def test_kylin_is_unknown_never_guessed(tmp_path: Path) -> None:
+    c = collector(tmp_path, os_root(tmp_path, "kylin-v10"), ts("2026-01-01"))
+    out = c.new_metric_set()
+    c.collect(out)
+    labels = {"product": "kylin", "cycle": "V10", "kind": "os"}
+    assert out.get("shaobing_eol_unknown", labels) == 1
+    assert out.samples("shaobing_eol_timestamp_seconds") == []
+    assert out.get("shaobing_eol_data_timestamp_seconds") == ts("2026-11-27")
+
+
+def test_uos_year_precision_and_debian_lts(tmp_path: Path) -> None:
+    c = collector(tmp_path, os_root(tmp_path, "uos-server-20"), ts("2026-01-01"))
+    out = c.new_metric_set()
+    c.collect(out)
+    assert out.get("shaobing_eol_timestamp_seconds", {"product": "uos-server", "cycle": "V20", "kind": "os"}) == ts(
+        "2029-01-01"
+    )
+    c = collector(tmp_path, os_root(tmp_path, "debian12"), ts("2026-11-27"))
+    out = c.new_metric_set()
+    c.collect(out)
+    # Debian LTS continues in the same security archive, free: that is when Debian 12 stops getting fixes.
+    assert out.get("shaobing_eol_timestamp_seconds", {"product": "debian", "cycle": "12", "kind": "os"}) == ts(
+        "2028-06-30"
+    )
+
+
+def test_operator_eol_file_and_bad_rows(tmp_path: Path) -> None:
+    good = tmp_path / "eol.csv"
+    good.write_text("# data_date: 2027-01-02\nproduct,cycle,release_date,eol_date,source\n"
+                    "kylin,V10,2020-01-01,2030-06-30,https://example.invalid/kylin-lifecycle\n")
+    empty_overlay = tmp_path / "overlay.csv"
+    empty_overlay.write_text("product,cycle,release_date,eol_date,source\n")
+    data = load_eol_data(good, empty_overlay)
+    assert data.data_timestamp == ts("2027-01-02")
+    fact = data.lookup("kylin", "V10")
+    assert fact is not None and fact.eol == ts("2030-06-30")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("product,cycle,release_date,eol_date,source\nkylin,V10,2020,2031,\n")
+    with pytest.raises(EolDataError, match=r"bad\.csv:2: .*no source"):
+        load_eol_data(bad, empty_overlay)
+    bad.write_text("product,cycle,release_date,eol_date,source\nkylin,V10,2020,soon,https://x\n")
+    with pytest.raises(EolDataError, match=r"bad\.csv:2: eol_date 'soon'"):
+        load_eol_data(bad, empty_overlay)
+
+
+def test_windows_identity_injected() -> None:
+    server = identity_from_windows({"ProductName": "Windows Server 2019 Datacenter", "CurrentBuildNumber": "17763",
+                                    "InstallationType": "Server"})
+    assert server is not None and (server.product, server.cycle) == ("windows-server", "2019")
+    client = identity_from_windows({"ProductName": "Windows 10 Pro", "CurrentBuildNumber": "19045",
+                                    "DisplayVersion": "22H2", "InstallationType": "Client"})
+    assert client is not None and (client.product, client.cycle) == ("windows", "10-22h2")
+    win7 = identity_from_windows({"ProductName": "Windows 7 Professional", "CurrentBuildNumber": "7601"})
+    assert win7 is not None and win7.cycle == "7-sp1"
+
+
+def test_windows_eol_through_collector(tmp_path: Path) -> None:
+    values = {"ProductName": "Windows Server 2012 R2 Standard", "CurrentBuildNumber": "9600",
+              "InstallationType": "Server"}
+    c = collector(tmp_path, tmp_path / "empty", ts("2026-01-01"), windows_values=values)
+    out = c.new_metric_set()
+    c.collect(out)
+    labels = {"product": "windows-server", "cycle": "2012-r2", "kind": "os"}
+    assert out.get("shaobing_eol_timestamp_seconds", labels) == ts("2023-10-10")
+
+
+def test_version_helpers_and_baseline() -> None:
+    assert sw.version_key("1.1.1w") < sw.version_key("1.1.1zd")
+    assert sw.version_key("9.8p1") < sw.version_key("9.9p2") < sw.version_key("10.0p1")
+    assert sw.upstream_version("1:9.2p1-2+deb12u3") == "9.2p1"
+    assert sw.eol_cycle("openssl", "1.1.1w") == "1.1.1"
+    assert sw.eol_cycle("openssl", "3.0.11") == "3.0"
+    assert sw.eol_cycle("postgresql", "9.6.24") == "9.6"
+    assert sw.eol_cycle("tomcat", "8.5.100") == "8.5"
+    baseline = load_baseline()
+    nginx_old = baseline.judge("nginx", "1.22.1")
+    assert nginx_old is not None and nginx_old.outdated  # an abandoned branch built by hand
+    nginx_ok = baseline.judge("nginx", "1.26.3")
+    assert nginx_ok is not None and not nginx_ok.outdated
+    ssh = baseline.judge("openssh", "9.8p1")
+    assert ssh is not None and ssh.outdated and ssh.entry is not None and "CVE-2025-26465" in ssh.entry.advisory
+    assert baseline.judge("redis", "7.2.11") is not None and not baseline.judge("redis", "7.2.11").outdated  # type: ignore[union-attr]
+
+
+def test_baseline_without_advisory_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "baseline.yml"
+    bad.write_text("nginx:\n  - {branch: '1.26', minimum: '1.26.3', advisory: '', url: ''}\n")
+    with pytest.raises(BaselineError, match=r"baseline\.yml:2: nginx: every minimum needs its advisory"):
+        load_baseline(bad)
+
+
+def _dpkg_version(package: str) -> str:
+    result = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True,
+                            timeout=30, check=False)
+    if result.returncode != 0 or not result.stdout:
+        pytest.skip(f"{package} is not installed")
+    return result.stdout
+
+
+@pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="needs a Debian host")
+def test_real_packages_detected_with_dpkg_versions(tmp_path: Path) -> None:
+    nginx, redis = _dpkg_version("nginx"), _dpkg_version("redis-server")
+    c = collector(tmp_path, Path("/"), ts("2026-11-27"), path_dirs=[], tomcat_globs=[])
+    c.opts.search_paths = [str(tmp_path / "nothing-here")]
+    out = c.new_metric_set()
+    c.collect(out)
+    assert out.get("shaobing_software_info", {"software": "nginx", "version": nginx, "source": "package"}) == 1
+    assert out.get("shaobing_software_info", {"software": "redis", "version": redis, "source": "package"}) == 1
+    # distro packages: no upstream EOL or baseline verdict (backports), the OS EOL covers them
+    assert out.get("shaobing_software_outdated", {"software": "nginx"}) is None
+    assert not [s for s in out.samples("shaobing_eol_unknown") if ("product", "nginx") in s.labels]
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/nginx").exists() or not Path("/usr/bin/redis-server").exists(),
+                    reason="needs Debian's nginx and redis-server")
+def test_hand_installed_binaries_probed(tmp_path: Path) -> None:
+    """Copies of the real binaries under a /usr/local-like tree are not owned by dpkg: probed, judged."""
+    nginx_dir = tmp_path / "usr_local" / "nginx" / "sbin"
+    redis_dir = tmp_path / "usr_local" / "redis" / "bin"
+    nginx_dir.mkdir(parents=True)
+    redis_dir.mkdir(parents=True)
+    shutil.copy("/usr/sbin/nginx", nginx_dir / "nginx")
+    shutil.copy("/usr/bin/redis-server", redis_dir / "redis-server")
+    nginx_version = sw.upstream_version(_dpkg_version("nginx"))
+    redis_version = sw.upstream_version(_dpkg_version("redis-server"))
+
+    probed = sw.probe_binary(sw.spec_for("nginx"), "/usr/sbin/nginx", 10)
+    assert probed is not None and probed.version == nginx_version
+
+    c = collector(tmp_path, Path("/"), ts("2026-11-27"), path_dirs=[], tomcat_globs=[])
+    c.opts.search_paths = [str(tmp_path / "usr_local" / "*" / "sbin"), str(tmp_path / "usr_local" / "*" / "bin")]
+    out = c.new_metric_set()
+    c.collect(out)
+    assert out.get("shaobing_software_info", {"software": "nginx", "version": nginx_version, "source": "binary"}) == 1
+    assert out.get("shaobing_software_info", {"software": "redis", "version": redis_version, "source": "binary"}) == 1
+    assert out.get("shaobing_software_outdated", {"software": "nginx"}) == 1  # 1.22 < 1.26.3 (CVE-2025-23419)
+    cycle = sw.eol_cycle("nginx", nginx_version)
+    assert out.get("shaobing_eol_timestamp_seconds", {"product": "nginx", "cycle": cycle, "kind": "server"}) == ts(
+        "2023-04-11"
+    )
+    report = c.report()
+    assert report is not None
+    assert any("nginx" in f.title and "低于安全基线" in f.title for f in report.findings)
