@@ -1,0 +1,265 @@
+"""全域总览 (fleet overview): which township is in trouble, at a glance, and a click through to the host.
+
+The per-township numbers come from the ``township:*`` recording rules in ``alert_rules/records.yml``, so the
+dashboard costs the same for ten hosts or ten thousand; the per-host table reads raw series filtered by the
+township and instance variables.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dash_b
+
+from dashboards.frame import frame
+from dashboards.panels import (
+    GREEN,
+    ORANGE,
+    RED,
+    Column,
+    Query,
+    link_to_fleet_township,
+    link_to_host,
+    row,
+    stat,
+    steps,
+    table,
+    timeseries,
+)
+from dashboards.thresholds import Thresholds
+from dashboards.variables import FLEET
+
+__all__ = ["UID", "build"]
+
+UID = "shaobing-fleet"
+
+R = 'township=~"$township"'
+# A zero for every township that has agents, so "no alerts" reads 0 instead of an empty cell.
+ZERO_BY_TOWNSHIP = f"0 * township:shaobing_hosts:count{{{R}}}"
+ZERO_BY_HOST = f"0 * max by (township, instance) (up{{{FLEET}}})"
+FS = 'fstype!="",mountpoint!=""'
+YELLOW = "yellow"
+
+
+def _pct(ratio: float) -> str:
+    return f"{ratio * 100:g}"
+
+
+def build(t: Thresholds) -> dash_b.Dashboard:
+    fs_ratio = t.number("records.filesystem_usage_ratio")
+    tls_days = t.number("records.tls_expiry_days")
+    fs_warn = round(1 - t.percent_to_ratio("filesystem.space_almost_full_warning_avail_percent"), 6)
+    fs_crit = round(1 - t.percent_to_ratio("filesystem.space_almost_full_critical_avail_percent"), 6)
+    cpu_warn = t.number("cpu.utilisation_warning_ratio")
+    mem_warn = round(1 - t.percent_to_ratio("memory.available_warning_percent"), 6)
+    mem_crit = round(1 - t.percent_to_ratio("memory.available_critical_percent"), 6)
+    eol_warn_days = t.number("currency.eol_warning_days")
+
+    bad_if_any = steps(GREEN, (1, RED))
+    warn_if_any = steps(GREEN, (1, ORANGE))
+    d = frame(
+        UID,
+        "全域总览 Fleet overview",
+        "各乡镇主机在线、严重告警、系统停更、弱口令、安全更新、磁盘与证书；点击进入主机详情。",
+    )
+
+    d = d.with_row(row("全域 Fleet"))
+    d = d.with_panel(
+        stat(
+            "在线/总数 Hosts up/total",
+            "所选乡镇中最近一次抓取成功（up == 1）的主机数，和登记的抓取目标总数。",
+            [
+                Query(f"sum(township:shaobing_hosts_up:sum{{{R}}})", legend="在线"),
+                Query(f"sum(township:shaobing_hosts:count{{{R}}})", legend="总数"),
+            ],
+            width=3,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "离线主机 Hosts down",
+            "抓取失败的主机数（主机宕机、网络不通或代理未运行）。",
+            [Query(f"sum(township:shaobing_hosts:count{{{R}}}) - sum(township:shaobing_hosts_up:sum{{{R}}})")],
+            thresholds=bad_if_any,
+            width=3,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "严重告警 Critical alerts",
+            "正在触发（firing）的 severity=critical 告警条数。",
+            [Query(f'sum(township:shaobing_alerts_firing:count{{{R},severity="critical"}}) or vector(0)')],
+            thresholds=bad_if_any,
+            width=3,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "系统已停更 OS end of life",
+            "操作系统已过厂商支持期（EOL）的主机数。",
+            [Query(f"sum(township:shaobing_hosts_os_eol:count{{{R}}})")],
+            thresholds=bad_if_any,
+            width=3,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "弱口令主机 Weak passwords",
+            "存在空口令或字典弱口令账户的主机数。",
+            [Query(f"sum(township:shaobing_hosts_weak_password:count{{{R}}})")],
+            thresholds=bad_if_any,
+            width=3,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "待装安全更新 Security updates",
+            "有待安装安全更新的主机数（不支持安全通告数据的系统不计入）。",
+            [Query(f"sum(township:shaobing_hosts_security_updates_pending:count{{{R}}})")],
+            thresholds=warn_if_any,
+            width=3,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            f"磁盘超 {_pct(fs_ratio)}% Disks full",
+            f"已用空间超过 {_pct(fs_ratio)}% 的可写文件系统个数。",
+            [Query(f"sum(township:shaobing_filesystems_almost_full:count{{{R}}})")],
+            thresholds=warn_if_any,
+            width=3,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            f"证书 <{tls_days:g} 天 TLS expiring",
+            f"剩余有效期不足 {tls_days:g} 天的 TLS 证书个数（含已过期）。",
+            [Query(f"sum(township:shaobing_tls_certs_expiring:count{{{R}}})")],
+            thresholds=warn_if_any,
+            width=3,
+        )
+    )
+
+    d = d.with_row(row("各乡镇 By township"))
+    d = d.with_panel(
+        table(
+            "乡镇一览 Townships",
+            f"每个乡镇一行；点击乡镇名只看该乡镇。"
+            f"磁盘阈值 {_pct(fs_ratio)}%，证书阈值 {tls_days:g} 天（与告警规则一致）。",
+            [
+                Query(f"township:shaobing_hosts_up:sum{{{R}}}"),
+                Query(f"township:shaobing_hosts:count{{{R}}}"),
+                Query(f"township:shaobing_hosts:count{{{R}}} - township:shaobing_hosts_up:sum{{{R}}}"),
+                Query(
+                    f'sum by (township) (township:shaobing_alerts_firing:count{{{R},severity="critical"}})'
+                    f" or {ZERO_BY_TOWNSHIP}"
+                ),
+                Query(f"township:shaobing_hosts_os_eol:count{{{R}}}"),
+                Query(f"township:shaobing_hosts_weak_password:count{{{R}}}"),
+                Query(f"township:shaobing_hosts_security_updates_pending:count{{{R}}}"),
+                Query(f"township:shaobing_filesystems_almost_full:count{{{R}}}"),
+                Query(f"township:shaobing_tls_certs_expiring:count{{{R}}}"),
+            ],
+            columns=[
+                Column("在线"),
+                Column("总数"),
+                Column("离线", thresholds=bad_if_any),
+                Column("严重告警", thresholds=bad_if_any),
+                Column("系统停更", thresholds=bad_if_any),
+                Column("弱口令主机", thresholds=bad_if_any),
+                Column("待装安全更新主机", thresholds=warn_if_any),
+                Column(f"磁盘超{_pct(fs_ratio)}%", thresholds=warn_if_any),
+                Column(f"证书<{tls_days:g}天", thresholds=warn_if_any),
+            ],
+            labels={"township": "乡镇"},
+            sort_by="严重告警",
+            height=9,
+            links={"乡镇": [link_to_fleet_township()]},
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "各乡镇离线主机 Hosts down by township",
+            "每个乡镇抓取失败的主机数随时间变化。",
+            [
+                Query(
+                    f"township:shaobing_hosts:count{{{R}}} - township:shaobing_hosts_up:sum{{{R}}}",
+                    legend="{{township}}",
+                )
+            ],
+            thresholds=steps(GREEN, (1, RED)),
+            min_value=0,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "各乡镇严重告警 Critical alerts by township",
+            "每个乡镇正在触发的严重告警条数随时间变化。",
+            [
+                Query(
+                    f'sum by (township) (township:shaobing_alerts_firing:count{{{R},severity="critical"}})'
+                    f" or {ZERO_BY_TOWNSHIP}",
+                    legend="{{township}}",
+                )
+            ],
+            min_value=0,
+        )
+    )
+
+    d = d.with_row(row("主机 Hosts"))
+    d = d.with_panel(
+        table(
+            "主机一览 Hosts",
+            "每台主机一行；点击主机地址进入主机详情。颜色阈值与告警规则一致："
+            f"CPU {_pct(cpu_warn)}%，内存 {_pct(mem_warn)}%/{_pct(mem_crit)}%，"
+            f"磁盘 {_pct(fs_warn)}%/{_pct(fs_crit)}%，系统停更前 {eol_warn_days:g} 天。",
+            [
+                Query(f"max by (township, instance) (up{{{FLEET}}})"),
+                Query(
+                    f"1 - avg by (township, instance) "
+                    f'(rate(node_cpu_seconds_total{{{FLEET},mode="idle"}}[$__rate_interval]))'
+                ),
+                Query(
+                    f"1 - max by (township, instance) (node_memory_MemAvailable_bytes{{{FLEET}}})"
+                    f" / max by (township, instance) (node_memory_MemTotal_bytes{{{FLEET}}})"
+                ),
+                Query(
+                    f"max by (township, instance) (1 - node_filesystem_avail_bytes{{{FLEET},{FS}}}"
+                    f" / node_filesystem_size_bytes{{{FLEET},{FS}}})"
+                ),
+                Query(f"max by (township, instance) (shaobing_security_updates_pending{{{FLEET}}})"),
+                Query(
+                    f'sum by (township, instance) (shaobing_password_accounts{{{FLEET},reason=~"empty|dictionary"}})'
+                ),
+                Query(
+                    f'count by (township, instance) (ALERTS{{alertstate="firing",severity="critical",'
+                    f'township=~"$township",instance=~"$instance"}}) or {ZERO_BY_HOST}'
+                ),
+                Query(
+                    f'min by (township, instance) (shaobing_eol_timestamp_seconds{{{FLEET},kind="os"}} > 0)'
+                    " / 86400 - time() / 86400"
+                ),
+            ],
+            columns=[
+                Column("在线", thresholds=steps(RED, (1, GREEN))),
+                Column("CPU", unit="percentunit", decimals=1, thresholds=steps(GREEN, (cpu_warn, ORANGE))),
+                Column(
+                    "内存", unit="percentunit", decimals=1, thresholds=steps(GREEN, (mem_warn, ORANGE), (mem_crit, RED))
+                ),
+                Column(
+                    "最满磁盘",
+                    unit="percentunit",
+                    decimals=1,
+                    thresholds=steps(GREEN, (fs_ratio, YELLOW), (fs_warn, ORANGE), (fs_crit, RED)),
+                ),
+                Column("待装安全更新", thresholds=steps(GREEN, (1, ORANGE))),
+                Column("弱口令账户", thresholds=bad_if_any),
+                Column("严重告警", thresholds=bad_if_any),
+                Column(
+                    "系统停更剩余", unit="d", decimals=0, thresholds=steps(RED, (0, ORANGE), (eol_warn_days, GREEN))
+                ),
+            ],
+            labels={"township": "乡镇", "instance": "主机"},
+            sort_by="严重告警",
+            height=14,
+            links={"主机": [link_to_host()]},
+        )
+    )
+    return d

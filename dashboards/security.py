@@ -1,0 +1,275 @@
+"""安全与版本 (security and version currency): fleet-wide findings as tables, and their 30-day trends.
+
+Tables list only what needs attention (a host with nothing wrong has no row); the trends use the township
+recording rules where they exist so a 30-day range stays cheap.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dash_b
+
+from dashboards.frame import frame
+from dashboards.panels import (
+    GREEN,
+    ORANGE,
+    RED,
+    Column,
+    Query,
+    link_to_host,
+    row,
+    stat,
+    steps,
+    table,
+    timeseries,
+)
+from dashboards.thresholds import Thresholds
+from dashboards.variables import FLEET
+
+__all__ = ["UID", "build"]
+
+UID = "shaobing-security"
+
+R = 'township=~"$township"'
+HOST_LABELS = {"township": "乡镇", "instance": "主机"}
+TREND = "30d"
+
+
+def build(t: Thresholds) -> dash_b.Dashboard:
+    eol_warn = t.number("currency.eol_warning_days")
+    upd_warn = t.number("currency.security_updates_warning_days")
+    upd_crit = t.number("currency.security_updates_critical_days")
+
+    bad_if_any = steps(GREEN, (1, RED))
+    warn_if_any = steps(GREEN, (1, ORANGE))
+    host_link = {"主机": [link_to_host()]}
+    d = frame(
+        UID,
+        "安全与版本 Security and currency",
+        "全域的系统停更、软件落后、安全更新积压、口令问题与对外暴露；近 30 天趋势。",
+        time_from="now-7d",
+    )
+
+    d = d.with_row(row("全域 Fleet"))
+    d = d.with_panel(
+        stat(
+            "系统已停更 OS EOL",
+            "操作系统已过支持期的主机数。",
+            [Query(f'count(shaobing_eol_timestamp_seconds{{{FLEET},kind="os"}} > 0 <= time()) or vector(0)')],
+            thresholds=bad_if_any,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            f"{eol_warn:g} 天内停更 EOL soon",
+            f"操作系统、运行时或服务端软件将在 {eol_warn:g} 天内停止支持的条目数。",
+            [
+                Query(
+                    f"count((shaobing_eol_timestamp_seconds{{{FLEET}}} - time()) / 86400 < {eol_warn:g} > 0)"
+                    " or vector(0)"
+                )
+            ],
+            thresholds=warn_if_any,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "落后软件 Outdated software",
+            "版本落后于基线的软件（主机 × 软件）数。",
+            [Query(f"count(shaobing_software_outdated{{{FLEET}}} == 1) or vector(0)")],
+            thresholds=warn_if_any,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            f"安全更新积压超 {upd_warn:g} 天 Update backlog",
+            f"有安全更新等待超过 {upd_warn:g} 天的主机数。",
+            [
+                Query(
+                    f"count((time() - shaobing_security_updates_pending_since_timestamp_seconds{{{FLEET}}}) / 86400"
+                    f" > {upd_warn:g} and shaobing_security_updates_pending{{{FLEET}}} > 0) or vector(0)"
+                )
+            ],
+            thresholds=warn_if_any,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "弱口令账户 Weak password accounts",
+            "空口令与字典弱口令账户总数。",
+            [Query(f'sum(shaobing_password_accounts{{{FLEET},reason=~"empty|dictionary"}}) or vector(0)')],
+            thresholds=bad_if_any,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "风险暴露 Risky exposures",
+            "监听在所有地址上的风险端口、服务弱口令与 SSH 风险设置之和。",
+            [
+                Query(
+                    f"(sum(shaobing_exposed_port{{{FLEET}}}) or vector(0))"
+                    f" + (sum(shaobing_service_weak_credentials{{{FLEET}}}) or vector(0))"
+                    f" + (sum(shaobing_ssh_risky_setting{{{FLEET}}}) or vector(0))"
+                )
+            ],
+            thresholds=warn_if_any,
+        )
+    )
+
+    d = d.with_row(row("版本与停更 Currency"))
+    d = d.with_panel(
+        table(
+            "停更清单 End of life",
+            f"已停更或 {eol_warn:g} 天内停更的系统与软件（负数为已停更天数）；支持期未知的另见右表。",
+            [
+                Query(
+                    f"max by (township, instance, product, cycle, kind) "
+                    f"((shaobing_eol_timestamp_seconds{{{FLEET}}} > 0) - time()) / 86400 < {eol_warn:g}"
+                )
+            ],
+            columns=[Column("剩余天数", unit="d", decimals=0, thresholds=steps(RED, (0, ORANGE), (eol_warn, GREEN)))],
+            labels={**HOST_LABELS, "product": "产品", "cycle": "版本线", "kind": "类别"},
+            sort_by="剩余天数",
+            sort_desc=False,
+            width=16,
+            links=host_link,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "支持期未知 EOL unknown",
+            "没有可靠来源给出支持期的系统或软件（不做猜测）。",
+            [Query(f"max by (township, instance, product, cycle) (shaobing_eol_unknown{{{FLEET}}} == 1)")],
+            columns=[Column("未知")],
+            labels={**HOST_LABELS, "product": "产品", "cycle": "版本线"},
+            width=8,
+            links=host_link,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "落后软件 Outdated software",
+            "包管理器之外安装、版本落后于基线的软件。",
+            [
+                Query(
+                    f"max by (township, instance, software, version, source) (shaobing_software_info{{{FLEET}}}"
+                    f" * on (instance, job, software) group_left () (shaobing_software_outdated{{{FLEET}}} == 1))"
+                )
+            ],
+            columns=[Column("落后", thresholds=warn_if_any)],
+            labels={**HOST_LABELS, "software": "软件", "version": "版本", "source": "来源"},
+            width=12,
+            links=host_link,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "安全更新积压 Security-update age",
+            f"有待装安全更新的主机：个数与最早一个已等待的天数（告警 {upd_warn:g} / {upd_crit:g} 天）。",
+            [
+                Query(f"max by (township, instance) (shaobing_security_updates_pending{{{FLEET}}} > 0)"),
+                Query(
+                    f"max by (township, instance) ((time() - shaobing_security_updates_pending_since_timestamp_seconds"
+                    f"{{{FLEET}}}) / 86400 and shaobing_security_updates_pending{{{FLEET}}} > 0)"
+                ),
+            ],
+            columns=[
+                Column("待装个数"),
+                Column("已等待", unit="d", decimals=1, thresholds=steps(GREEN, (upd_warn, ORANGE), (upd_crit, RED))),
+            ],
+            labels=HOST_LABELS,
+            sort_by="已等待",
+            width=12,
+            links=host_link,
+        )
+    )
+
+    d = d.with_row(row("口令与暴露 Passwords and exposure"))
+    d = d.with_panel(
+        table(
+            "口令问题 Password findings by reason",
+            "按原因的账户数：empty 空口令、dictionary 字典弱口令、legacy_hash 旧哈希算法、uid0_extra 额外 root、"
+            "nopasswd_sudo 免密 sudo。",
+            [Query(f"sum by (township, instance, reason) (shaobing_password_accounts{{{FLEET}}}) > 0")],
+            columns=[Column("账户数", thresholds=warn_if_any)],
+            labels={**HOST_LABELS, "reason": "原因"},
+            sort_by="账户数",
+            width=12,
+            links=host_link,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "风险暴露 Risky exposures",
+            "监听在所有地址上的风险端口及进程、服务弱口令、SSH 风险设置、未启用防火墙。",
+            [
+                Query(f"max by (township, instance, port, service, process) (shaobing_exposed_port{{{FLEET}}} == 1)"),
+                Query(
+                    f"max by (township, instance, port, service) (shaobing_service_weak_credentials{{{FLEET}}} == 1)"
+                ),
+                Query(f"max by (township, instance, setting) (shaobing_ssh_risky_setting{{{FLEET}}} == 1)"),
+                Query(f"max by (township, instance) (shaobing_host_firewall_active{{{FLEET}}} == 0) + 1"),
+            ],
+            columns=[
+                Column("风险端口", thresholds=warn_if_any),
+                Column("服务弱口令", thresholds=bad_if_any),
+                Column("SSH 风险", thresholds=warn_if_any),
+                Column("防火墙未启用", thresholds=warn_if_any),
+            ],
+            labels={**HOST_LABELS, "port": "端口", "service": "服务", "process": "进程", "setting": "SSH 设置"},
+            width=12,
+            links=host_link,
+        )
+    )
+
+    d = d.with_row(row("近 30 天趋势 30-day trends"))
+    d = d.with_panel(
+        timeseries(
+            "停更主机 Hosts on EOL systems",
+            "各乡镇操作系统已停更的主机数。",
+            [Query(f"township:shaobing_hosts_os_eol:count{{{R}}}", legend="{{township}}")],
+            min_value=0,
+            time_from=TREND,
+            width=8,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "待装安全更新 Security updates pending",
+            "各乡镇待装安全更新总数。",
+            [Query(f"township:shaobing_security_updates_pending:sum{{{R}}}", legend="{{township}}")],
+            min_value=0,
+            time_from=TREND,
+            width=8,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "弱口令主机 Hosts with weak passwords",
+            "各乡镇存在空口令或字典弱口令账户的主机数。",
+            [Query(f"township:shaobing_hosts_weak_password:count{{{R}}}", legend="{{township}}")],
+            min_value=0,
+            time_from=TREND,
+            width=8,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "口令问题按原因 Password findings by reason",
+            "全域按原因的问题账户数。",
+            [Query(f"sum by (reason) (shaobing_password_accounts{{{FLEET}}})", legend="{{reason}}")],
+            min_value=0,
+            time_from=TREND,
+            width=12,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "风险端口 Exposed ports",
+            "全域监听在所有地址上的风险端口数（按端口）。",
+            [Query(f"sum by (port) (shaobing_exposed_port{{{FLEET}}}) or vector(0)", legend="{{port}}")],
+            min_value=0,
+            time_from=TREND,
+            width=12,
+        )
+    )
+    return d

@@ -1,0 +1,280 @@
+"""运维自检 (self-check): is the monitoring itself healthy — collectors, scrapes, audits, the relay, alerts."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dash_b
+
+from dashboards.frame import frame
+from dashboards.panels import (
+    GREEN,
+    ORANGE,
+    RED,
+    Column,
+    Query,
+    link_to_host,
+    row,
+    stat,
+    steps,
+    table,
+    timeseries,
+)
+from dashboards.thresholds import Thresholds
+from dashboards.variables import FLEET, RELAY_JOB
+
+__all__ = ["UID", "build"]
+
+UID = "shaobing-self"
+
+RELAY = f'job="{RELAY_JOB}"'
+# The outcomes ShaobingRelayDeliveryFailures counts as failed (alert_rules/src/relay.yml).
+FAILED_OUTCOMES = "permanent_failure|dead_letter"
+FAILING = (
+    f"(shaobing_collector_success{{{FLEET}}} == 0) unless on (instance, job, collector) "
+    f"(shaobing_collector_applicable{{{FLEET}}} == 0)"
+)
+
+
+def build(t: Thresholds) -> dash_b.Dashboard:
+    rss_warn = t.number("agent.rss_warning_bytes")
+    pw_stale = t.number("security.password_audit_stale_days")
+    audit_stale = t.number("security.security_audit_stale_days")
+    backlog_warn = t.number("relay.backlog_warning_seconds")
+    backlog_crit = t.number("relay.backlog_critical_seconds")
+    failures_ratio = t.number("relay.failures_critical_ratio")
+    failures_window = t.duration("relay.failures_window")
+    failed = f'{RELAY},outcome=~"{FAILED_OUTCOMES}"'
+
+    bad_if_any = steps(GREEN, (1, RED))
+    warn_if_any = steps(GREEN, (1, ORANGE))
+    d = frame(
+        UID,
+        "运维自检 Monitoring self-check",
+        "采集器是否成功、耗时，抓取耗时，审计是否按时完成，告警转发（relay）的投递与积压。",
+    )
+
+    d = d.with_row(row("代理 Agents"))
+    d = d.with_panel(
+        stat(
+            "失败的采集器 Failing collectors",
+            "本轮运行失败的采集器（主机 × 采集器）数；不适用于本机的不计入。",
+            [Query(f"count({FAILING}) or vector(0)")],
+            thresholds=bad_if_any,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "不适用的采集器 Not applicable",
+            "在本机不适用（如非 systemd 系统上的单元检查）的采集器数，不是故障。",
+            [Query(f"count(shaobing_collector_applicable{{{FLEET}}} == 0) or vector(0)")],
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "最慢抓取 Slowest scrape",
+            "Prometheus 抓取代理 /metrics 的最长耗时；代理从缓存返回，应远小于 1 秒。",
+            [Query(f"max(scrape_duration_seconds{{{FLEET}}})")],
+            unit="s",
+            decimals=3,
+            thresholds=steps(GREEN, (0.5, ORANGE)),
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "代理最大内存 Max agent RSS",
+            f"代理进程常驻内存的最大值；告警阈值 {rss_warn / 1048576:g} MiB。",
+            [Query(f"max(process_resident_memory_bytes{{{FLEET}}})")],
+            unit="bytes",
+            thresholds=steps(GREEN, (rss_warn, ORANGE)),
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "代理版本数 Agent versions",
+            "全域运行中的代理版本个数；升级期间会大于 1。",
+            [Query(f"count(count by (version) (shaobing_build_info{{{FLEET}}}))")],
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "正在触发的告警 Firing alerts",
+            "Prometheus 中所有正在触发的告警条数（不限乡镇）。",
+            [Query('count(ALERTS{alertstate="firing"}) or vector(0)')],
+            thresholds=warn_if_any,
+        )
+    )
+
+    d = d.with_panel(
+        table(
+            "采集器状态 Collectors",
+            "每台主机每个采集器：是否成功、是否适用、耗时、距上次成功的时间。",
+            [
+                Query(f"max by (township, instance, collector) (shaobing_collector_success{{{FLEET}}})"),
+                Query(f"max by (township, instance, collector) (shaobing_collector_applicable{{{FLEET}}})"),
+                Query(f"max by (township, instance, collector) (shaobing_collector_duration_seconds{{{FLEET}}})"),
+                Query(
+                    f"max by (township, instance, collector) "
+                    f"(time() - shaobing_collector_last_success_timestamp_seconds{{{FLEET}}})"
+                ),
+            ],
+            columns=[
+                Column("成功", thresholds=steps(RED, (1, GREEN))),
+                Column("适用"),
+                Column("耗时", unit="s", decimals=3),
+                Column("距上次成功", unit="s", decimals=0),
+            ],
+            labels={"township": "乡镇", "instance": "主机", "collector": "采集器"},
+            sort_by="成功",
+            sort_desc=False,
+            width=14,
+            height=10,
+            links={"主机": [link_to_host()]},
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "采集耗时 Collector duration",
+            "每个采集器最近一次运行耗时（各主机中的最大值）。",
+            [Query(f"max by (collector) (shaobing_collector_duration_seconds{{{FLEET}}})", legend="{{collector}}")],
+            unit="s",
+            width=10,
+            height=10,
+            min_value=0,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "抓取耗时 Scrape duration",
+            "Prometheus 抓取每台主机代理的耗时（scrape_duration_seconds）。",
+            [Query(f"scrape_duration_seconds{{{FLEET}}}", legend="{{instance}}")],
+            unit="s",
+            min_value=0,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "代理资源 Agent resources",
+            f"代理进程常驻内存（左）；告警阈值 {rss_warn / 1048576:g} MiB。",
+            [Query(f"process_resident_memory_bytes{{{FLEET}}}", legend="{{instance}}")],
+            unit="bytes",
+            min_value=0,
+            thresholds=steps(GREEN, (rss_warn, ORANGE)),
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "代理 CPU Agent CPU",
+            "代理进程占用的 CPU 核数（CPU 秒的速率）。",
+            [Query(f"rate(process_cpu_seconds_total{{{FLEET}}}[$__rate_interval])", legend="{{instance}}")],
+            unit="percentunit",
+            min_value=0,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "审计时效 Audit staleness",
+            f"每项审计距上次开始与上次完整完成的时间；口令审计超过 {pw_stale:g} 天、其他超过 {audit_stale:g} 天告警。",
+            [
+                Query(
+                    f"max by (township, instance, audit) "
+                    f"((time() - shaobing_audit_last_run_timestamp_seconds{{{FLEET}}}) / 86400)"
+                ),
+                Query(
+                    f"max by (township, instance, audit) "
+                    f"((time() - shaobing_audit_last_complete_timestamp_seconds{{{FLEET}}}) / 86400)"
+                ),
+                Query(f"max by (township, instance) (shaobing_password_audit_budget_exhausted{{{FLEET}}})"),
+            ],
+            columns=[
+                Column("距上次运行", unit="d", decimals=1),
+                Column(
+                    "距上次完成", unit="d", decimals=1, thresholds=steps(GREEN, (min(pw_stale, audit_stale), ORANGE))
+                ),
+                Column("口令审计预算用尽", thresholds=warn_if_any),
+            ],
+            labels={"township": "乡镇", "instance": "主机", "audit": "审计"},
+            sort_by="距上次完成",
+            width=12,
+            links={"主机": [link_to_host()]},
+        )
+    )
+
+    d = d.with_row(row("告警转发 Relay"))
+    d = d.with_panel(
+        stat(
+            "转发服务在线 Relay up",
+            "Prometheus 能否抓取告警转发服务（1 = 能）。",
+            [Query(f"up{{{RELAY}}}")],
+            thresholds=steps(RED, (1, GREEN)),
+            no_value="未部署",
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "最久待发 Oldest pending",
+            f"尚未送达的最早一条消息已等待的时间；告警阈值 {backlog_warn:g} s / {backlog_crit:g} s。",
+            [Query(f"max(shaobing_relay_oldest_pending_age_seconds{{{RELAY}}})")],
+            unit="s",
+            thresholds=steps(GREEN, (backlog_warn, ORANGE), (backlog_crit, RED)),
+        )
+    )
+    d = d.with_panel(
+        stat(
+            "死信 Dead letters",
+            "重试后仍无法送达、等待人工处理的消息数。",
+            [Query(f"sum(shaobing_relay_dead_letters{{{RELAY}}})")],
+            thresholds=bad_if_any,
+        )
+    )
+    d = d.with_panel(
+        stat(
+            f"近 {failures_window} 失败率 Failure ratio",
+            f"近 {failures_window} 内永久失败（permanent_failure、dead_letter）的投递占比；"
+            f"告警阈值 {failures_ratio * 100:g}%。",
+            [
+                Query(
+                    f"sum(increase(shaobing_relay_deliveries_total{{{failed}}}[{failures_window}]))"
+                    f" / sum(increase(shaobing_relay_deliveries_total{{{RELAY}}}[{failures_window}]))"
+                )
+            ],
+            unit="percentunit",
+            thresholds=steps(GREEN, (failures_ratio, RED)),
+            no_value="-",
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "投递 Deliveries",
+            "每个渠道每分钟的投递次数，按结果（success 成功、retry 重试、failed 失败等）。",
+            [
+                Query(
+                    "sum by (channel, outcome) "
+                    f"(rate(shaobing_relay_deliveries_total{{{RELAY}}}[$__rate_interval])) * 60",
+                    legend="{{channel}} {{outcome}}",
+                )
+            ],
+            unit="short",
+            min_value=0,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "待发队列 Queue depth",
+            "每个渠道尚未送达的消息数。",
+            [Query(f"sum by (channel) (shaobing_relay_queue_depth{{{RELAY}}})", legend="{{channel}}")],
+            unit="short",
+            min_value=0,
+            width=6,
+        )
+    )
+    d = d.with_panel(
+        timeseries(
+            "最久等待 Oldest pending age",
+            f"每个渠道最早一条待发消息的等待时间；虚线为告警阈值 {backlog_warn:g} / {backlog_crit:g} s。",
+            [Query(f"max by (channel) (shaobing_relay_oldest_pending_age_seconds{{{RELAY}}})", legend="{{channel}}")],
+            unit="s",
+            min_value=0,
+            width=6,
+            thresholds=steps(GREEN, (backlog_warn, ORANGE), (backlog_crit, RED)),
+        )
+    )
+    return d

@@ -1,0 +1,79 @@
+"""Template variables (datasource, township, instance) and the label matchers that use them.
+
+Every dashboard declares the same three variables, so links between dashboards carry ``var-township`` and
+``var-instance`` over unchanged. ``township`` and (on the fleet dashboards) ``instance`` are multi-value with
+"All" meaning the regex ``.*``; on the host dashboard ``instance`` is a single host.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.models import dashboard as dash_m
+
+from dashboards.panels import DATASOURCE, DATASOURCE_UID
+
+__all__ = [
+    "AGENT_JOB",
+    "RELAY_JOB",
+    "FLEET",
+    "HOST",
+    "TOWNSHIP",
+    "variables",
+]
+
+AGENT_JOB = "shaobing"
+RELAY_JOB = "shaobing-relay"
+
+# Matchers, without braces, to splice into selectors: f"node_load1{{{HOST}}}".
+TOWNSHIP = f'job="{AGENT_JOB}",township=~"$township"'
+FLEET = f'{TOWNSHIP},instance=~"$instance"'
+HOST = f'job="{AGENT_JOB}",instance="$instance"'
+
+
+def _datasource() -> dash_b.DatasourceVariable:
+    return (
+        dash_b.DatasourceVariable("datasource")
+        .label("数据源 Datasource")
+        .type("prometheus")
+        .current(dash_m.VariableOption(selected=True, text="Shaobing Prometheus", value=DATASOURCE_UID))
+    )
+
+
+def _township() -> dash_b.QueryVariable:
+    return (
+        dash_b.QueryVariable("township")
+        .label("乡镇 Township")
+        .description("乡镇/街道（目标标签 township）")
+        .datasource(DATASOURCE)
+        .query(f'label_values(up{{job="{AGENT_JOB}"}}, township)')
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def _instance(single: bool) -> dash_b.QueryVariable:
+    var = (
+        dash_b.QueryVariable("instance")
+        .label("主机 Host")
+        .description("主机（目标标签 instance），按所选乡镇过滤")
+        .datasource(DATASOURCE)
+        .query(f"label_values(up{{{TOWNSHIP}}}, instance)")
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+    )
+    if single:
+        return var.multi(False).include_all(False)
+    return (
+        var.multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def variables(single_instance: bool = False) -> list[dash_b.DatasourceVariable | dash_b.QueryVariable]:
+    return [_datasource(), _township(), _instance(single_instance)]
