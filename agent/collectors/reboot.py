@@ -72,7 +72,7 @@ class RebootCollector(Collector):
         context: AgentContext,
         *,
         root: Path = Path("/"),
-        needs_restarting: Optional[str] = "needs-restarting",
+        needs_restarting: Optional[str] = None,
         running_kernel: Optional[str] = None,
     ) -> None:
         super().__init__(options, context)
@@ -128,9 +128,13 @@ class RebootCollector(Collector):
             return None
 
     def _needs_restarting(self, result: _Result) -> None:
-        if not self.needs_restarting or self.root != Path("/"):
-            return
-        exe = shutil.which(self.needs_restarting)
+        # Injected (tests) or found on PATH; never run against a foreign root, it would judge this host.
+        if self.needs_restarting is not None:
+            exe: Optional[str] = self.needs_restarting
+        elif self.root == Path("/"):
+            exe = shutil.which("needs-restarting")
+        else:
+            exe = None
         if exe is None:
             return
         outcome = run([exe, "-r"], self.opts.command_timeout)  # a hang raises CommandError: the run fails
