@@ -155,13 +155,14 @@ def build_renderer(config: Config) -> Renderer:
     """Compile and check every template the config uses (files and inline SMS/gateway templates)."""
     renderer = Renderer({k: Path(v) for k, v in config.templates.items()}, config.timezone)
     inline: list[tuple[str, str]] = []
+    bodies: list[tuple[str, str]] = []
     for channel in config.channels.values():
         for name, text in channel.template_params:
             inline.append((f"{config.path}: channels.{channel.name}.template_params.{name}", text))
         body = channel.options.get("body_template")
         if isinstance(body, str):
-            inline.append((f"{config.path}: channels.{channel.name}.body_template", body))
-    renderer.validate(inline)
+            bodies.append((f"{config.path}: channels.{channel.name}.body_template", body))
+    renderer.validate(inline, bodies)
     return renderer
 
 

@@ -47,6 +47,7 @@ _ALERT_KEYS = (
     "fingerprint",
 )
 _TOP_KEYS = ("alerts", "digest", "count", "firing_count", "resolved_count", "channel", "route") + _ALERT_KEYS
+GATEWAY_SAMPLE = {"phone": "13800001234", "delivery_id": "sample", "text": "sample", "params": {}}
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
 _GO_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -208,32 +209,40 @@ class Renderer:
         source = self._sources[name]
         return source.text, source.where, lambda: True
 
-    def validate(self, extra: Sequence[tuple[str, str]] = ()) -> None:
+    def validate(self, extra: Sequence[tuple[str, str]] = (), bodies: Sequence[tuple[str, str]] = ()) -> None:
         """Compile every template, refuse unknown variables, and render against sample alerts.
 
-        `extra` holds inline templates (SMS parameters, gateway bodies) as (where, source) pairs.
+        `extra` holds inline templates (SMS parameters) and `bodies` gateway body templates, which also
+        see phone, delivery_id, text and params; both as (where, source) pairs.
         """
         for name in TEMPLATE_NAMES:
             source = self._sources[name]
-            self._compiled[name] = self._check(source.where, source.text, lambda name=name: self.env.get_template(name))
+            self._compiled[name] = self._check(
+                source.where, source.text, lambda name=name: self.env.get_template(name), {}
+            )
         for where, text in extra:
-            self._inline[text] = self._check(where, text, lambda text=text: self.env.from_string(text))
+            self._inline[text] = self._check(where, text, lambda text=text: self.env.from_string(text), {})
+        for where, text in bodies:
+            self._inline[text] = self._check(where, text, lambda text=text: self.env.from_string(text), GATEWAY_SAMPLE)
 
-    def _check(self, where: str, text: str, compile_: Any) -> jinja2.Template:
+    def _check(self, where: str, text: str, compile_: Any, extra: Mapping[str, Any]) -> jinja2.Template:
         try:
             ast = self.env.parse(text)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(where, exc.lineno, f"template syntax error: {exc.message}") from None
-        unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - set(_TOP_KEYS) - set(self.env.globals))
+        known = set(_TOP_KEYS) | set(extra) | set(self.env.globals)
+        unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - known)
         if unknown:
             line = next((i + 1 for i, row in enumerate(text.splitlines()) if unknown[0] in row), None)
-            raise TemplateProblem(where, line, f"unknown variable '{unknown[0]}' (available: {', '.join(_TOP_KEYS)})")
+            names = ", ".join((*_TOP_KEYS, *extra))
+            raise TemplateProblem(where, line, f"unknown variable '{unknown[0]}' (available: {names})")
         template: jinja2.Template = compile_()
         for ctx in sample_contexts(self.zone):
             try:
-                template.render(ctx)
+                template.render({**ctx, **extra})
             except Exception as exc:  # any render error is a config error, reported with its line
-                raise TemplateProblem(where, _template_line(exc, where), f"template fails to render: {exc}") from None
+                line = _template_line(exc, where)
+                raise TemplateProblem(where, line, f"template fails to render: {exc}") from None
         return template
 
     def render(self, name: str, ctx: Mapping[str, Any]) -> str:

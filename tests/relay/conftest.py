@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from relay_fakes import FakeProviders
+from tests.relay.relay_fakes import FakeProviders
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from relay_fakes import SECRETS, FakeProviders
+from tests.relay.relay_fakes import SECRETS, FakeProviders
 
 REPO = Path(__file__).resolve().parents[2]
 
