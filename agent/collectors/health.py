@@ -35,14 +35,14 @@ import logging
 import os
 import platform
 import re
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional  # noqa: F401 - agent.schema resolves the inherited option hints here
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.collectors.health_report import health_section
 from agent.platform import linux_proc
 from agent.platform.mounts import (
     FS_TYPES_EXCLUDE,
@@ -56,6 +56,7 @@ from agent.platform.mounts import (
     statvfs_usage,
 )
 from agent.platform.timex import TimexReading, read_timex
+from agent.report import Section
 
 __all__ = ["HealthCollector", "HealthOptions", "MEMINFO_FIELDS", "VMSTAT_FIELDS"]
 
@@ -269,9 +270,7 @@ class HealthCollector(Collector):
         text = self._read("stat")
         if text is not None:
             st = linux_proc.parse_stat(text, self._hz)
-            for cpu, modes in st.cpu_seconds.items():
-                for mode, seconds in modes.items():
-                    out.add("node_cpu_seconds_total", seconds, {"cpu": cpu, "mode": mode})
+            self._add_cpu(out, st.cpu_seconds)
             for name, value in (
                 ("node_boot_time_seconds", st.boot_time),
                 ("node_context_switches_total", st.context_switches),
@@ -287,9 +286,7 @@ class HealthCollector(Collector):
         text = self._read("meminfo")
         if text is not None:
             mem = linux_proc.parse_meminfo(text)
-            for name in MEMINFO_FIELDS:
-                if name in mem:
-                    out.add(f"node_memory_{name}_bytes", mem[name][0])
+            self._add_memory(out, {name: value for name, (value, _) in mem.items()})
             if "HugePages_Total" in mem:
                 out.add("node_memory_HugePages_Total", mem["HugePages_Total"][0])
         text = self._read("vmstat")
@@ -303,24 +300,29 @@ class HealthCollector(Collector):
         if text is None:
             text = self._read("mounts")
         if text is not None:
-            self._collect_filesystems(out, list(parse_mounts(text)))
+            self._add_filesystems(out, list(parse_mounts(text)))
         text = self._read("diskstats")
         if text is not None:
-            for d in linux_proc.parse_diskstats(text):
-                if self._disk_exclude.search(d.device):
-                    continue
-                labels = {"device": d.device}
-                out.add("node_disk_reads_completed_total", d.reads_completed, labels)
-                out.add("node_disk_read_bytes_total", d.read_bytes, labels)
-                out.add("node_disk_read_time_seconds_total", d.read_time_seconds, labels)
-                out.add("node_disk_writes_completed_total", d.writes_completed, labels)
-                out.add("node_disk_written_bytes_total", d.written_bytes, labels)
-                out.add("node_disk_write_time_seconds_total", d.write_time_seconds, labels)
-                out.add("node_disk_io_time_seconds_total", d.io_time_seconds, labels)
+            self._add_disks(out, linux_proc.parse_diskstats(text))
         text = self._read("net/dev")
         if text is not None:
-            for n in linux_proc.parse_netdev(text):
-                self._add_netdev(out, n)
+            self._add_netdev(out, linux_proc.parse_netdev(text))
+
+    def _collect_psutil(self, out: MetricSet) -> None:
+        """The same names from psutil where /proc is absent (Windows, macOS, BSD)."""
+        from agent.platform import psutil_host
+
+        self._add_cpu(out, psutil_host.cpu_seconds())
+        load = psutil_host.loadavg()
+        if load is not None:
+            self._add_load(out, load)
+        self._add_memory(out, psutil_host.memory())
+        boot = psutil_host.boot_time()
+        if boot is not None:
+            out.add("node_boot_time_seconds", boot)
+        self._add_filesystems(out, psutil_host.mounts())
+        self._add_disks(out, psutil_host.diskstats())
+        self._add_netdev(out, psutil_host.netdev())
 
     def _read_quiet(self, rel: str) -> str | None:
         try:
@@ -329,6 +331,14 @@ class HealthCollector(Collector):
         except OSError:
             return None
 
+    # -- emitters shared by both sources ---------------------------------------------------------------------
+
+    @staticmethod
+    def _add_cpu(out: MetricSet, cpus: Mapping[str, Mapping[str, float]]) -> None:
+        for cpu, modes in cpus.items():
+            for mode, seconds in modes.items():
+                out.add("node_cpu_seconds_total", seconds, {"cpu": cpu, "mode": mode})
+
     @staticmethod
     def _add_load(out: MetricSet, load: tuple[float, float, float]) -> None:
         out.add("node_load1", load[0])
@@ -336,18 +346,39 @@ class HealthCollector(Collector):
         out.add("node_load15", load[2])
 
     @staticmethod
-    def _add_netdev(out: MetricSet, n: linux_proc.NetDevStats) -> None:
-        labels = {"device": n.device}
-        out.add("node_network_receive_bytes_total", n.receive_bytes, labels)
-        out.add("node_network_receive_packets_total", n.receive_packets, labels)
-        out.add("node_network_receive_errs_total", n.receive_errs, labels)
-        out.add("node_network_receive_drop_total", n.receive_drop, labels)
-        out.add("node_network_transmit_bytes_total", n.transmit_bytes, labels)
-        out.add("node_network_transmit_packets_total", n.transmit_packets, labels)
-        out.add("node_network_transmit_errs_total", n.transmit_errs, labels)
-        out.add("node_network_transmit_drop_total", n.transmit_drop, labels)
+    def _add_memory(out: MetricSet, mem: Mapping[str, float]) -> None:
+        for name in MEMINFO_FIELDS:
+            if name in mem:
+                out.add(f"node_memory_{name}_bytes", mem[name])
 
-    def _collect_filesystems(self, out: MetricSet, mounts: list[Mount]) -> None:
+    def _add_disks(self, out: MetricSet, disks: Iterable[linux_proc.DiskStats]) -> None:
+        for d in disks:
+            if self._disk_exclude.search(d.device):
+                continue
+            labels = {"device": d.device}
+            out.add("node_disk_reads_completed_total", d.reads_completed, labels)
+            out.add("node_disk_read_bytes_total", d.read_bytes, labels)
+            out.add("node_disk_read_time_seconds_total", d.read_time_seconds, labels)
+            out.add("node_disk_writes_completed_total", d.writes_completed, labels)
+            out.add("node_disk_written_bytes_total", d.written_bytes, labels)
+            out.add("node_disk_write_time_seconds_total", d.write_time_seconds, labels)
+            if d.io_time_seconds is not None:
+                out.add("node_disk_io_time_seconds_total", d.io_time_seconds, labels)
+
+    @staticmethod
+    def _add_netdev(out: MetricSet, devices: Iterable[linux_proc.NetDevStats]) -> None:
+        for n in devices:
+            labels = {"device": n.device}
+            out.add("node_network_receive_bytes_total", n.receive_bytes, labels)
+            out.add("node_network_receive_packets_total", n.receive_packets, labels)
+            out.add("node_network_receive_errs_total", n.receive_errs, labels)
+            out.add("node_network_receive_drop_total", n.receive_drop, labels)
+            out.add("node_network_transmit_bytes_total", n.transmit_bytes, labels)
+            out.add("node_network_transmit_packets_total", n.transmit_packets, labels)
+            out.add("node_network_transmit_errs_total", n.transmit_errs, labels)
+            out.add("node_network_transmit_drop_total", n.transmit_drop, labels)
+
+    def _add_filesystems(self, out: MetricSet, mounts: list[Mount]) -> None:
         selected = select_mounts(mounts, self._mount_points_exclude, self._fs_types_exclude)
         results = self._statfs.stat_all(sorted({m.mountpoint for m in selected}))
         for m in selected:
@@ -365,64 +396,10 @@ class HealthCollector(Collector):
                 out.add("node_filesystem_files", res.files, labels)
                 out.add("node_filesystem_files_free", res.files_free, labels)
 
-    def _collect_psutil(self, out: MetricSet) -> None:
-        """The same names from psutil where /proc is absent (Windows, macOS, BSD)."""
-        import psutil
-
-        # Windows calls hardware interrupt and DPC time what Linux calls irq and softirq.
-        aliases = {"interrupt": "irq", "dpc": "softirq"}
-        for cpu, times in enumerate(psutil.cpu_times(percpu=True)):
-            for fname, value in times._asdict().items():
-                mode = aliases.get(fname, fname)
-                if mode in linux_proc.CPU_MODES:
-                    out.add("node_cpu_seconds_total", float(value), {"cpu": str(cpu), "mode": mode})
-        if hasattr(os, "getloadavg") and sys.platform != "win32":
-            try:
-                self._add_load(out, os.getloadavg())
-            except OSError:
-                pass
-        vm = psutil.virtual_memory()
-        for fname, attr in (("MemTotal", "total"), ("MemAvailable", "available"), ("MemFree", "free"),
-                            ("Buffers", "buffers"), ("Cached", "cached"), ("Active", "active"),
-                            ("Inactive", "inactive"), ("Shmem", "shared"), ("Slab", "slab")):  # fmt: skip
-            value = getattr(vm, attr, None)
-            if value is not None:
-                out.add(f"node_memory_{fname}_bytes", float(value))
-        try:
-            sw = psutil.swap_memory()
-            out.add("node_memory_SwapTotal_bytes", float(sw.total))
-            out.add("node_memory_SwapFree_bytes", float(sw.free))
-        except (OSError, RuntimeError) as exc:
-            self._warn_once("swap", "swap statistics unavailable: %s", exc)
-        try:
-            out.add("node_boot_time_seconds", float(psutil.boot_time()))
-        except (OSError, RuntimeError) as exc:
-            self._warn_once("boot", "boot time unavailable: %s", exc)
-        mounts = [
-            Mount(p.device, p.mountpoint, p.fstype, tuple(p.opts.split(","))) for p in psutil.disk_partitions(all=False)
-        ]
-        self._collect_filesystems(out, mounts)
-        for dev, io in (psutil.disk_io_counters(perdisk=True) or {}).items():
-            if self._disk_exclude.search(dev):
-                continue
-            labels = {"device": dev}
-            out.add("node_disk_reads_completed_total", float(io.read_count), labels)
-            out.add("node_disk_writes_completed_total", float(io.write_count), labels)
-            out.add("node_disk_read_bytes_total", float(io.read_bytes), labels)
-            out.add("node_disk_written_bytes_total", float(io.write_bytes), labels)
-            out.add("node_disk_read_time_seconds_total", io.read_time / 1000.0, labels)
-            out.add("node_disk_write_time_seconds_total", io.write_time / 1000.0, labels)
-            busy = getattr(io, "busy_time", None)
-            if busy is not None:
-                out.add("node_disk_io_time_seconds_total", busy / 1000.0, labels)
-        for nic, nio in (psutil.net_io_counters(pernic=True) or {}).items():
-            self._add_netdev(
-                out,
-                linux_proc.NetDevStats(
-                    nic, float(nio.bytes_recv), float(nio.packets_recv), float(nio.errin), float(nio.dropin),
-                    float(nio.bytes_sent), float(nio.packets_sent), float(nio.errout), float(nio.dropout),
-                ),
-            )  # fmt: skip
+    def report(self) -> Section:
+        out = self.new_metric_set()
+        self.collect(out)
+        return health_section(out)
 
     def _collect_timex(self, out: MetricSet) -> None:
         try:

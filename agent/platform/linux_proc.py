@@ -148,7 +148,7 @@ class DiskStats:
     writes_completed: float
     written_bytes: float
     write_time_seconds: float
-    io_time_seconds: float
+    io_time_seconds: float | None  # None where the platform does not count it (psutil on Windows, macOS)
 
 
 def parse_diskstats(text: str) -> Iterator[DiskStats]:

@@ -287,3 +287,17 @@ def test_read_timex_never_raises() -> None:
     if reading is not None:
         assert reading.sync_status in (0.0, 1.0)
         assert reading.maxerror_seconds >= 0
+
+
+def test_scan_report_flags_full_disk_hung_mount_and_clock(tmp_path: Path) -> None:
+    def nearly_full(path: str) -> Any:
+        if path == "/mnt/nfs":
+            raise OSError(5, "Input/output error")
+        return SimpleNamespace(f_frsize=4096, f_blocks=1000, f_bfree=30, f_bavail=20, f_files=100, f_ffree=50)
+
+    section = make(tmp_path, statvfs=nearly_full, timex=lambda: TimexReading(0.0, 0.0, 16.0)).report()
+    titles = {f.severity + " " + f.title for f in section.findings}
+    assert "critical 文件系统 / 剩余空间 2.0% (filesystem almost full)" in titles
+    assert not any("/srv/my data" in t and "剩余空间" in t for t in titles)  # read-only: full by design
+    assert any(t.startswith("warning 文件系统 /mnt/nfs 无法读取") for t in titles)
+    assert any(t.startswith("info 系统时钟未") for t in titles)
