@@ -6,8 +6,12 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from agent.collector import AgentContext
+from agent.collectors.metadata_refresh import MetadataRefreshCollector, MetadataRefreshOptions
 from agent.collectors.reboot import RebootCollector, RebootOptions, newest_kernel
+from agent.process import CommandError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "versions"
 
@@ -83,3 +87,16 @@ def test_needs_restarting_captured_output(tmp_path: Path) -> None:
     out = c.new_metric_set()
     c.collect(out)
     assert out.get("node_reboot_required") == 0
+
+
+def test_metadata_refresh_is_off_by_default_and_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert MetadataRefreshCollector.default_enabled is False
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text("#!/bin/sh\nsleep 60\n")
+    (bin_dir / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # a hanging apt-get first on PATH
+    c = MetadataRefreshCollector(MetadataRefreshOptions(manager="apt", command_timeout=1.0),
+                                 AgentContext(state_dir=tmp_path))
+    with pytest.raises(CommandError, match="did not finish within 1s"):
+        c.collect(c.new_metric_set())
