@@ -37,6 +37,7 @@ import httpx
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.report import Finding, Section
 
 __all__ = ["ProbesCollector", "ProbesOptions", "HttpProbe", "TcpProbe", "ProbeResult", "fetch_cert_expiry"]
 
@@ -251,6 +252,36 @@ class ProbesCollector(Collector):
                 out.add("shaobing_probe_http_status_code", result.status_code, {"target": probe.name})
             if result.cert_expiry is not None:
                 out.add("shaobing_tls_cert_expiry_timestamp_seconds", result.cert_expiry, {"target": probe.name})
+
+    def report(self) -> Section | None:
+        if not (self.options.http or self.options.tcp):
+            return None
+        out = self.new_metric_set()
+        self.collect(out)
+        section = Section("探测 (Probes)")
+        for sample in out.samples("shaobing_probe_success"):
+            if sample.value:
+                continue
+            labels = dict(sample.labels)
+            target = labels["target"]
+            code = out.get("shaobing_probe_http_status_code", {"target": target})
+            detail = f"HTTP 状态码 {code:.0f}" if code else "无响应或连接失败 (no response)"
+            section.findings.append(
+                Finding("critical", f"探测 {target} 失败 (probe failed)", detail, "检查该服务及其网络连通性")
+            )
+        now = self.context.clock()
+        for sample in out.samples("shaobing_tls_cert_expiry_timestamp_seconds"):
+            target = dict(sample.labels)["target"]
+            days = (sample.value - now) / 86400
+            if days < 30:
+                section.findings.append(
+                    Finding(
+                        "critical" if days < 7 else "warning",
+                        f"{target} 的 TLS 证书{'已过期' if days < 0 else f'{days:.0f} 天后过期'} (certificate expiry)",
+                        fix="续期证书并重新加载服务",
+                    )
+                )
+        return section
 
     def _probe_tcp(self, probe: TcpProbe) -> ProbeResult:
         host, port = split_address(probe.address)

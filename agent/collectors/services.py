@@ -38,6 +38,7 @@ from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
 from agent.platform.linux_proc import parse_tcp_listeners
 from agent.process import CommandError, CommandResult, run
+from agent.report import Finding, Section
 
 __all__ = [
     "ServicesCollector",
@@ -269,6 +270,41 @@ class ServicesCollector(Collector):
             for watch in self.options.ports:
                 up = _port_listening(watch, listeners)
                 out.add("shaobing_service_up", 1 if up else 0, {"service": watch.name, "kind": "port"})
+
+    def report(self) -> Section | None:
+        opts = self.options
+        if not (opts.systemd_units or opts.processes or opts.ports):
+            return None
+        out = self.new_metric_set()
+        self.collect(out)
+        section = Section("服务与端口 (Services)")
+        what = {"systemd": "systemd 服务", "process": "进程", "port": "端口"}
+        fixes = {
+            "systemd": "systemctl status {0}; journalctl -u {0} -n 50",
+            "process": "检查 {0} 的启动脚本与日志",
+            "port": "检查监听 {0} 端口的服务是否运行 (ss -ltnp)",
+        }
+        for sample in out.samples("shaobing_service_up"):
+            labels = dict(sample.labels)
+            if sample.value:
+                continue
+            name, kind = labels["service"], labels["kind"]
+            subject = name
+            if kind == "port":
+                subject = str(next((p.port for p in opts.ports if p.name == name), name))
+            section.findings.append(
+                Finding("critical", f"{what[kind]} {name} 未运行 (service down)", fix=fixes[kind].format(subject))
+            )
+        failed = out.get("shaobing_systemd_units_failed")
+        if failed:
+            section.findings.append(
+                Finding(
+                    "warning", f"有 {failed:.0f} 个 systemd 单元处于失败状态 (failed units)", fix="systemctl --failed"
+                )
+            )
+        if opts.systemd_units and failed is None:
+            section.notes.append("systemd 未运行或无法访问，未检查 systemd_units (systemd not running here)")
+        return section
 
     # -- systemd --------------------------------------------------------------------------------------------
 

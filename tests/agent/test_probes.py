@@ -255,3 +255,31 @@ def test_options_validation() -> None:
 
 def test_no_probes_emits_nothing(tmp_path: Path) -> None:
     assert collect(ProbesOptions(), tmp_path).names() == set()
+
+
+def test_scan_report(tmp_path: Path, closed_port: int, http_server: Server) -> None:
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    cert, key = make_cert(tmp_path, "soon", soon)
+    tls = serve(tls_context(cert, key))
+    srv = next(tls)
+    try:
+        opts = ProbesOptions(
+            http=[
+                HttpProbe("portal", f"{srv.base}/ok", ca_file=str(cert)),
+                HttpProbe("api", f"{http_server.base}/fail"),
+            ],
+            tcp=[TcpProbe("db", f"127.0.0.1:{closed_port}", timeout=0.5)],
+        )
+        c = ProbesCollector(opts, AgentContext(state_dir=tmp_path))
+        try:
+            section = c.report()
+        finally:
+            c.close()
+    finally:
+        tls.close()
+    assert section is not None
+    titles = {(f.severity, f.title, f.detail) for f in section.findings}
+    assert ("critical", "探测 api 失败 (probe failed)", "HTTP 状态码 500") in titles
+    assert ("critical", "探测 db 失败 (probe failed)", "无响应或连接失败 (no response)") in titles
+    assert ("critical", "portal 的 TLS 证书2 天后过期 (certificate expiry)", "") in titles
+    assert not any("portal" in t and "探测" in t for _, t, _ in titles)

@@ -244,3 +244,25 @@ def test_real_host_without_systemd(tmp_path: Path) -> None:
     out = collect(c)
     if not Path("/run/systemd/system").is_dir():
         assert out.names() == set()
+
+
+def test_scan_report(tmp_path: Path) -> None:
+    opts = ServicesOptions(
+        systemd_units=["nginx.service", "sshd", "missing.service"],
+        processes=[ProcessWatch("nginx"), ProcessWatch("redis-server")],
+        ports=[PortWatch("pg", 5432), PortWatch("mysql", 3306)],
+    )
+    section = make(tmp_path, opts).report()
+    assert section is not None
+    titles = sorted(f.title for f in section.findings if f.severity == "critical")
+    assert titles == [
+        "systemd 服务 missing.service 未运行 (service down)",
+        "systemd 服务 sshd 未运行 (service down)",
+        "端口 pg 未运行 (service down)",
+        "进程 redis-server 未运行 (service down)",
+    ]
+    assert any("5432" in f.fix for f in section.findings)
+    assert any(f.severity == "warning" and "2 个 systemd" in f.title for f in section.findings)
+    no_systemd = make(tmp_path, ServicesOptions(systemd_units=["x.service"]), systemd=lambda: False).report()
+    assert no_systemd is not None and no_systemd.findings == [] and no_systemd.notes
+    assert make(tmp_path, ServicesOptions()).report() is None
