@@ -1,0 +1,314 @@
+"""Local services without a password or with a default one (configuration, then a few loopback logins)::
+
+shaobing_service_weak_credentials{port="6379",service="redis"} 1
+shaobing_service_weak_credentials{port="3306",service="mysql"} 0
+shaobing_service_weak_credentials{port="socket",service="mysql"} 0
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
+
+import psutil
+
+from agent.audit import logins
+from agent.audit.dictionary import load_dictionary
+from agent.audit.exposure import WILDCARDS
+from agent.audit.runs import record_run
+from agent.audit.services import (
+    MYSQL_CREDENTIALS,
+    POSTGRES_CREDENTIALS,
+    REDIS_PASSWORDS,
+    TOMCAT_CREDENTIALS,
+    AttemptBudget,
+    ServiceFinding,
+    inspect_pg_hba,
+    inspect_redis,
+    inspect_tomcat_users,
+    inspect_vsftpd,
+)
+from agent.catalog import MetricSet, MetricSpec
+from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.report import Finding, Section
+
+__all__ = ["ServiceCredentialsOptions", "ServiceCredentialsCollector"]
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("mysql", "redis", "ftp", "postgresql", "tomcat")
+_PROCESS_SERVICE = {
+    "mysqld": "mysql",
+    "mariadbd": "mysql",
+    "redis-server": "redis",
+    "vsftpd": "ftp",
+    "proftpd": "ftp",
+    "pure-ftpd": "ftp",
+    "postgres": "postgresql",
+}
+_PORT_SERVICE = {3306: "mysql", 6379: "redis", 21: "ftp", 5432: "postgresql"}
+
+
+@dataclass
+class ServiceCredentialsOptions(CollectorOptions):
+    redis_configs: list[str] = field(default_factory=lambda: ["/etc/redis/redis.conf", "/etc/redis.conf"])
+    pg_hba_files: list[str] = field(
+        default_factory=lambda: ["/etc/postgresql/*/*/pg_hba.conf", "/var/lib/pgsql/data/pg_hba.conf"]
+    )
+    vsftpd_configs: list[str] = field(default_factory=lambda: ["/etc/vsftpd.conf", "/etc/vsftpd/vsftpd.conf"])
+    tomcat_users_files: list[str] = field(
+        default_factory=lambda: ["/etc/tomcat*/tomcat-users.xml", "/opt/tomcat*/conf/tomcat-users.xml"]
+    )
+    mysql_sockets: list[str] = field(
+        default_factory=lambda: ["/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock", "/tmp/mysql.sock"]
+    )
+    postgres_port: int = 5432
+    tomcat_port: int = 8080
+    # Login tries against services found listening (and the targets below); False: configuration only.
+    login_tries: bool = True
+    discover: bool = True
+    # Extra endpoints, loopback or this host's own addresses only: "redis://127.0.0.1:6380".
+    targets: list[str] = field(default_factory=list)
+    # Credentials tried per endpoint per day (the agent must never act as a password guesser).
+    daily_limit: int = 10
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if not 1 <= self.daily_limit <= 20:
+            out.append(("daily_limit", "must be between 1 and 20"))
+        own: Optional[set[str]] = None
+        for i, target in enumerate(self.targets):
+            parsed = urlsplit(target)
+            if parsed.scheme not in SERVICES or not parsed.hostname or parsed.port is None:
+                out.append((f"targets[{i}]", f"expected <service>://<address>:<port> with service one of {SERVICES}"))
+                continue
+            if own is None:
+                own = logins.own_addresses()
+            try:
+                logins.check_target(parsed.hostname, own)
+            except logins.TargetRefused as exc:
+                out.append((f"targets[{i}]", str(exc)))
+        return out
+
+
+def _expand(patterns: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in patterns:
+        out += [Path(m) for m in sorted(glob.glob(p))]
+    return out
+
+
+class ServiceCredentialsCollector(Collector):
+    name = "service_credentials"
+    options_class = ServiceCredentialsOptions
+    default_interval = 86400.0
+    default_timeout = 120.0
+    default_jitter = 1800.0
+    metrics = (
+        MetricSpec(
+            "shaobing_service_weak_credentials",
+            "gauge",
+            "1 when a local service accepts an empty/default credential or its configuration allows "
+            "unauthenticated access; 0 when checked and fine.",
+            ("service", "port"),
+        ),
+    )
+
+    def __init__(
+        self,
+        options: ServiceCredentialsOptions,
+        context: AgentContext,
+        *,
+        listeners: Optional[Callable[[], list[tuple[str, str, int]]]] = None,
+    ) -> None:
+        super().__init__(options, context)
+        self.opts = options
+        self._listeners = listeners or self._discover
+        self.last: Optional[tuple[dict[tuple[str, str], bool], list[ServiceFinding], list[str]]] = None
+
+    def _discover(self) -> list[tuple[str, str, int]]:
+        """(service, address to connect to, port) for the known services listening on this host."""
+        out: list[tuple[str, str, int]] = []
+        for c in psutil.net_connections(kind="tcp"):
+            if c.status != psutil.CONN_LISTEN or not c.laddr:
+                continue
+            ip, port = c.laddr[0], c.laddr[1]
+            name = ""
+            if c.pid:
+                try:
+                    name = psutil.Process(c.pid).name()
+                except psutil.Error:
+                    name = ""
+            service = _PROCESS_SERVICE.get(name) or _PORT_SERVICE.get(port)
+            if service is None and port == self.opts.tomcat_port and name == "java":
+                service = "tomcat"
+            if service is None:
+                continue
+            host = ("::1" if ":" in ip else "127.0.0.1") if ip in WILDCARDS else ip
+            out.append((service, host, port))
+        return sorted(set(out))
+
+    def _endpoints(self) -> list[tuple[str, str, int]]:
+        eps = self._listeners() if self.opts.discover else []
+        for t in self.opts.targets:
+            parsed = urlsplit(t)
+            if parsed.hostname and parsed.port:
+                # Checked again here, before any connection, even though the configuration was validated.
+                eps.append((parsed.scheme, logins.check_target(parsed.hostname), parsed.port))
+        return sorted(set(eps))
+
+    def _try(
+        self, service: str, host: str, port: int, budget: AttemptBudget, notes: list[str]
+    ) -> Optional[ServiceFinding]:
+        endpoint = f"{service}:{host}:{port}"
+        addr: logins.Address = (host, port)
+        attempts: list[tuple[str, Callable[[], logins.LoginOutcome]]] = []
+        if service == "mysql":
+            attempts = [
+                (f"{u}/{'空口令' if not p else '默认口令'}", partial(logins.mysql_login, addr, u, p))
+                for u, p in MYSQL_CREDENTIALS
+            ]
+        elif service == "redis":
+            attempts = [("无口令 (no AUTH)", partial(logins.redis_login, addr, None))]
+            attempts += [("默认口令", partial(logins.redis_login, addr, p)) for p in REDIS_PASSWORDS]
+        elif service == "ftp":
+            attempts = [("匿名 (anonymous)", partial(logins.ftp_anonymous, host, port))]
+        elif service == "postgresql":
+            attempts = [(f"{u}/默认口令", partial(logins.postgres_login, addr, u, p)) for u, p in POSTGRES_CREDENTIALS]
+        elif service == "tomcat":
+            attempts = [("无认证 (no auth)", partial(logins.tomcat_login, host, port, None, ""))]
+            attempts += [
+                (f"{u}/默认口令", partial(logins.tomcat_login, host, port, u, p)) for u, p in TOMCAT_CREDENTIALS
+            ]
+        for what, attempt in attempts:
+            if not budget.take(endpoint):
+                notes.append(f"{endpoint}: 今日登录尝试次数已达上限 {budget.limit} (daily limit reached)")
+                return None
+            try:
+                outcome = attempt()
+            except (OSError, ValueError, EOFError) as exc:
+                # No retries: an unreachable service is noted and left alone until tomorrow.
+                notes.append(f"{endpoint}: 无法完成登录检查 ({type(exc).__name__}: {exc})")
+                return None
+            except Exception as exc:  # noqa: BLE001 - protocol surprises (httpx, ftplib) end this endpoint only
+                notes.append(f"{endpoint}: 登录检查出错 ({type(exc).__name__})")
+                return None
+            if outcome == "ok":
+                return ServiceFinding(
+                    service,
+                    port,
+                    "login",
+                    f"{service} 服务 {host}:{port} 可用{what}登录",
+                    _LOGIN_FIX[service],
+                )
+            if outcome == "other" or service == "ftp":
+                return None
+        return None
+
+    def _evaluate(self) -> tuple[dict[tuple[str, str], bool], list[ServiceFinding], list[str]]:
+        o = self.opts
+        status: dict[tuple[str, str], bool] = {}
+        findings: list[ServiceFinding] = []
+        notes: list[str] = []
+        weak = frozenset(load_dictionary(self.context.hostname, 2000).shipped) | frozenset(REDIS_PASSWORDS)
+        for path in _expand(o.redis_configs):
+            port, found = inspect_redis(path, weak)
+            if port is not None:
+                status.setdefault(("redis", str(port)), False)
+                findings += found
+        for path in _expand(o.pg_hba_files):
+            status.setdefault(("postgresql", str(o.postgres_port)), False)
+            findings += inspect_pg_hba(path, o.postgres_port)
+        for path in _expand(o.vsftpd_configs):
+            port, found = inspect_vsftpd(path)
+            if port is not None:
+                status.setdefault(("ftp", str(port)), False)
+                findings += found
+        for path in _expand(o.tomcat_users_files):
+            status.setdefault(("tomcat", str(o.tomcat_port)), False)
+            findings += inspect_tomcat_users(path, o.tomcat_port)
+        complete = True
+        if o.login_tries:
+            budget = AttemptBudget(self.context.state_dir, o.daily_limit, self.context.clock)
+            try:
+                for sock in o.mysql_sockets:
+                    if Path(sock).is_socket():
+                        status.setdefault(("mysql", "socket"), False)
+                        f = self._try_socket(sock, budget, notes)
+                        if f:
+                            findings.append(f)
+                for service, host, port in self._endpoints():
+                    status.setdefault((service, str(port)), False)
+                    f = self._try(service, host, port, budget, notes)
+                    if f:
+                        findings.append(f)
+            finally:
+                budget.save()
+            complete = not any("daily limit" in n for n in notes)
+        for f in findings:
+            status[(f.service, "socket" if f.how == "socket" else str(f.port))] = True
+        record_run(self.context.state_dir, "services", self.context.clock(), complete)
+        self.last = (status, findings, notes)
+        return status, findings, notes
+
+    def _try_socket(self, path: str, budget: AttemptBudget, notes: list[str]) -> Optional[ServiceFinding]:
+        endpoint = f"mysql:unix:{path}"
+        for user, password in MYSQL_CREDENTIALS:
+            if not budget.take(endpoint):
+                notes.append(f"{endpoint}: 今日登录尝试次数已达上限 {budget.limit} (daily limit reached)")
+                return None
+            try:
+                outcome = logins.mysql_login(path, user, password)
+            except (OSError, ValueError, EOFError, IndexError, socket.timeout) as exc:
+                notes.append(f"{endpoint}: 无法完成登录检查 ({type(exc).__name__})")
+                return None
+            if outcome == "ok":
+                what = "空口令" if not password else "默认口令"
+                return ServiceFinding(
+                    "mysql",
+                    0,
+                    "socket",
+                    f"MySQL/MariaDB 的 {user} 账户可用{what}经本机 socket {path} 登录",
+                    _LOGIN_FIX["mysql"],
+                )
+            if outcome == "other":
+                return None  # unix_socket/auth_socket: only the OS account itself gets in
+        return None
+
+    def collect(self, out: MetricSet) -> None:
+        status, _, notes = self._evaluate()
+        for note in notes:
+            log.info("service credentials: %s", note)
+        for (service, port), weak in sorted(status.items()):
+            out.add("shaobing_service_weak_credentials", 1 if weak else 0, {"service": service, "port": port})
+
+    def report(self) -> Optional[Section]:
+        _, findings, notes = self.last if self.last is not None else self._evaluate()
+        section = Section("本机服务口令 (Local service credentials)")
+        for f in findings:
+            section.findings.append(Finding(f.severity, f.title, _WHY[f.service], f.fix))  # type: ignore[arg-type]
+        section.notes.extend(notes)
+        return section
+
+
+_WHY = {
+    "mysql": "数据库可被无口令或默认口令登录, 数据可被读取、篡改或删除.",
+    "redis": "未认证的 Redis 可被写入 SSH 公钥或计划任务, 是服务器被入侵的常见途径.",
+    "ftp": "匿名用户可列出和下载文件, 如目录可写还可上传恶意文件.",
+    "postgresql": "数据库接受不验证口令的连接, 数据可被读取或篡改.",
+    "tomcat": "Tomcat 管理页面可上传 WAR 包, 默认口令等于把服务器交给攻击者.",
+}
+_LOGIN_FIX = {
+    "mysql": "为该账户设置强口令: ALTER USER 'root'@'localhost' IDENTIFIED BY '<强口令>'; 或改用 unix_socket 认证.",
+    "redis": "设置 requirepass <随机长口令>, bind 127.0.0.1 -::1, protected-mode yes; 重启 redis.",
+    "ftp": "在 vsftpd.conf 设置 anonymous_enable=NO 并重启 vsftpd.",
+    "postgresql": "为 postgres 设置强口令 (\\password postgres), pg_hba.conf 使用 scram-sha-256.",
+    "tomcat": "修改 tomcat-users.xml 中的默认口令或删除该用户, /manager 只允许本机访问.",
+}

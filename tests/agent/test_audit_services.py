@@ -1,0 +1,250 @@
+"""Local service credentials against real MariaDB, Redis and vsftpd on loopback, plus config inspection."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.audit import logins
+from agent.audit.services import inspect_pg_hba, inspect_redis, inspect_tomcat_users
+from agent.collector import AgentContext
+from agent.collectors.exposure import ExposureCollector, ExposureOptions
+from agent.collectors.service_credentials import ServiceCredentialsCollector, ServiceCredentialsOptions
+
+FIXTURES = Path(__file__).parent / "fixtures" / "audit"
+STRONG = "Vq7-xR2m-Lp9w-Tz4k"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-2000:] if log.exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not listen on 127.0.0.1:{port}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def services(tmp: Path, **kw: object) -> ServiceCredentialsCollector:
+    base: dict[str, object] = {
+        "redis_configs": [],
+        "pg_hba_files": [],
+        "vsftpd_configs": [],
+        "tomcat_users_files": [],
+        "mysql_sockets": [],
+        "discover": False,
+    }
+    base.update(kw)
+    opts = ServiceCredentialsOptions(**base)  # type: ignore[arg-type]
+    assert opts.problems() == []
+    return ServiceCredentialsCollector(opts, AgentContext(state_dir=tmp / "state"))
+
+
+def weak(col: ServiceCredentialsCollector) -> dict[tuple[str, str], float]:
+    out = col.new_metric_set()
+    col.collect(out)
+    return {
+        (dict(s.labels)["service"], dict(s.labels)["port"]): s.value
+        for s in out.samples("shaobing_service_weak_credentials")
+    }
+
+
+@pytest.fixture
+def mariadb(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
+        pytest.skip("mariadb-server is not installed")
+    data, sock, port = tmp_path / "mdb", str(tmp_path / "mysqld.sock"), free_port()
+    subprocess.run(
+        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+         "--user=root", "--skip-test-db"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    log = tmp_path / "mariadb.err"
+    proc = subprocess.Popen(
+        ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
+         "--bind-address=127.0.0.1", "--user=root", f"--log-error={log}", f"--pid-file={tmp_path / 'mdb.pid'}",
+         "--innodb-buffer-pool-size=16M", "--skip-name-resolve", "--skip-log-bin"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_port(port, proc, log)
+        yield sock, port
+    finally:
+        stop(proc)
+
+
+@pytest.mark.integration
+def test_mariadb_root_without_password_then_fixed(tmp_path: Path, mariadb: tuple[str, int]) -> None:
+    sock, port = mariadb
+    col = services(tmp_path, mysql_sockets=[sock], targets=[f"mysql://127.0.0.1:{port}"])
+    assert weak(col) == {("mysql", "socket"): 1, ("mysql", str(port)): 1}
+    report = col.report()
+    assert report is not None and any("root 账户可用空口令经本机 socket" in f.title for f in report.findings)
+
+    sql = (
+        "".join(f"ALTER USER root@'{h}' IDENTIFIED BY '{STRONG}';" for h in ("localhost", "127.0.0.1", "::1"))
+        + "DROP USER IF EXISTS root@'"
+        + socket.gethostname()
+        + "';"
+    )
+    subprocess.run(["mariadb", "--no-defaults", "-S", sock, "-uroot", "-e", sql], check=True, timeout=30)
+    assert weak(col) == {("mysql", "socket"): 0, ("mysql", str(port)): 0}
+    assert logins.mysql_login(sock, "root", STRONG) == "ok"  # the client itself is right, the password is not weak
+
+
+def start_redis(tmp: Path, conf: str) -> subprocess.Popen[bytes]:
+    path = tmp / "redis.conf"
+    path.write_text(conf)
+    return subprocess.Popen(
+        ["redis-server", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+@pytest.mark.integration
+def test_redis_open_on_all_interfaces_then_locked_down(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    common = f'port {port}\ndir {tmp_path}\nsave ""\nappendonly no\nlogfile {tmp_path / "redis.log"}\n'
+    proc = start_redis(tmp_path, common + "bind 0.0.0.0\nprotected-mode yes\n")
+    try:
+        wait_port(port, proc, tmp_path / "redis.log")
+        col = services(tmp_path, redis_configs=[str(tmp_path / "redis.conf")], targets=[f"redis://127.0.0.1:{port}"])
+        assert weak(col) == {("redis", str(port)): 1}
+        report = col.report()
+        assert report is not None
+        titles = [f.title for f in report.findings]
+        assert any("无口令且监听非本机地址" in t for t in titles), titles  # configuration
+        assert any(f"127.0.0.1:{port} 可用无口令" in t for t in titles), titles  # login try (PING)
+        expo = ExposureCollector(
+            ExposureOptions(check_firewall=False), AgentContext(state_dir=tmp_path / "state"),
+            catalogue={(port, "tcp"): "redis"},
+        )  # fmt: skip
+        out = expo.new_metric_set()
+        expo.collect(out)
+        labels = {"port": str(port), "service": "redis", "bind": "0.0.0.0", "process": "redis-server"}
+        assert out.get("shaobing_exposed_port", labels) == 1
+    finally:
+        stop(proc)
+
+    proc = start_redis(tmp_path, common + f"bind 127.0.0.1\nrequirepass {STRONG}\n")
+    try:
+        wait_port(port, proc, tmp_path / "redis.log")
+        assert weak(col) == {("redis", str(port)): 0}
+        out = expo.new_metric_set()
+        expo.collect(out)
+        assert out.samples("shaobing_exposed_port") == []
+        assert logins.redis_login(("127.0.0.1", port), STRONG) == "ok"
+    finally:
+        stop(proc)
+
+
+def start_vsftpd(tmp: Path, port: int, anonymous: bool) -> tuple[subprocess.Popen[bytes], Path]:
+    root, empty = tmp / "ftproot", tmp / "ftpempty"
+    root.mkdir(mode=0o755, exist_ok=True)
+    empty.mkdir(mode=0o755, exist_ok=True)
+    conf = tmp / "vsftpd.conf"
+    conf.write_text(
+        "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\n"
+        f"listen_port={port}\nanonymous_enable={'YES' if anonymous else 'NO'}\nanon_root={root}\n"
+        f"local_enable=NO\nwrite_enable=NO\nsecure_chroot_dir={empty}\nseccomp_sandbox=NO\nisolate=NO\n"
+        "isolate_network=NO\nbackground=NO\nxferlog_enable=NO\npasv_enable=NO\n"
+    )
+    proc = subprocess.Popen(
+        ["vsftpd", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    return proc, conf
+
+
+@pytest.mark.integration
+def test_vsftpd_anonymous_then_disabled(tmp_path: Path) -> None:
+    if shutil.which("vsftpd", path="/usr/sbin:/usr/bin") is None:
+        pytest.skip("vsftpd is not installed")
+    port = free_port()
+    proc, conf = start_vsftpd(tmp_path, port, anonymous=True)
+    try:
+        wait_port(port, proc, tmp_path / "none")
+        col = services(tmp_path, vsftpd_configs=[str(conf)], targets=[f"ftp://127.0.0.1:{port}"])
+        assert weak(col) == {("ftp", str(port)): 1}
+        report = col.report()
+        assert report is not None and len(report.findings) == 2  # the config line and the login
+    finally:
+        stop(proc)
+    proc, conf = start_vsftpd(tmp_path, port, anonymous=False)
+    try:
+        wait_port(port, proc, tmp_path / "none")
+        assert weak(col) == {("ftp", str(port)): 0}
+    finally:
+        stop(proc)
+
+
+def test_non_local_target_is_refused_without_connecting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opts = ServiceCredentialsOptions(targets=["redis://192.0.2.10:6379", "mysql://db.example:3306"], discover=False)
+    problems = dict(opts.problems())
+    assert "neither loopback nor an address of this host" in problems["targets[0]"]
+    assert "not an IP address" in problems["targets[1]"]
+
+    calls: list[object] = []
+    real_connect = socket.socket.connect
+
+    def spy(self: socket.socket, address: object) -> None:
+        calls.append(address)
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", spy)
+    bad = ServiceCredentialsOptions(targets=["redis://192.0.2.10:6379"], discover=False, mysql_sockets=[])
+    col = ServiceCredentialsCollector(bad, AgentContext(state_dir=tmp_path))
+    with pytest.raises(logins.TargetRefused, match="192.0.2.10"):
+        col.collect(col.new_metric_set())
+    with pytest.raises(logins.TargetRefused):
+        logins.redis_login(("192.0.2.10", 6379), None)
+    with pytest.raises(logins.TargetRefused):
+        logins.tomcat_login("192.0.2.10", 8080, None, "")
+    assert calls == []
+
+
+def test_daily_limit_caps_attempts(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens: every try ends at "connection refused", each counted
+    col = services(tmp_path, targets=[f"redis://127.0.0.1:{port}"], daily_limit=2)
+    for _ in range(3):
+        weak(col)
+    _, _, notes = col.last or ({}, [], [])
+    assert any("daily limit reached" in n for n in notes)
+
+
+def test_config_inspection_fixtures() -> None:
+    found = inspect_pg_hba(FIXTURES / "pg_hba.conf", 5432)
+    assert [(f.severity, f.title.split("(trust, ")[1]) for f in found] == [
+        ("warning", f"{FIXTURES / 'pg_hba.conf'}:3)"),
+        ("critical", f"{FIXTURES / 'pg_hba.conf'}:6)"),
+    ]
+    tomcat = inspect_tomcat_users(FIXTURES / "tomcat-users.xml", 8080)
+    assert [(f.severity, f.title.split(" ")[2]) for f in tomcat] == [("critical", "tomcat"), ("warning", "role1")]
+    port, redis = inspect_redis(FIXTURES / "redis-weak.conf", frozenset({"admin123"}))
+    assert port == 6390 and len(redis) == 1 and "常见弱口令" in redis[0].title
+    assert "admin123" not in redis[0].title
