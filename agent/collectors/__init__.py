@@ -14,6 +14,10 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("services", "ServicesCollector"),
     ("probes", "ProbesCollector"),
     ("self_metrics", "SelfCollector"),
+    ("versions", "VersionsCollector"),
+    ("updates", "UpdatesCollector"),
+    ("reboot", "RebootCollector"),
+    ("metadata_refresh", "MetadataRefreshCollector"),
 )
 
 
