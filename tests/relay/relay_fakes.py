@@ -75,14 +75,14 @@ def _tencent_ok(headers: dict[str, str], body: bytes) -> bool:
 
 
 class FakeProviders:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.lock = threading.Lock()
         self.received: list[Received] = []
         self.behaviours: dict[str, deque[str]] = {}
         self.default: dict[str, str] = {}
         self.aliyun_records: list[dict[str, Any]] = []
         self.tencent_receipts: list[dict[str, Any]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -169,14 +169,18 @@ class FakeProviders:
                 except OSError:
                     pass
 
-            def _verify(self, provider: str, path: str, query: dict[str, str], headers: dict[str, str],
-                        raw: bytes, body: Any) -> bool:
+            def _verify(
+                self, provider: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes, body: Any
+            ) -> bool:
                 if provider == "dingtalk":
                     ts, secret = query.get("timestamp", ""), SECRETS["ding_secret"]
                     mac = hmac.new(secret.encode(), f"{ts}\n{secret}".encode(), hashlib.sha256).digest()
                     fresh = abs(time.time() * 1000 - int(ts or 0)) < 3600_000
-                    return (query.get("access_token") == SECRETS["ding_token"] and fresh
-                            and query.get("sign") == base64.b64encode(mac).decode())
+                    return (
+                        query.get("access_token") == SECRETS["ding_token"]
+                        and fresh
+                        and query.get("sign") == base64.b64encode(mac).decode()
+                    )
                 if provider == "wecom":
                     return query.get("key") == SECRETS["wecom_key"]
                 if provider == "feishu":
@@ -190,8 +194,9 @@ class FakeProviders:
                     return headers.get("x-shaobing-signature") == "sha256=" + mac.hexdigest()
                 if provider == "aliyun":
                     params = {k: v for k, v in body.items() if k != "Signature"}
-                    return (params.get("AccessKeyId") == SECRETS["aliyun_id"]
-                            and body.get("Signature") == _aliyun_expected(params, SECRETS["aliyun_secret"]))
+                    return params.get("AccessKeyId") == SECRETS["aliyun_id"] and body.get(
+                        "Signature"
+                    ) == _aliyun_expected(params, SECRETS["aliyun_secret"])
                 if provider == "tencent":
                     return _tencent_ok(headers, raw)
                 return True
@@ -214,12 +219,22 @@ class FakeProviders:
                     if action == "QuerySendDetails":
                         with fake.lock:
                             found = [r for r in fake.aliyun_records if r["PhoneNum"] == body.get("PhoneNumber")]
-                        return {"Code": "OK", "TotalCount": len(found), "SmsSendDetailDTOs": {"SmsSendDetailDTO": found}}
+                        return {
+                            "Code": "OK",
+                            "TotalCount": len(found),
+                            "SmsSendDetailDTOs": {"SmsSendDetailDTO": found},
+                        }
                     if code:
                         return {"Code": code, "Message": "scripted", "RequestId": "r"}
                     with fake.lock:
-                        fake.aliyun_records.append({"PhoneNum": body.get("PhoneNumbers"), "OutId": body.get("OutId"),
-                                                    "SendStatus": 3, "ErrCode": "DELIVERED"})
+                        fake.aliyun_records.append(
+                            {
+                                "PhoneNum": body.get("PhoneNumbers"),
+                                "OutId": body.get("OutId"),
+                                "SendStatus": 3,
+                                "ErrCode": "DELIVERED",
+                            }
+                        )
                     return {"Code": "OK", "Message": "OK", "BizId": f"biz-{len(fake.aliyun_records)}", "RequestId": "r"}
                 if provider == "tencent":
                     if not sig:
@@ -233,12 +248,29 @@ class FakeProviders:
                     phone = (body.get("PhoneNumberSet") or [""])[0]
                     if not code:
                         with fake.lock:
-                            fake.tencent_receipts.append({"PhoneNumber": phone, "SessionContext": body.get("SessionContext"),
-                                                          "ReportStatus": "SUCCESS"})
-                    return {"Response": {"SendStatusSet": [{
-                        "SerialNo": "sn-1", "PhoneNumber": phone, "Fee": 1, "SessionContext": body.get("SessionContext"),
-                        "Code": code or "Ok", "Message": "scripted" if code else "send success", "IsoCode": "CN"}],
-                        "RequestId": "r"}}
+                            fake.tencent_receipts.append(
+                                {
+                                    "PhoneNumber": phone,
+                                    "SessionContext": body.get("SessionContext"),
+                                    "ReportStatus": "SUCCESS",
+                                }
+                            )
+                    return {
+                        "Response": {
+                            "SendStatusSet": [
+                                {
+                                    "SerialNo": "sn-1",
+                                    "PhoneNumber": phone,
+                                    "Fee": 1,
+                                    "SessionContext": body.get("SessionContext"),
+                                    "Code": code or "Ok",
+                                    "Message": "scripted" if code else "send success",
+                                    "IsoCode": "CN",
+                                }
+                            ],
+                            "RequestId": "r",
+                        }
+                    }
                 return {}
 
         return Handler

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from tests.relay.relay_fakes import SECRETS, FakeProviders
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,10 +33,13 @@ def write_secrets(tmp: Path) -> Path:
     return folder
 
 
-def config_text(tmp: Path, fakes: FakeProviders, port: int, delivery: str = "", channels: str = "",
-                routes: str = "") -> str:
+def config_text(
+    tmp: Path, fakes: FakeProviders, port: int, delivery: str = "", channels: str = "", routes: str = ""
+) -> str:
     s = write_secrets(tmp)
-    delivery = delivery or """
+    delivery = (
+        delivery
+        or """
   backoff_initial_seconds: 0.2
   backoff_max_seconds: 1
   request_timeout_seconds: 2
@@ -44,32 +48,39 @@ def config_text(tmp: Path, fakes: FakeProviders, port: int, delivery: str = "", 
   reconcile_give_up_seconds: 30
   poll_interval_seconds: 0.1
 """
-    channels = channels or f"""
+    )
+    channels = (
+        channels
+        or f"""
   ding:
     type: dingtalk
-    base_url: {fakes.url('/dingtalk/robot/send')}
+    base_url: {fakes.url("/dingtalk/robot/send")}
     access_token: {{secret_file: {s}/ding_token}}
     secret: {{secret_file: {s}/ding_secret}}
   sms:
     type: aliyun_sms
-    base_url: {fakes.url('/aliyun/')}
+    base_url: {fakes.url("/aliyun/")}
     access_key_id: {{secret_file: {s}/aliyun_id}}
     access_key_secret: {{secret_file: {s}/aliyun_secret}}
     sign_name: 哨兵
     template_code: SMS_0001
     recipients: [zhang]
 """
-    routes = routes or """
+    )
+    routes = (
+        routes
+        or """
   ops:
     channels: [ding, sms]
 """
+    )
     return f"""
 server:
   listen: 127.0.0.1:{port}
   auth:
     bearer_tokens: [{{secret_file: {s}/bearer}}]
 store:
-  path: {tmp / 'relay.db'}
+  path: {tmp / "relay.db"}
 delivery:{delivery}
 people:
   zhang: {{name: 张三, phone: "13800001234"}}
@@ -91,7 +102,7 @@ def alert(i: int, status: str = "firing", severity: str = "critical", **labels: 
     }
 
 
-def payload(alerts: list[dict[str, Any]], group: str = "{}:{alertname=\"x\"}") -> dict[str, Any]:
+def payload(alerts: list[dict[str, Any]], group: str = '{}:{alertname="x"}') -> dict[str, Any]:
     """Alertmanager's webhook body, version 4, as documented in its configuration reference."""
     firing = any(a["status"] == "firing" for a in alerts)
     return {
@@ -122,7 +133,10 @@ class RelayProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "relay.cli", "serve", "--config", str(self.config)],
-                stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO), env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=str(REPO),
+                env=env,
             )
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -151,8 +165,9 @@ class RelayProcess:
                 self.proc.wait(timeout=10)
 
     def post(self, body: Any, route: str = "ops", token: str = SECRETS["bearer"]) -> httpx.Response:
-        return httpx.post(f"{self.base}/alertmanager/{route}", json=body,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        return httpx.post(
+            f"{self.base}/alertmanager/{route}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
 
     def metric(self, name: str, **labels: str) -> float:
         text = httpx.get(self.base + "/metrics", timeout=5).text

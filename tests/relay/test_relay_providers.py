@@ -23,25 +23,25 @@ def _all_channels(tmp: Path, fakes: FakeProviders) -> Config:
     channels = f"""
   ding:
     type: dingtalk
-    base_url: {fakes.url('/dingtalk/robot/send')}
+    base_url: {fakes.url("/dingtalk/robot/send")}
     access_token: {{secret_file: {s}/ding_token}}
     secret: {{secret_file: {s}/ding_secret}}
   wecom:
     type: wecom
-    base_url: {fakes.url('/wecom/send')}
+    base_url: {fakes.url("/wecom/send")}
     key: {{secret_file: {s}/wecom_key}}
   feishu:
     type: feishu
-    base_url: {fakes.url('/feishu/hook/')}
+    base_url: {fakes.url("/feishu/hook/")}
     hook_token: {{secret_file: {s}/feishu_token}}
     secret: {{secret_file: {s}/feishu_secret}}
   hook:
     type: webhook
-    url: {fakes.url('/webhook')}
+    url: {fakes.url("/webhook")}
     secret: {{secret_file: {s}/webhook_secret}}
   aliyun:
     type: aliyun_sms
-    base_url: {fakes.url('/aliyun/')}
+    base_url: {fakes.url("/aliyun/")}
     access_key_id: {{secret_file: {s}/aliyun_id}}
     access_key_secret: {{secret_file: {s}/aliyun_secret}}
     sign_name: 哨兵
@@ -49,7 +49,7 @@ def _all_channels(tmp: Path, fakes: FakeProviders) -> Config:
     recipients: [zhang]
   tencent:
     type: tencent_sms
-    base_url: {fakes.url('/tencent/')}
+    base_url: {fakes.url("/tencent/")}
     secret_id: {{secret_file: {s}/tencent_id}}
     secret_key: {{secret_file: {s}/tencent_key}}
     sdk_app_id: "1400000000"
@@ -58,7 +58,7 @@ def _all_channels(tmp: Path, fakes: FakeProviders) -> Config:
     recipients: [zhang]
   gateway:
     type: sms_gateway
-    url: {fakes.url('/gateway/send')}
+    url: {fakes.url("/gateway/send")}
     body_template: '{{"to": "{{{{ phone }}}}", "text": {{{{ text | tojson }}}}, "id": "{{{{ delivery_id }}}}"}}'
     success_field: code
     success_value: "0"
@@ -94,8 +94,10 @@ def _send(config: Config, name: str, timeout: float = 2.0, reconcile: bool = Fal
                 title="t",
                 markdown=renderer.render("im_markdown", ctx),
                 text=sanitize_sms(renderer.render("sms_text", ctx), 300),
-                params=[(n, sanitize_sms(renderer.render_inline(e, ctx), channel.max_param_chars))
-                        for n, e in channel.template_params],
+                params=[
+                    (n, sanitize_sms(renderer.render_inline(e, ctx), channel.max_param_chars))
+                    for n, e in channel.template_params
+                ],
                 phone="13800001234" if channel.is_sms else "",
                 alerts=[SAMPLE],
                 context=ctx,
