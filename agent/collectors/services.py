@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -37,6 +37,7 @@ from typing import Literal, Optional
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
 from agent.platform.linux_proc import parse_tcp_listeners
+from agent.platform.processes import ProcInfo, iter_processes
 from agent.process import CommandError, CommandResult, run
 from agent.report import Finding, Section
 
@@ -45,8 +46,6 @@ __all__ = [
     "ServicesOptions",
     "ProcessWatch",
     "PortWatch",
-    "ProcInfo",
-    "iter_processes",
     "listening_tcp",
     "systemd_running",
 ]
@@ -115,17 +114,6 @@ class ServicesOptions(CollectorOptions):
         return out
 
 
-@dataclass(frozen=True)
-class ProcInfo:
-    """What the matcher needs of one process (tests build these directly)."""
-
-    pid: int
-    name: str
-    cmdline: tuple[str, ...]
-    username: str
-    rss: float  # bytes
-
-
 def _ip(text: str) -> str:
     import ipaddress
 
@@ -135,24 +123,6 @@ def _ip(text: str) -> str:
 def systemd_running() -> bool:
     """sd_booted(3): systemd is PID 1 exactly when /run/systemd/system exists."""
     return os.path.isdir("/run/systemd/system")
-
-
-def iter_processes() -> Iterator[ProcInfo]:
-    """Every live process via psutil; RSS is read per process because the matcher needs it for matches only."""
-    import psutil
-
-    for p in psutil.process_iter(["name", "cmdline", "username", "status", "memory_info"]):
-        info = p.info
-        if info.get("status") == psutil.STATUS_ZOMBIE:
-            continue
-        mem = info.get("memory_info")
-        yield ProcInfo(
-            pid=p.pid,
-            name=info.get("name") or "",
-            cmdline=tuple(info.get("cmdline") or ()),
-            username=info.get("username") or "",
-            rss=float(mem.rss) if mem is not None else 0.0,
-        )
 
 
 def listening_tcp(proc_root: str = "/proc") -> set[tuple[str, int]]:
@@ -242,14 +212,16 @@ class ServicesCollector(Collector):
         options: ServicesOptions,
         context: AgentContext,
         *,
-        processes: Callable[[], Iterable[ProcInfo]] = iter_processes,
+        processes: Callable[[], Iterable[ProcInfo]] | None = None,
         listeners: Callable[[], set[tuple[str, int]]] = listening_tcp,
         systemd: Callable[[], bool] = systemd_running,
         runner: Runner = lambda argv, timeout: run(argv, timeout),
     ) -> None:
         super().__init__(options, context)
         self.options: ServicesOptions = options
-        self._processes = processes
+        need_cmdline = any(p.pattern is not None for p in options.processes)
+        need_user = any(p.user is not None for p in options.processes)
+        self._processes = processes or (lambda: iter_processes(need_cmdline, need_user))
         self._listeners = listeners
         self._systemd = systemd
         self._run = runner

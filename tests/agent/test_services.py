@@ -3,6 +3,7 @@ real listening sockets on this host."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -16,11 +17,11 @@ from agent.collector import AgentContext
 from agent.collectors.services import (
     PortWatch,
     ProcessWatch,
-    ProcInfo,
     ServicesCollector,
     ServicesOptions,
     listening_tcp,
 )
+from agent.platform.processes import ProcInfo, iter_processes_psutil
 from agent.process import CommandError, CommandResult
 
 PROC = Path(__file__).parent / "fixtures" / "proc"
@@ -266,3 +267,26 @@ def test_scan_report(tmp_path: Path) -> None:
     no_systemd = make(tmp_path, ServicesOptions(systemd_units=["x.service"]), systemd=lambda: False).report()
     assert no_systemd is not None and no_systemd.findings == [] and no_systemd.notes
     assert make(tmp_path, ServicesOptions()).report() is None
+
+
+@pytest.mark.parametrize("reader", ["procfs", "psutil"])
+def test_real_process_with_a_long_name_found_by_name(tmp_path: Path, reader: str) -> None:
+    # The kernel cuts process names to 15 characters; a watch by the full name must still match.
+    exe = tmp_path / f"shaobing-sleeper-{uuid.uuid4().hex[:8]}"
+    shutil.copy("/bin/sleep", exe)
+    opts = ServicesOptions(processes=[ProcessWatch(exe.name)])
+    source = iter_processes_psutil if reader == "psutil" else None
+    c = ServicesCollector(opts, AgentContext(state_dir=tmp_path), processes=source, systemd=lambda: False)
+    proc = subprocess.Popen([str(exe), "300"])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # until exec() has replaced the forked child's name
+            out = collect(c)
+            if out.get("shaobing_service_processes", {"service": exe.name}) == 1:
+                break
+            time.sleep(0.02)
+        assert out.get("shaobing_service_up", {"service": exe.name, "kind": "process"}) == 1
+        assert (out.get("shaobing_service_resident_memory_bytes", {"service": exe.name}) or 0) > 100_000
+    finally:
+        proc.kill()
+        proc.wait(10)
