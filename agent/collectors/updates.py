@@ -198,6 +198,15 @@ class UpdatesCollector(Collector):
 
     # -- console report ------------------------------------------------------------------------------------
     def report(self) -> Optional[Section]:
+        if self.last is None:
+            # `shaobing scan` asks for the report without a scheduler run before it: collect now.
+            try:
+                self.collect(self.new_metric_set())
+            except NotApplicable:
+                return None
+            except Exception as exc:  # noqa: BLE001 - the report says what failed instead of hiding it
+                return Section(f"{SECTION_TITLE} · 待装更新 (pending updates)",
+                               notes=[f"检查失败 (check failed): {type(exc).__name__}: {exc}"])
         summary = self.last
         if summary is None:
             return None

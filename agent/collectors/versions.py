@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from agent.catalog import MetricSet, MetricSpec
-from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 from agent.platform import software as sw
 from agent.platform.baseline import BaselineEntry, load_baseline
 from agent.platform.eol_data import EolData, load_eol_data
@@ -215,6 +215,15 @@ class VersionsCollector(Collector):
 
     # -- console report ------------------------------------------------------------------------------------
     def report(self) -> Optional[Section]:
+        if self.last is None:
+            # `shaobing scan` asks for the report without a scheduler run before it: collect now.
+            try:
+                self.collect(self.new_metric_set())
+            except NotApplicable:
+                return None
+            except Exception as exc:  # noqa: BLE001 - the report says what failed instead of hiding it
+                return Section(SECTION_TITLE,
+                               notes=[f"检查失败 (check failed): {type(exc).__name__}: {exc}"])
         result = self.last
         if result is None:
             return None
@@ -231,6 +240,12 @@ class VersionsCollector(Collector):
                 f"该软件不由包管理器维护，不会自动获得补丁；{rule.advisory} 在 {rule.minimum} 修复 ({rule.url})。",
                 f"升级到 {rule.minimum} 或更高版本，或改用发行版软件包 (use the distro package).",
             ))
+        for entry in result.eol:
+            if entry.kind == "os" and entry.known:
+                until = "未公布 (not set)"
+                if entry.eol is not None:
+                    until = time.strftime("%Y-%m-%d", time.gmtime(entry.eol))
+                section.notes.append(f"操作系统 (OS) {entry.subject}: 支持截止 (end of life) {until}")
         day = datetime.fromtimestamp(result.data_timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
         section.notes.append(f"生命周期数据日期 (EOL data date): {day}；过旧时请更新 eol.csv (docs/versions.md)。")
         packaged = sorted({f"{d.software} {d.version}" for d in result.software if d.source == "package"})
