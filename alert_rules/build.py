@@ -92,9 +92,7 @@ def render_text(text: str, thresholds: Mapping[str, Any], source: str) -> str:
     return "".join(out)
 
 
-def render_all(
-    overrides: Mapping[str, str] | None = None, thresholds_path: Path = THRESHOLDS
-) -> dict[str, str]:
+def render_all(overrides: Mapping[str, str] | None = None, thresholds_path: Path = THRESHOLDS) -> dict[str, str]:
     """Every rule file's rendered text, keyed by file name."""
     thresholds = load_thresholds(thresholds_path, overrides)
     rendered = {}
@@ -113,9 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if the committed files are out of date")
     parser.add_argument("--out", type=Path, default=HERE, help="directory to write the rule files to")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="AREA.KEY=VALUE", help="override a threshold"
-    )
+    parser.add_argument("--set", action="append", default=[], metavar="AREA.KEY=VALUE", help="override a threshold")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:

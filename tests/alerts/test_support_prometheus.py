@@ -21,9 +21,7 @@ def test_free_port_is_bindable() -> None:
 def test_prometheus_and_alertmanager_start_query_and_stop(tmp_path: Path) -> None:
     am_cfg = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}
     with AlertmanagerServer(tmp_path / "am", am_cfg) as am:
-        cfg = prometheus_config(
-            [scrape_config("self", ["127.0.0.1:1"])], alertmanagers=[f"127.0.0.1:{am.port}"]
-        )
+        cfg = prometheus_config([scrape_config("self", ["127.0.0.1:1"])], alertmanagers=[f"127.0.0.1:{am.port}"])
         with PrometheusServer(tmp_path / "prom", cfg) as prom:
             assert prom.query_value("vector(42)") == 42.0
             assert prom.query("1 + 1")[0]["value"][1] == "2"

@@ -142,9 +142,7 @@ def prometheus_config(
     return cfg
 
 
-def _http(
-    method: str, url: str, body: bytes | None = None, timeout: float = HTTP_TIMEOUT
-) -> tuple[int, bytes]:
+def _http(method: str, url: str, body: bytes | None = None, timeout: float = HTTP_TIMEOUT) -> tuple[int, bytes]:
     req = urllib.request.Request(url, data=body, method=method)
     if body is not None:
         req.add_header("Content-Type", "application/json")
@@ -227,9 +225,7 @@ class _Server:
             exited = self.proc.poll() is not None
             self.stop()
             if not (exited and "address already in use" in self.log()):
-                raise RuntimeError(
-                    f"{self.name} did not become ready in {timeout}s; log tail:\n{self._log_tail()}"
-                )
+                raise RuntimeError(f"{self.name} did not become ready in {timeout}s; log tail:\n{self._log_tail()}")
         raise RuntimeError(f"{self.name}: no free port after {_START_ATTEMPTS} attempts:\n{self._log_tail()}")
 
     def stop(self) -> None:
@@ -402,7 +398,5 @@ class AlertmanagerServer(_Server):
             if predicate(alerts):
                 return alerts
             if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"alertmanager alerts did not satisfy the predicate in {timeout}s: {alerts!r}"
-                )
+                raise TimeoutError(f"alertmanager alerts did not satisfy the predicate in {timeout}s: {alerts!r}")
             time.sleep(0.2)
