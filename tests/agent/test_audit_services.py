@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +249,57 @@ def test_config_inspection_fixtures() -> None:
     port, redis = inspect_redis(FIXTURES / "redis-weak.conf", frozenset({"admin123"}))
     assert port == 6390 and len(redis) == 1 and "常见弱口令" in redis[0].title
     assert "admin123" not in redis[0].title
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    return found[-1].parent if found else None
+
+
+@pytest.mark.integration
+def test_postgresql_trust_then_scram(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    import os
+    import pwd
+
+    bindir = _pg_bin()
+    if bindir is None or os.geteuid() != 0:
+        pytest.skip("needs PostgreSQL and root (to run it as the postgres user)")
+    pg = pwd.getpwnam("postgres")
+    # pytest's tmp_path sits under a 0700 root directory the postgres user cannot enter.
+    base = Path(tempfile.mkdtemp(prefix="shaobing-pg-"))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    os.chown(base, pg.pw_uid, pg.pw_gid)
+    data, port = base / "pg", free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    log = base / "pg.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*as_pg, str(bindir / "postgres"), "-D", str(data), "-k", str(base), "-p", str(port),
+             "-c", "listen_addresses=127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+    hba = data / "pg_hba.conf"
+    proc = start()
+    try:
+        wait_port(port, proc, log)
+        col = services(
+            tmp_path, pg_hba_files=[str(hba)], postgres_port=port, targets=[f"postgresql://127.0.0.1:{port}"]
+        )
+        assert weak(col) == {("postgresql", str(port)): 1}
+        sql = f"ALTER USER postgres PASSWORD '{STRONG}'"
+        subprocess.run(["psql", "-h", str(base), "-p", str(port), "-U", "postgres", "-c", sql],
+                       check=True, capture_output=True, timeout=30)  # fmt: skip
+    finally:
+        stop(proc)
+    hba.write_text("local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
+    proc = start()
+    try:
+        wait_port(port, proc, log)
+        assert weak(col) == {("postgresql", str(port)): 0}
+        assert logins.postgres_login(("127.0.0.1", port), "postgres", STRONG) == "ok"  # SCRAM client works
+    finally:
+        stop(proc)
