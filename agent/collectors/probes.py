@@ -18,6 +18,7 @@ Behaviour:
   verification off, so an expired, self-signed or wrong-host certificate still reports when it expires (that
   is exactly when the number matters). Absent when no handshake succeeds.
 - TCP: a connect to ``address`` (``host:port``, ``[v6]:port``) within ``timeout``.
+- No probes configured: the collector is not applicable (``shaobing_collector_applicable 0``).
 - Every probe is bounded by its own timeout; at most ``max_concurrency`` run at once, and ``collect`` gives up
   on probes still queued or running shortly before the collector's own timeout (they read as failed).
 """
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agent.catalog import MetricSet, MetricSpec
-from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 from agent.report import Finding, Section
 
 __all__ = ["ProbesCollector", "ProbesOptions", "HttpProbe", "TcpProbe", "ProbeResult", "fetch_cert_expiry"]
@@ -220,7 +221,7 @@ class ProbesCollector(Collector):
     def collect(self, out: MetricSet) -> None:
         probes: list[HttpProbe | TcpProbe] = [*self.options.http, *self.options.tcp]
         if not probes:
-            return
+            raise NotApplicable("no probes configured (collectors.probes.http / tcp)")
         started = time.monotonic()
         # Leave the scheduler's hard timeout some room: a probe still running then reads as failed, not hung.
         budget = max(0.5, min(self.timeout - 1.0, self.timeout * 0.9))

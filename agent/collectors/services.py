@@ -16,7 +16,8 @@ Decisions:
   host's failed units (``systemctl list-units --state=failed``). When systemd is not the running init (a
   container, SysV hosts, /run/systemd/system absent) or its bus does not answer, the systemd part is *not
   applicable*: neither series is emitted for kind="systemd" and a warning is logged once. Reporting 0 there
-  would page someone about a unit that cannot exist on that host.
+  would page someone about a unit that cannot exist on that host. With no processes or ports configured
+  either, the whole collector is not applicable (``shaobing_collector_applicable 0``).
 - processes: matched by exact process name, or by ``pattern`` (a regex searched in the full command line)
   when given, optionally only those run by ``user``; up when at least ``min_count`` match. Zombies do not
   count. RSS is the sum over matching processes.
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from agent.catalog import MetricSet, MetricSpec
-from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 from agent.platform.linux_proc import parse_tcp_listeners
 from agent.platform.processes import ProcInfo, iter_processes
 from agent.process import CommandError, CommandResult, run
@@ -234,6 +235,9 @@ class ServicesCollector(Collector):
             log.warning(message, *args)
 
     def collect(self, out: MetricSet) -> None:
+        opts = self.options
+        if not (opts.processes or opts.ports or self._systemd()):
+            raise NotApplicable("no services configured and systemd is not running")
         self._collect_systemd(out)
         if self.options.processes:
             self._collect_processes(out)
@@ -248,7 +252,10 @@ class ServicesCollector(Collector):
         if not (opts.systemd_units or opts.processes or opts.ports):
             return None
         out = self.new_metric_set()
-        self.collect(out)
+        try:
+            self.collect(out)
+        except NotApplicable:
+            pass
         section = Section("服务与端口 (Services)")
         what = {"systemd": "systemd 服务", "process": "进程", "port": "端口"}
         fixes = {

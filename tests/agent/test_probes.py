@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.catalog import MetricSet
-from agent.collector import AgentContext
+from agent.collector import AgentContext, NotApplicable
 from agent.collectors.probes import HttpProbe, ProbesCollector, ProbesOptions, TcpProbe, split_address
 
 
@@ -253,8 +253,10 @@ def test_options_validation() -> None:
     assert [k for k, _ in dup] == ["tcp"]
 
 
-def test_no_probes_emits_nothing(tmp_path: Path) -> None:
-    assert collect(ProbesOptions(), tmp_path).names() == set()
+def test_no_probes_is_not_applicable(tmp_path: Path) -> None:
+    with pytest.raises(NotApplicable):
+        collect(ProbesOptions(), tmp_path)
+    assert ProbesCollector(ProbesOptions(), AgentContext(state_dir=tmp_path)).report() is None
 
 
 def test_scan_report(tmp_path: Path, closed_port: int, http_server: Server) -> None:

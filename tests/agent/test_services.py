@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.catalog import MetricSet
-from agent.collector import AgentContext
+from agent.collector import AgentContext, NotApplicable
 from agent.collectors.services import (
     PortWatch,
     ProcessWatch,
@@ -131,6 +131,9 @@ def test_no_systemd_means_not_applicable_not_down(tmp_path: Path, caplog: pytest
 
 def test_systemctl_failure_or_timeout_skips_systemd_part(tmp_path: Path) -> None:
     opts = ServicesOptions(systemd_units=["nginx.service"])
+    # Nothing configured and no systemd: nothing to look at on this host.
+    with pytest.raises(NotApplicable):
+        collect(make(tmp_path, ServicesOptions(systemd_units=["nginx.service"]), systemd=lambda: False))
     out = collect(make(tmp_path, opts, runner=FakeSystemctl(error=CommandError("systemctl did not finish"))))
     assert out.names() == set()
     # A bus that does not answer: non-zero exit, nothing on stdout.
@@ -242,9 +245,9 @@ def test_real_listening_sockets(tmp_path: Path) -> None:
 def test_real_host_without_systemd(tmp_path: Path) -> None:
     # This CI machine has systemctl installed but systemd is not PID 1: the systemd part is left out.
     c = ServicesCollector(ServicesOptions(systemd_units=["ssh.service"]), AgentContext(state_dir=tmp_path))
-    out = collect(c)
     if not Path("/run/systemd/system").is_dir():
-        assert out.names() == set()
+        with pytest.raises(NotApplicable):
+            collect(c)
 
 
 def test_scan_report(tmp_path: Path) -> None:
