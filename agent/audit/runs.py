@@ -12,15 +12,41 @@ import fcntl
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["AuditName", "AUDITS", "record_run", "read_runs"]
+__all__ = ["AuditName", "AUDITS", "record_run", "read_runs", "expect_run", "run_finished", "wait_first_runs"]
 
 AuditName = Literal["passwords", "ssh", "services", "exposure"]
 AUDITS: tuple[AuditName, ...] = ("passwords", "ssh", "services", "exposure")
 _FILE = "audit_runs.json"
 _lock = threading.Lock()
+# In-process first-run tracking: `shaobing agent once` runs every collector at the same time, and the
+# status collector should report the runs happening right now, not only those of earlier processes.
+_first_runs: dict[tuple[str, str], threading.Event] = {}
+
+
+def expect_run(state_dir: Path, audit: AuditName) -> None:
+    """Called when an audit collector is built: its first run in this process is awaited by the status."""
+    with _lock:
+        _first_runs.setdefault((str(state_dir), audit), threading.Event())
+
+
+def run_finished(state_dir: Path, audit: AuditName) -> None:
+    """Called when an audit run ends, successfully or not."""
+    with _lock:
+        ev = _first_runs.setdefault((str(state_dir), audit), threading.Event())
+    ev.set()
+
+
+def wait_first_runs(state_dir: Path, timeout: float) -> None:
+    """Wait (bounded) until every audit collector built in this process for ``state_dir`` has run once."""
+    deadline = time.monotonic() + timeout
+    with _lock:
+        events = [ev for (sd, _), ev in _first_runs.items() if sd == str(state_dir)]
+    for ev in events:
+        ev.wait(max(0.0, deadline - time.monotonic()))
 
 
 def read_runs(state_dir: Path) -> dict[str, dict[str, float]]:

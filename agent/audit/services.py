@@ -117,6 +117,7 @@ def inspect_redis(path: Path, weak: frozenset[str]) -> tuple[Optional[int], list
                 "config",
                 title,
                 "设置强口令 requirepass <随机 32 位>, bind 127.0.0.1 -::1, protected-mode yes; 重启 redis.",
+                "critical" if public else "warning",
             )
         )
     elif requirepass[0] in weak:

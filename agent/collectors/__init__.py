@@ -18,6 +18,11 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("updates", "UpdatesCollector"),
     ("reboot", "RebootCollector"),
     ("metadata_refresh", "MetadataRefreshCollector"),
+    ("passwords", "PasswordsCollector"),
+    ("ssh", "SshCollector"),
+    ("service_credentials", "ServiceCredentialsCollector"),
+    ("exposure", "ExposureCollector"),
+    ("audit_status", "AuditStatusCollector"),
 )
 
 

@@ -9,7 +9,7 @@ directory (agent/audit/runs.py), and this collector is the single owner of the t
 
 from __future__ import annotations
 
-from agent.audit.runs import AUDITS, read_runs
+from agent.audit.runs import AUDITS, read_runs, wait_first_runs
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import Collector
 
@@ -19,7 +19,7 @@ __all__ = ["AuditStatusCollector"]
 class AuditStatusCollector(Collector):
     name = "audit_status"
     default_interval = 60.0
-    default_timeout = 5.0
+    default_timeout = 30.0
     metrics = (
         MetricSpec(
             "shaobing_audit_last_run_timestamp_seconds",
@@ -38,6 +38,9 @@ class AuditStatusCollector(Collector):
     )
 
     def collect(self, out: MetricSet) -> None:
+        # Audits running right now (all of them at once under `shaobing agent once`) are waited for, within
+        # this collector's own timeout; a slow one is reported by the next run.
+        wait_first_runs(self.context.state_dir, max(0.0, self.timeout - 3.0))
         runs = read_runs(self.context.state_dir)
         for audit in AUDITS:
             entry = runs.get(audit, {})

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from agent.audit.exposure import RISKY_PORTS, ConnLister, ExposedSocket, FirewallState, exposed_sockets, firewall_state
-from agent.audit.runs import record_run
+from agent.audit.runs import expect_run, record_run, run_finished
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
 from agent.report import Finding, Section
@@ -81,6 +81,7 @@ class ExposureCollector(Collector):
         firewall_prefix: Sequence[str] = (),
     ) -> None:
         super().__init__(options, context)
+        expect_run(context.state_dir, "exposure")
         self.opts = options
         cat = dict(RISKY_PORTS if catalogue is None else catalogue)
         for key, service in options.extra_ports.items():
@@ -106,13 +107,16 @@ class ExposureCollector(Collector):
         return socks, fw
 
     def collect(self, out: MetricSet) -> None:
-        socks, fw = self._evaluate()
-        for s in socks:
-            port = str(s.port) if s.protocol == "tcp" else f"{s.port}/{s.protocol}"
-            labels = {"port": port, "service": s.service, "bind": s.bind, "process": s.process}
-            out.add("shaobing_exposed_port", 1, labels)
-        if fw is not None and fw.active is not None:
-            out.add("shaobing_host_firewall_active", 1 if fw.active else 0)
+        try:
+            socks, fw = self._evaluate()
+            for s in socks:
+                port = str(s.port) if s.protocol == "tcp" else f"{s.port}/{s.protocol}"
+                labels = {"port": port, "service": s.service, "bind": s.bind, "process": s.process}
+                out.add("shaobing_exposed_port", 1, labels)
+            if fw is not None and fw.active is not None:
+                out.add("shaobing_host_firewall_active", 1 if fw.active else 0)
+        finally:
+            run_finished(self.context.state_dir, "exposure")
 
     def report(self) -> Optional[Section]:
         socks, fw = self.last if self.last is not None else self._evaluate()

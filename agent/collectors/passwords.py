@@ -22,7 +22,7 @@ from typing import Optional
 from agent.audit.dictionary import DictionaryError, load_dictionary
 from agent.audit.password_audit import CLASSES, REASONS, AuditPaths, AuditResult, run_password_audit
 from agent.audit.runner import DEFAULT_CAPS, ResultCache
-from agent.audit.runs import record_run
+from agent.audit.runs import expect_run, record_run, run_finished
 from agent.audit.shadow import AccountFileError, mask_name
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
@@ -101,6 +101,7 @@ class PasswordsCollector(Collector):
 
     def __init__(self, options: PasswordsOptions, context: AgentContext) -> None:
         super().__init__(options, context)
+        expect_run(context.state_dir, "passwords")
         self.opts = options
         self.last: Optional[AuditResult] = None
 
@@ -147,19 +148,24 @@ class PasswordsCollector(Collector):
         return result
 
     def collect(self, out: MetricSet) -> None:
-        result = self.run_audit()
-        for reason in REASONS:
-            for klass in CLASSES:
-                out.add("shaobing_password_accounts", result.count(reason, klass), {"reason": reason, "class": klass})
-        out.add("shaobing_password_accounts_checked", result.checked)
-        out.add("shaobing_password_audit_pending_accounts", result.pending)
-        out.add("shaobing_password_audit_budget_exhausted", 1 if result.budget_exhausted else 0)
-        out.add("shaobing_password_audit_last_hashes_computed", result.hashes_computed)
-        if self._masked():
-            for acc in result.accounts:
-                for reason in acc.reasons:
-                    if reason in _RISKY:
-                        out.add("shaobing_password_weak_account", 1, {"account": mask_name(acc.name), "reason": reason})
+        try:
+            result = self.run_audit()
+            for reason in REASONS:
+                for klass in CLASSES:
+                    labels = {"reason": reason, "class": klass}
+                    out.add("shaobing_password_accounts", result.count(reason, klass), labels)
+            out.add("shaobing_password_accounts_checked", result.checked)
+            out.add("shaobing_password_audit_pending_accounts", result.pending)
+            out.add("shaobing_password_audit_budget_exhausted", 1 if result.budget_exhausted else 0)
+            out.add("shaobing_password_audit_last_hashes_computed", result.hashes_computed)
+            if self._masked():
+                for acc in result.accounts:
+                    for reason in acc.reasons:
+                        if reason in _RISKY:
+                            masked = {"account": mask_name(acc.name), "reason": reason}
+                            out.add("shaobing_password_weak_account", 1, masked)
+        finally:
+            run_finished(self.context.state_dir, "passwords")
 
     def report(self) -> Optional[Section]:
         result = self.last if self.last is not None else self.run_audit()

@@ -22,7 +22,7 @@ import psutil
 from agent.audit import logins
 from agent.audit.dictionary import load_dictionary
 from agent.audit.exposure import WILDCARDS
-from agent.audit.runs import record_run
+from agent.audit.runs import expect_run, record_run, run_finished
 from agent.audit.services import (
     MYSQL_CREDENTIALS,
     POSTGRES_CREDENTIALS,
@@ -129,6 +129,7 @@ class ServiceCredentialsCollector(Collector):
         listeners: Optional[Callable[[], list[tuple[str, str, int]]]] = None,
     ) -> None:
         super().__init__(options, context)
+        expect_run(context.state_dir, "services")
         self.opts = options
         self._listeners = listeners or self._discover
         self.last: Optional[tuple[dict[tuple[str, str], bool], list[ServiceFinding], list[str]]] = None
@@ -283,11 +284,14 @@ class ServiceCredentialsCollector(Collector):
         return None
 
     def collect(self, out: MetricSet) -> None:
-        status, _, notes = self._evaluate()
-        for note in notes:
-            log.info("service credentials: %s", note)
-        for (service, port), weak in sorted(status.items()):
-            out.add("shaobing_service_weak_credentials", 1 if weak else 0, {"service": service, "port": port})
+        try:
+            status, _, notes = self._evaluate()
+            for note in notes:
+                log.info("service credentials: %s", note)
+            for (service, port), weak in sorted(status.items()):
+                out.add("shaobing_service_weak_credentials", 1 if weak else 0, {"service": service, "port": port})
+        finally:
+            run_finished(self.context.state_dir, "services")
 
     def report(self) -> Optional[Section]:
         _, findings, notes = self.last if self.last is not None else self._evaluate()

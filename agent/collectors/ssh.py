@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from agent.audit.runs import record_run
+from agent.audit.runs import expect_run, record_run, run_finished
 from agent.audit.shadow import read_groups
 from agent.audit.sshd import SSH_SETTINGS, SshResult, SshRisk, assess, effective_settings
 from agent.catalog import MetricSet, MetricSpec
@@ -54,6 +54,7 @@ class SshCollector(Collector):
 
     def __init__(self, options: SshOptions, context: AgentContext) -> None:
         super().__init__(options, context)
+        expect_run(context.state_dir, "ssh")
         self.opts = options
         self.last: Optional[tuple[SshResult, list[SshRisk]]] = None
 
@@ -79,9 +80,12 @@ class SshCollector(Collector):
         return flags, result, risks
 
     def collect(self, out: MetricSet) -> None:
-        flags, _, _ = self._evaluate()
-        for label in SSH_SETTINGS:
-            out.add("shaobing_ssh_risky_setting", flags[label], {"setting": label})
+        try:
+            flags, _, _ = self._evaluate()
+            for label in SSH_SETTINGS:
+                out.add("shaobing_ssh_risky_setting", flags[label], {"setting": label})
+        finally:
+            run_finished(self.context.state_dir, "ssh")
 
     def report(self) -> Optional[Section]:
         if self.last is None:

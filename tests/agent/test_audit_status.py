@@ -39,3 +39,26 @@ def test_concurrent_recorders_lose_nothing(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert {a: v["run"] for a, v in read_runs(tmp_path).items()} == dict.fromkeys(audits, 29.0)
+
+
+def test_status_waits_for_audits_running_in_this_process(tmp_path: Path) -> None:
+    """`shaobing agent once` runs all collectors at once: the status must include this run's audits."""
+    from agent.collectors.ssh import SshCollector, SshOptions
+
+    ctx = AgentContext(state_dir=tmp_path / "state")
+    (tmp_path / "sshd_config").write_text("PermitRootLogin no\n")
+    ssh = SshCollector(SshOptions(config_file=str(tmp_path / "sshd_config"), sshd="none"), ctx)
+    status = AuditStatusCollector(CollectorOptions(timeout=20), ctx)
+    out = status.new_metric_set()
+    started = threading.Event()
+
+    def run_status() -> None:
+        started.set()
+        status.collect(out)
+
+    t = threading.Thread(target=run_status)
+    t.start()
+    started.wait()
+    ssh.collect(ssh.new_metric_set())  # starts after the status collector is already waiting
+    t.join(timeout=30)
+    assert out.get("shaobing_audit_last_complete_timestamp_seconds", {"audit": "ssh"}) is not None
