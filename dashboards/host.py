@@ -525,8 +525,9 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             [
                 Query(f"max by (software, version, source) (shaobing_software_info{{{HOST}}})"),
                 Query(
-                    f"max by (software, version, source) (shaobing_software_outdated{{{HOST}}}"
-                    f" * on (instance, job, software) group_left (version, source) shaobing_software_info{{{HOST}}})"
+                    # info has a series per (version, source), outdated one per software: many-to-one.
+                    f"max by (software, version, source) (shaobing_software_info{{{HOST}}}"
+                    f" * on (instance, job, software) group_left () shaobing_software_outdated{{{HOST}}})"
                 ),
             ],
             columns=[Column("info"), Column("落后", thresholds=warn_if_any)],
@@ -580,7 +581,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "主机防火墙是否启用（1 = 是）。",
             [Query(f"shaobing_host_firewall_active{{{HOST}}}")],
             thresholds=steps(ORANGE, (1, GREEN)),
-            width=3,
+            width=6,
             no_value="-",
         )
     )
@@ -605,7 +606,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 Column("天数", unit="d", decimals=1, thresholds=steps(GREEN, (min(pw_stale, audit_stale), ORANGE)))
             ],
             labels={"audit": "审计"},
-            width=9,
+            width=12,
             height=6,
         )
     )

@@ -206,6 +206,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             [Query(f"up{{{RELAY}}}")],
             thresholds=steps(RED, (1, GREEN)),
             no_value="未部署",
+            width=6,
         )
     )
     d = d.with_panel(
@@ -215,6 +216,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             [Query(f"max(shaobing_relay_oldest_pending_age_seconds{{{RELAY}}})")],
             unit="s",
             thresholds=steps(GREEN, (backlog_warn, ORANGE), (backlog_crit, RED)),
+            width=6,
         )
     )
     d = d.with_panel(
@@ -223,6 +225,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "重试后仍无法送达、等待人工处理的消息数。",
             [Query(f"sum(shaobing_relay_dead_letters{{{RELAY}}})")],
             thresholds=bad_if_any,
+            width=6,
         )
     )
     d = d.with_panel(
@@ -239,6 +242,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="percentunit",
             thresholds=steps(GREEN, (failures_ratio, RED)),
             no_value="-",
+            width=6,
         )
     )
     d = d.with_panel(

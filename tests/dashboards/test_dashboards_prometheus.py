@@ -1,0 +1,317 @@
+"""Every dashboard query, asked of a real Prometheus that scrapes a real agent and a real relay.
+
+The Prometheus loads alert_rules/records.yml (the fleet dashboard reads the ``township:*`` roll-ups). The
+agent runs every registered collector, probes a local HTTPS server (so TLS expiry has a value) and its own
+port; the relay delivers one alert to a local webhook (so delivery counters move). Each query is sent as
+Grafana would send it, with the variables replaced: it must parse, and it must return data unless every
+metric it reads is one this machine cannot produce (``MAY_BE_ABSENT``) or the panel lists findings that a
+healthy test machine does not have (``MAY_BE_EMPTY``), each with the reason.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import ssl
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dashboards.dashjson import (
+    REPO,
+    Target,
+    all_targets,
+    label_values_query,
+    load_all,
+    metric_names,
+    substitute,
+)
+from tests.support.agent import AgentProcess
+from tests.support.prometheus import PrometheusServer, free_port, prometheus_config, scrape_config
+from tests.support.tls import make_ca, make_cert
+
+pytestmark = pytest.mark.integration
+
+TOWNSHIP = "测试镇"
+BEARER = "dashboards-test-token"
+
+# Metrics that may have no series at all on the test machine (Debian 12 in a container, no systemd, root).
+MAY_BE_ABSENT: dict[str, str] = {
+    "ALERTS": "exists only while an alert fires; the test Prometheus loads recording rules, not alerts",
+    "township:shaobing_alerts_firing:count": "the roll-up of ALERTS: no alert fires here (panels add `or 0 * ...`)",
+    "shaobing_systemd_units_failed": "no systemd runs in the test container or CI (collector: not applicable)",
+    "yum_upgrades_pending": "Debian 12 test machine: apt only; yum/dnf hosts export this instead",
+    "shaobing_security_updates_pending_since_timestamp_seconds": "exported only while a security update is pending",
+    "shaobing_software_outdated": "exported only for software found outside the package manager (none on CI)",
+    "shaobing_exposed_port": "exported only while a risky port listens on all interfaces; tests bind loopback only",
+}
+
+# Panels whose query filters for problems, so a clean test machine legitimately returns nothing.
+_CLEAN = "a clean test machine has no such finding"
+MAY_BE_EMPTY: dict[tuple[str, str], str] = {
+    ("shaobing-security", "停更清单 End of life"): "lists only what ends within the warning window; "
+    "the test machine's OS and software are supported for longer",
+    ("shaobing-security", "支持期未知 EOL unknown"): "the test machine runs Debian, whose support dates are known",
+    ("shaobing-security", "落后软件 Outdated software"): _CLEAN,
+    ("shaobing-security", "安全更新积压 Security-update age"): "lists hosts with pending security updates; "
+    "a patched test machine has none",
+    ("shaobing-security", "口令问题 Password findings by reason"): _CLEAN,
+    ("shaobing-security", "风险暴露 Risky exposures"): _CLEAN,
+    ("shaobing-host", "安全更新积压 Update age"): "shown only while a security update is pending",
+    ("shaobing-host", "风险端口 Exposed ports"): _CLEAN,
+}
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = _answer
+    do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        pass
+
+
+def _serve(tls: ssl.SSLContext | None) -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    tmp = tmp_path_factory.mktemp("pki")
+    ca = make_ca(tmp)
+    cert = make_cert(tmp, "web", ca, hosts=["127.0.0.1"], days=30)
+    return ca.cert_file, cert.cert_file, cert.key_file
+
+
+@pytest.fixture(scope="module")
+def https_port(pki: tuple[Path, Path, Path]) -> Iterator[int]:
+    _, cert, key = pki
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    yield from _serve(ctx)
+
+
+@pytest.fixture(scope="module")
+def webhook_port() -> Iterator[int]:
+    yield from _serve(None)
+
+
+def _agent_config(port: int, https_port: int, ca_file: Path) -> dict[str, Any]:
+    from agent.collectors import by_name
+
+    collectors: dict[str, Any] = {}
+    for name, cls in by_name().items():
+        if not getattr(cls, "default_enabled", True):
+            continue  # opt-in collectors (metadata_refresh runs the package manager) stay off, as shipped
+        # Cheap collectors repeat every 2 s so rate() has samples; the rest run once at start.
+        collectors[name] = {"enabled": True, "jitter": "0s", "interval": "2s" if name in _FAST else "1h"}
+    if "services" in collectors:
+        collectors["services"]["processes"] = [{"name": "shaobing-agent", "pattern": "shaobing"}]
+        collectors["services"]["ports"] = [{"name": "agent-port", "port": port, "address": "127.0.0.1"}]
+    if "probes" in collectors:
+        collectors["probes"]["http"] = [
+            {"name": "local-https", "url": f"https://127.0.0.1:{https_port}/", "ca_file": str(ca_file)}
+        ]
+        collectors["probes"]["tcp"] = [{"name": "agent-port", "address": f"127.0.0.1:{port}"}]
+    return {"listen_address": f"127.0.0.1:{port}", "collectors": collectors}
+
+
+_FAST = {"health", "self", "services", "probes"}
+
+
+@pytest.fixture(scope="module")
+def agent(
+    tmp_path_factory: pytest.TempPathFactory, pki: tuple[Path, Path, Path], https_port: int
+) -> Iterator[AgentProcess]:
+    ca, _, _ = pki
+    port = free_port()
+    with AgentProcess(tmp_path_factory.mktemp("agent"), _agent_config(port, https_port, ca)) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory, webhook_port: int) -> Iterator[str]:
+    """The real relay with one webhook channel to a local receiver; yields its host:port."""
+    import subprocess
+    import time
+
+    tmp = tmp_path_factory.mktemp("relay")
+    (tmp / "bearer").write_text(BEARER + "\n", encoding="utf-8")
+    port = free_port()
+    (tmp / "relay.yml").write_text(
+        f"""
+server:
+  listen: 127.0.0.1:{port}
+  auth:
+    bearer_tokens: [{{secret_file: {tmp / "bearer"}}}]
+store:
+  path: {tmp / "relay.db"}
+delivery:
+  backoff_initial_seconds: 0.2
+  backoff_max_seconds: 1
+  request_timeout_seconds: 2
+  poll_interval_seconds: 0.1
+channels:
+  hook:
+    type: webhook
+    url: http://127.0.0.1:{webhook_port}/hook
+routes:
+  ops:
+    channels: [hook]
+""",
+        encoding="utf-8",
+    )
+    with open(tmp / "relay.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "relay.cli", "serve", "--config", str(tmp / "relay.yml")],
+            stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"relay exited: {(tmp / 'relay.log').read_text(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("relay did not become healthy in 30 s")
+            time.sleep(0.1)
+        alert = {
+            "status": "firing",
+            "labels": {"alertname": "DashboardTest", "severity": "warning", "township": TOWNSHIP},
+            "annotations": {"summary": "仪表盘测试"},
+            "startsAt": "2026-11-27T04:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.local/graph",
+            "fingerprint": "00000000000000aa",
+        }
+        body = {
+            "version": "4", "groupKey": '{}:{alertname="DashboardTest"}', "truncatedAlerts": 0, "status": "firing",
+            "receiver": "relay", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://alertmanager.local", "alerts": [alert],
+        }  # fmt: skip
+        answer = httpx.post(
+            f"{base}/alertmanager/ops", json=body, headers={"Authorization": f"Bearer {BEARER}"}, timeout=10
+        )
+        assert answer.status_code < 300, answer.text
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess, relay: str) -> Iterator[PrometheusServer]:
+    from agent.collectors import by_name
+
+    labels = {"township": TOWNSHIP, "site": "test-site", "role": "server"}
+    config = prometheus_config(
+        [scrape_config("shaobing", [agent.target], labels=labels), scrape_config("shaobing-relay", [relay])],
+        rule_files=["records.yml"],
+    )
+    records = (REPO / "alert_rules" / "records.yml").read_text(encoding="utf-8")
+    with PrometheusServer(tmp_path_factory.mktemp("prom"), config, files={"records.yml": records}) as server:
+        server.wait_for_targets(job="shaobing", health="up", timeout=60)
+        server.wait_for_targets(job="shaobing-relay", health="up", timeout=60)
+        # Every collector has reported once, counters have enough samples for rate(), rules have run.
+        collectors = sum(1 for cls in by_name().values() if getattr(cls, "default_enabled", True))
+        server.wait_for(
+            'count(shaobing_collector_success{job="shaobing"})',
+            lambda r: bool(r) and r[0]["value"][1] == str(collectors),
+            timeout=90,
+        )
+        server.wait_for('count_over_time(up{job="shaobing"}[1m]) >= 4', timeout=60)
+        server.wait_for("township:shaobing_hosts:count", timeout=60)
+        server.wait_for('shaobing_relay_deliveries_total{outcome="success"} > 0', timeout=60)
+        yield server
+
+
+def _present(prom: PrometheusServer) -> set[str]:
+    return {r["metric"]["__name__"] for r in prom.query('group by (__name__) ({__name__=~".+"})')}
+
+
+def test_every_query_parses_and_returns_data(prom: PrometheusServer, agent: AgentProcess) -> None:
+    present = _present(prom)
+    targets = all_targets(load_all())
+    assert len(targets) > 80
+    errors: list[str] = []
+    empty: list[str] = []
+    for target in targets:
+        expr = substitute(target.expr, agent.target)
+        try:
+            result = prom.query(expr)
+        except RuntimeError as exc:
+            errors.append(f"{target}\n    -> {exc}")
+            continue
+        if result:
+            continue
+        absent = metric_names(target.expr) - present
+        if absent and absent <= MAY_BE_ABSENT.keys():
+            continue
+        if (target.uid, target.panel) in MAY_BE_EMPTY:
+            continue
+        empty.append(f"{target}\n    absent metrics: {sorted(absent) or 'none'}")
+    assert not errors, "queries Prometheus rejects:\n" + "\n".join(errors)
+    assert not empty, "queries with no data:\n" + "\n".join(empty)
+
+
+def test_metrics_this_machine_produces_are_all_present(prom: PrometheusServer) -> None:
+    """Every metric the dashboards read is scraped here, except the documented exceptions."""
+    present = _present(prom)
+    used = {name for t in all_targets(load_all()) for name in metric_names(t.expr)}
+    missing = sorted(used - present - MAY_BE_ABSENT.keys())
+    assert not missing, f"dashboards read metrics that the test agent/relay/rules did not produce: {missing}"
+
+
+def test_template_variables_resolve(prom: PrometheusServer, agent: AgentProcess) -> None:
+    for uid, doc in load_all().items():
+        for var in doc["templating"]["list"]:
+            if var["type"] != "query":
+                continue
+            selector, label = label_values_query(var["query"])
+            rows = prom.query(f"group by ({label}) ({substitute(selector, agent.target)})")
+            values = {r["metric"].get(label) for r in rows}
+            expected = TOWNSHIP if label == "township" else agent.target
+            assert expected in values, (uid, var["name"], values)
+
+
+def test_fleet_rollups_count_the_agent(prom: PrometheusServer) -> None:
+    """The fleet dashboard's numbers are the real ones: one host, up, in the test township."""
+    doc = load_all()["shaobing-fleet"]
+    by_title = {t.panel: t for t in all_targets({"shaobing-fleet": doc})}
+    up_total: Target = by_title["在线/总数 Hosts up/total"]
+    assert prom.query_value(substitute(up_total.expr, "")) == 1.0
+    rows = prom.query(f'township:shaobing_hosts:count{{township="{TOWNSHIP}"}}')
+    assert json.loads(json.dumps(rows))[0]["value"][1] == "1"
