@@ -26,8 +26,10 @@ Behaviour:
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -72,6 +74,8 @@ class HttpProbe:
         for code in self.expect_status:
             if not 100 <= code <= 599:
                 out.append(("expect_status", f"not an HTTP status code: {code}"))
+        if self.ca_file is not None and not os.path.isfile(self.ca_file):
+            out.append(("ca_file", f"文件不存在 no such file: {self.ca_file}"))
         return out
 
 
@@ -194,28 +198,30 @@ class ProbesCollector(Collector):
         super().__init__(options, context)
         self.options: ProbesOptions = options
         # Building an SSL context loads the CA bundle (milliseconds of CPU): one client per TLS setting, reused.
-        self._clients: dict[tuple[bool, Optional[str], bool], httpx.Client] = {}  # noqa: UP045
+        self._clients: dict[tuple[bool, str | None, bool], httpx.Client] = {}
+        self._clients_lock = threading.Lock()  # probes run in worker threads
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        with self._clients_lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
 
     def _client(self, probe: HttpProbe) -> httpx.Client:
         key = (probe.verify_tls, probe.ca_file, probe.follow_redirects)
-        client = self._clients.get(key)
-        if client is None:
-            verify: ssl.SSLContext | bool = (
-                ssl.create_default_context(cafile=probe.ca_file) if probe.verify_tls else False
-            )
-            client = httpx.Client(
-                verify=verify,
-                follow_redirects=probe.follow_redirects,
-                trust_env=False,  # a proxy from the environment would probe the proxy, not the target
-                limits=httpx.Limits(max_keepalive_connections=0),
-                headers={"User-Agent": "shaobing-probe"},
-            )
-            self._clients[key] = client
+        with self._clients_lock:
+            return self._clients.get(key) or self._new_client(key, probe)
+
+    def _new_client(self, key: tuple[bool, str | None, bool], probe: HttpProbe) -> httpx.Client:
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=probe.ca_file) if probe.verify_tls else False
+        client = httpx.Client(
+            verify=verify,
+            follow_redirects=probe.follow_redirects,
+            trust_env=False,  # a proxy from the environment would probe the proxy, not the target
+            limits=httpx.Limits(max_keepalive_connections=0),
+            headers={"User-Agent": "shaobing-probe"},
+        )
+        self._clients[key] = client
         return client
 
     def collect(self, out: MetricSet) -> None:

@@ -246,6 +246,7 @@ def test_options_validation() -> None:
     assert [k for k, _ in HttpProbe("x", "ftp://host/").problems()] == ["url"]
     assert [k for k, _ in HttpProbe("x", "http://h/", method="TRACE").problems()] == ["method"]
     assert [k for k, _ in HttpProbe("x", "http://h/", expect_status=[99]).problems()] == ["expect_status"]
+    assert [k for k, _ in HttpProbe("x", "https://h/", ca_file="/nonexistent/ca.pem").problems()] == ["ca_file"]
     assert [k for k, _ in TcpProbe("x", "::1:80").problems()] == ["address"]
     assert TcpProbe("x", "[::1]:80").problems() == []
     assert split_address("db.example:3306") == ("db.example", 3306)
