@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Build the offline installation bundle for township machines.
+#
+#   deploy/build-bundle.sh [--output DIR] [--pythons "3.9 3.10 3.11 3.12 3.13"] [--arches "x86_64 aarch64"]
+#
+# Produces DIR/shaobing-agent-<version>.tar.gz containing:
+#   install.sh, agent.example.yml, systemd/shaobing-agent.service, VERSION, SHA256SUMS,
+#   wheelhouse/  lock-cpXY-ARCH.txt (exact versions per Python and CPU), the shaobing wheel (agent only: no relay/dashboards extras) + its runtime dependencies as
+#                manylinux2014 (glibc 2.17, CentOS 7 and newer) wheels for every CPython x CPU asked for, and pip.
+# Downloads come from PyPI (the build machine needs it; the township machine never does) and are cached in
+# ${SHAOBING_WHEEL_CACHE:-~/.cache/shaobing-wheelhouse}, keyed by the dependency list, so a rebuild is offline.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+output=$repo/dist
+pythons="3.9 3.10 3.11 3.12 3.13"
+arches="x86_64 aarch64"
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --output) output=$2; shift 2 ;;
+        --pythons) pythons=$2; shift 2 ;;
+        --arches) arches=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+if [ -x "$repo/.venv/bin/python" ]; then py=$repo/.venv/bin/python; else py=${PYTHON:-python3}; fi
+pip=("$py" -m pip --disable-pip-version-check --no-input --timeout 60)
+cache=${SHAOBING_WHEEL_CACHE:-$HOME/.cache/shaobing-wheelhouse}
+
+# The runtime dependencies, read from pyproject.toml's [project.dependencies] (the single source of truth).
+mapfile -t deps < <("$py" - "$repo/pyproject.toml" <<'EOF'
+import sys
+try:
+    import tomllib
+except ImportError:  # Python < 3.11 on the build machine
+    import tomli as tomllib
+with open(sys.argv[1], "rb") as fh:
+    for dep in tomllib.load(fh)["project"]["dependencies"]:
+        print(dep)
+EOF
+)
+version=$("$py" - "$repo/pyproject.toml" <<'EOF'
+import sys
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
+with open(sys.argv[1], "rb") as fh:
+    print(tomllib.load(fh)["project"]["version"])
+EOF
+)
+key=$(printf '%s\n' "${deps[@]}" pip | sha256sum | cut -c1-16)
+
+name=shaobing-agent-$version
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+bundle=$stage/$name
+mkdir -p "$bundle/wheelhouse" "$bundle/systemd" "$output"
+
+echo "== agent wheel"
+if ! "${pip[@]}" wheel --quiet --no-deps --wheel-dir "$bundle/wheelhouse" "$repo" >"$stage/wheel.log" 2>&1; then
+    cat "$stage/wheel.log" >&2
+    exit 1
+fi
+
+fetch() {  # fetch PYVER ARCH -> wheels for that combination into the cache, once
+    local pyver=$1 arch=$2 abi dir
+    abi=cp${pyver/./}
+    dir=$cache/$key/$abi-$arch
+    if [ -f "$dir/.complete" ]; then
+        return 0
+    fi
+    rm -rf "$dir" && mkdir -p "$dir"
+    echo "== wheels for CPython $pyver $arch"
+    # Only manylinux tags up to 2014 (glibc 2.17): newer wheels would not load on the oldest supported OS.
+    timeout 900 "${pip[@]}" download --quiet --dest "$dir" --only-binary=:all: \
+        --implementation cp --python-version "$pyver" --abi "$abi" --abi abi3 --abi none \
+        --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
+        --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch" \
+        --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any \
+        "${deps[@]}" pip
+    # pip evaluates environment markers (python_version < "3.11") for the interpreter it runs on, not for
+    # --python-version: add what the target Python needs, until nothing is missing.
+    local round missing
+    for round in 1 2 3 4 5; do
+        missing=$("$py" "$here/wheel_markers.py" "$dir" "$pyver" "$arch")
+        [ -n "$missing" ] || break
+        echo "   + for $pyver: $missing"
+        # shellcheck disable=SC2086
+        timeout 900 "${pip[@]}" download --quiet --dest "$dir" --only-binary=:all: \
+            --implementation cp --python-version "$pyver" --abi "$abi" --abi abi3 --abi none \
+            --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
+            --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch" \
+            --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any $missing
+    done
+    touch "$dir/.complete"
+}
+
+for pyver in $pythons; do
+    for arch in $arches; do
+        fetch "$pyver" "$arch"
+        dir=$cache/$key/cp${pyver/./}-$arch
+        cp -n "$dir/"*.whl "$bundle/wheelhouse/"
+        # The exact set pip resolved for this Python and CPU. Installing from the lock keeps an old pip (Debian
+        # 11 ships 20.3) from picking a newer wheel that does not support its Python: with --find-links it
+        # cannot see Requires-Python before it has chosen.
+        for whl in "$dir"/*.whl; do
+            whl=${whl##*/}
+            IFS=- read -r dist ver _ <<< "$whl"
+            echo "$dist==$ver"
+        done | LC_ALL=C sort > "$bundle/wheelhouse/lock-cp${pyver/./}-$arch.txt"
+    done
+done
+
+echo "== bundle files"
+install -m 0755 "$here/install.sh" "$bundle/install.sh"
+install -m 0644 "$here/agent.example.yml" "$bundle/agent.example.yml"
+install -m 0644 "$here/systemd/shaobing-agent.service" "$bundle/systemd/shaobing-agent.service"
+echo "$version" > "$bundle/VERSION"
+(cd "$bundle" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
+
+tarball=$output/$name.tar.gz
+tar -C "$stage" --owner=0 --group=0 --numeric-owner -czf "$tarball.tmp" "$name"
+mv "$tarball.tmp" "$tarball"
+echo "$tarball ($(du -h "$tarball" | cut -f1), $(ls "$bundle/wheelhouse"/*.whl | wc -l) wheels)"

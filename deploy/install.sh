@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# 哨兵 Shaobing agent installer — run as root from the unpacked offline bundle; never uses the network.
+#
+#   bash install.sh [--township 城关镇] [--site 镇政府机房] [--listen 0.0.0.0:10130] [--python /path/python3]
+#   bash install.sh --uninstall [--purge]
+#
+# Install:   venv /opt/shaobing/venv from ./wheelhouse only; /etc/shaobing/{agent.yml,web.yml} (first install
+#            only: a random scrape password, bcrypt-hashed); user "shaobing"; systemd unit; start; verify
+#            that /metrics answers; print the password and the Prometheus scrape snippet once.
+# Re-run:    upgrades the agent; configuration and state are kept.
+# Uninstall: removes everything the installer added; /etc/shaobing is kept unless --purge.
+#
+# Exit codes: 0 done, 1 failed (this run's changes rolled back), 2 bad usage, 3 not root, 4 bundle damaged,
+#             5 no usable Python, 6 port in use, 7 the agent did not answer (rolled back).
+set -euo pipefail
+umask 022
+export PYTHONDONTWRITEBYTECODE=1 PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 LC_ALL=C.UTF-8
+
+PREFIX=/opt/shaobing
+VENV=$PREFIX/venv
+MANIFEST=$PREFIX/installed-by-shaobing
+CONF_DIR=/etc/shaobing
+STATE_DIR=/var/lib/shaobing
+UNIT_DIR=/etc/systemd/system
+UNIT=$UNIT_DIR/shaobing-agent.service
+SVC_USER=shaobing
+SCRAPE_USER=prometheus
+BUNDLE=$(cd "$(dirname "$0")" && pwd)
+
+township="" site="" listen="0.0.0.0:10130" python_arg="" action=install purge=0
+
+say()  { printf '%s\n' "$*"; }
+warn() { printf '警告 (warning): %s\n' "$*" >&2; }
+die()  { local code=$1; shift; printf '错误 (error): %s\n' "$*" >&2; exit "$code"; }
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --township) township=${2-}; shift 2 || die 2 "--township needs a value" ;;
+        --site) site=${2-}; shift 2 || die 2 "--site needs a value" ;;
+        --listen) listen=${2-}; shift 2 || die 2 "--listen needs a value" ;;
+        --python) python_arg=${2-}; shift 2 || die 2 "--python needs a value" ;;
+        --uninstall) action=uninstall; shift ;;
+        --purge) purge=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die 2 "未知参数 (unknown option): $1" ;;
+    esac
+done
+
+if [ "$(id -u)" != 0 ]; then
+    die 3 "请以 root 身份运行 (must run as root): sudo bash $0 $*"
+fi
+
+port=${listen##*:}
+case $port in ''|*[!0-9]*) die 2 "--listen 应为 host:port (expected host:port), got '$listen'" ;; esac
+[ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die 2 "端口超出范围 (port out of range): $port"
+
+have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+# PIDs of processes running our venv's interpreter: only ours, never matched by name.
+our_pids() {
+    local p exe
+    for p in /proc/[0-9]*; do
+        exe=$(readlink "$p/exe" 2>/dev/null || true)
+        case $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null || true) in
+            "$VENV/bin/"*|*" $VENV/bin/"*) echo "${p#/proc/}" ;;
+            *) case $exe in "$VENV/"*) echo "${p#/proc/}" ;; esac ;;
+        esac
+    done
+}
+
+stop_agent() {
+    if have_systemd && systemctl list-unit-files shaobing-agent.service >/dev/null 2>&1; then
+        timeout 60 systemctl stop shaobing-agent.service 2>/dev/null || true
+    fi
+    local pids i
+    pids=$(our_pids)
+    [ -n "$pids" ] || return 0
+    # shellcheck disable=SC2086
+    kill -TERM $pids 2>/dev/null || true
+    for i in $(seq 1 50); do
+        pids=$(our_pids); [ -n "$pids" ] || return 0; sleep 0.2
+    done
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------------- uninstall
+uninstall() {
+    local user_created=0
+    if [ -f "$MANIFEST" ] && grep -qx 'user_created=1' "$MANIFEST"; then user_created=1; fi
+    stop_agent
+    if have_systemd; then
+        timeout 60 systemctl disable shaobing-agent.service >/dev/null 2>&1 || true
+    fi
+    rm -f "$UNIT" "$UNIT_DIR/multi-user.target.wants/shaobing-agent.service"
+    have_systemd && timeout 60 systemctl daemon-reload || true
+    rm -rf "$PREFIX" "$STATE_DIR"
+    if [ "$purge" = 1 ]; then
+        rm -rf "$CONF_DIR"
+    elif [ -d "$CONF_DIR" ]; then
+        # The group is about to disappear: leave the kept files to root alone.
+        chgrp -R root "$CONF_DIR" 2>/dev/null || true
+    fi
+    if [ "$user_created" = 1 ] && getent passwd "$SVC_USER" >/dev/null; then
+        userdel "$SVC_USER" 2>/dev/null || warn "userdel $SVC_USER failed"
+        getent group "$SVC_USER" >/dev/null && groupdel "$SVC_USER" 2>/dev/null || true
+    fi
+    if [ "$purge" = 1 ]; then
+        say "哨兵 Shaobing 已卸载, 配置已删除 (uninstalled; configuration purged)."
+    else
+        say "哨兵 Shaobing 已卸载 (uninstalled). 配置保留在 $CONF_DIR (kept; --purge removes it)."
+    fi
+}
+
+if [ "$action" = uninstall ]; then
+    uninstall
+    exit 0
+fi
+
+# ------------------------------------------------------------------------------------------- preflight
+if [ ! -d "$BUNDLE/wheelhouse" ] || [ ! -f "$BUNDLE/SHA256SUMS" ]; then
+    die 4 "安装包不完整 (incomplete bundle): $BUNDLE/wheelhouse or SHA256SUMS missing; unpack the whole tarball"
+fi
+if ! (cd "$BUNDLE" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1); then
+    die 4 "安装包校验失败 (bundle checksum mismatch): re-copy the tarball; see: cd $BUNDLE && sha256sum -c SHA256SUMS"
+fi
+version=$(cat "$BUNDLE/VERSION")
+
+py_version() {  # print "3.11" for a working interpreter, nothing otherwise
+    timeout 20 "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true
+}
+
+find_python() {
+    local cand v found="" seen=" "
+    local candidates=()
+    if [ -n "$python_arg" ]; then
+        candidates=("$python_arg")
+    else
+        candidates=(python3 python3.13 python3.12 python3.11 python3.10 python3.9)
+        for cand in /opt/rh/rh-python3*/root/usr/bin/python3 /usr/local/bin/python3.* /opt/python3*/bin/python3; do
+            [ -x "$cand" ] && candidates+=("$cand")
+        done
+    fi
+    for cand in "${candidates[@]}"; do
+        local path
+        path=$(command -v "$cand" 2>/dev/null) || continue
+        case $seen in *" $path "*) continue ;; esac
+        seen="$seen$path "
+        v=$(py_version "$path")
+        [ -n "$v" ] || continue
+        found="$found $path=$v"
+        if [ "${v%%.*}" -eq 3 ] && [ "${v#*.}" -ge 9 ]; then
+            if timeout 20 "$path" -c 'import venv, ensurepip' 2>/dev/null; then
+                PYTHON=$path PYTHON_VERSION=$v
+                return 0
+            fi
+            found="$found(no venv/ensurepip)"
+        fi
+    done
+    {
+        echo "错误 (error): 未找到可用的 Python 3.9 或更高版本 (no usable Python >= 3.9 with the venv module)."
+        echo "  找到 (found):${found:- none}"
+        echo "  解决 (fix):"
+        echo "    Debian/Ubuntu:        apt-get install python3 python3-venv   (Debian 11+/Ubuntu 22.04+ ship >= 3.9)"
+        echo "    RHEL/Rocky/Alma 8:    dnf install python39     (or python3.11)"
+        echo "    RHEL/Rocky/Alma 9:    dnf install python3"
+        echo "    CentOS 7 / 麒麟 等较旧系统: install a Python >= 3.9 (e.g. built into /usr/local), then:"
+        echo "                          bash $0 --python /usr/local/bin/python3.9 ..."
+    } >&2
+    exit 5
+}
+
+port_holder() {  # describe who listens on $port, or print nothing
+    if command -v ss >/dev/null 2>&1; then
+        ss -Hltnp "sport = :$port" 2>/dev/null | head -n 3
+    else
+        "$PYTHON" - "$port" <<'EOF' 2>/dev/null || true
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("", int(sys.argv[1])))
+except OSError as exc:
+    print(f"port {sys.argv[1]}: {exc.strerror} (install iproute2 'ss' to see which program)")
+EOF
+    fi
+}
+
+find_python
+lock=$BUNDLE/wheelhouse/lock-cp${PYTHON_VERSION/./}-$(uname -m).txt
+if [ ! -f "$lock" ]; then
+    die 5 "此安装包不含 Python $PYTHON_VERSION / $(uname -m) 的软件包 (this bundle has no wheels for Python" \
+        "$PYTHON_VERSION on $(uname -m)); rebuild it with: deploy/build-bundle.sh --pythons $PYTHON_VERSION" \
+        "--arches $(uname -m), or pick another Python with --python"
+fi
+upgrading=0
+[ -x "$VENV/bin/shaobing" ] && upgrading=1
+
+holder=$(port_holder)
+if [ -n "$holder" ]; then
+    ours=0
+    if [ "$upgrading" = 1 ]; then
+        for pid in $(printf '%s\n' "$holder" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+            case " $(our_pids | tr '\n' ' ') " in *" $pid "*) ours=1 ;; esac
+        done
+    fi
+    if [ "$ours" = 0 ]; then
+        die 6 "端口 $port 已被占用 (port $port is in use):
+  $holder
+  解决 (fix): stop that program, or choose another port: bash $0 --listen 0.0.0.0:PORT ..."
+    fi
+fi
+
+# ---------------------------------------------------------------------------------- changes + rollback
+created=()          # paths this run created, removed on failure (reverse order)
+user_created=0
+old_venv=""
+old_unit=""
+committed=0
+
+rollback() {
+    local rc=$?
+    [ "$committed" = 1 ] && return
+    trap - EXIT
+    [ "$rc" = 0 ] && rc=1
+    echo "安装失败, 正在回滚本次更改 (install failed; rolling back this run's changes)" >&2
+    stop_agent 2>/dev/null || true
+    local i
+    for (( i=${#created[@]}-1; i>=0; i-- )); do rm -rf "${created[$i]}"; done
+    if [ -n "$old_venv" ] && [ -d "$old_venv" ]; then rm -rf "$VENV"; mv "$old_venv" "$VENV"; fi
+    if [ -n "$old_unit" ] && [ -f "$old_unit" ]; then mv -f "$old_unit" "$UNIT"; fi
+    if [ "$user_created" = 1 ]; then
+        userdel "$SVC_USER" 2>/dev/null || true
+        getent group "$SVC_USER" >/dev/null && groupdel "$SVC_USER" 2>/dev/null || true
+    fi
+    if have_systemd; then
+        timeout 60 systemctl daemon-reload 2>/dev/null || true
+        if [ "$upgrading" = 1 ]; then timeout 60 systemctl restart shaobing-agent.service 2>/dev/null || true; fi
+    fi
+    exit "$rc"
+}
+trap rollback EXIT
+trap 'exit 130' INT TERM
+
+say "哨兵 Shaobing $version: $([ "$upgrading" = 1 ] && echo 升级 upgrade || echo 安装 install) — Python $PYTHON_VERSION ($PYTHON)"
+
+if ! getent passwd "$SVC_USER" >/dev/null; then
+    nologin=$(command -v nologin || echo /sbin/nologin)
+    useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home --shell "$nologin" \
+        --comment "Shaobing monitoring agent" "$SVC_USER"
+    user_created=1
+fi
+
+if [ ! -d "$PREFIX" ]; then mkdir -p "$PREFIX"; created+=("$PREFIX"); fi
+was_running=""
+if [ "$upgrading" = 1 ]; then
+    was_running=$(our_pids | tr '\n' ' ')
+    stop_agent
+    old_venv=$PREFIX/venv.previous
+    rm -rf "$old_venv"
+    mv "$VENV" "$old_venv"
+fi
+# A venv is not relocatable: it is built at its final path; the previous one waits aside until success.
+created+=("$VENV")
+timeout 300 "$PYTHON" -m venv "$VENV"
+say "  安装 Python 包 (installing from the bundled wheelhouse, offline) ..."
+pip_install() { timeout 600 "$VENV/bin/python" -m pip install -q --no-index --find-links "$BUNDLE/wheelhouse" "$@"; }
+if ! pip_install "$(grep '^pip==' "$lock")" >"$PREFIX/pip.log" 2>&1 ||
+   ! pip_install -r "$lock" "shaobing==$version" >>"$PREFIX/pip.log" 2>&1; then
+    tail -n 15 "$PREFIX/pip.log" >&2
+    die 1 "离线安装 Python 包失败 (offline pip install failed; this bundle may lack wheels for Python" \
+        "$PYTHON_VERSION on $(uname -m))"
+fi
+rm -f "$PREFIX/pip.log"
+"$VENV/bin/shaobing" version >/dev/null
+
+if [ ! -d "$STATE_DIR" ]; then mkdir -p "$STATE_DIR"; created+=("$STATE_DIR"); fi
+chown "$SVC_USER:$SVC_USER" "$STATE_DIR"
+chmod 0700 "$STATE_DIR"
+
+yaml_quote() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
+
+password=""
+if [ ! -d "$CONF_DIR" ]; then mkdir -p "$CONF_DIR"; created+=("$CONF_DIR"); fi
+chgrp "$SVC_USER" "$CONF_DIR"
+chmod 0750 "$CONF_DIR"
+if [ ! -f "$CONF_DIR/web.yml" ]; then
+    password=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')
+    # The password goes in on stdin, never on a command line another user could read in ps.
+    hash=$(printf '%s' "$password" | "$VENV/bin/python" -c \
+        'import sys, bcrypt; print(bcrypt.hashpw(sys.stdin.buffer.read(), bcrypt.gensalt(10)).decode())')
+    created+=("$CONF_DIR/web.yml")
+    cat > "$CONF_DIR/web.yml" <<EOF
+# exporter-toolkit web configuration for the Shaobing agent (written by install.sh).
+# TLS: add tls_server_config: {cert_file: ..., key_file: ...}; then scrape with scheme: https.
+basic_auth_users:
+  $SCRAPE_USER: '$hash'
+EOF
+    chgrp "$SVC_USER" "$CONF_DIR/web.yml"; chmod 0640 "$CONF_DIR/web.yml"
+fi
+if [ ! -f "$CONF_DIR/agent.yml" ]; then
+    created+=("$CONF_DIR/agent.yml")
+    {
+        echo "# 哨兵 Shaobing agent configuration (written by install.sh; upgrades keep it)."
+        echo "# Reference: /opt/shaobing/agent.example.yml. Check: shaobing config check $CONF_DIR/agent.yml"
+        echo "listen_address: $(yaml_quote "$listen")"
+        echo "web_config_file: $CONF_DIR/web.yml"
+        echo "state_dir: $STATE_DIR"
+        if [ -n "$township$site" ]; then
+            echo "labels:"
+            [ -n "$township" ] && echo "  township: $(yaml_quote "$township")"
+            [ -n "$site" ] && echo "  site: $(yaml_quote "$site")"
+        fi
+        echo "collectors: {}"
+    } > "$CONF_DIR/agent.yml"
+    chgrp "$SVC_USER" "$CONF_DIR/agent.yml"; chmod 0640 "$CONF_DIR/agent.yml"
+elif [ -n "$township$site" ] || [ "$listen" != "0.0.0.0:10130" ]; then
+    warn "保留现有配置 $CONF_DIR/agent.yml (existing configuration kept; --township/--site/--listen ignored)"
+fi
+install -m 0644 "$BUNDLE/agent.example.yml" "$PREFIX/agent.example.yml"
+if ! "$VENV/bin/shaobing" config check "$CONF_DIR/agent.yml" >/dev/null; then
+    "$VENV/bin/shaobing" config check "$CONF_DIR/agent.yml" >&2 || true
+    die 1 "配置无效 (invalid configuration): $CONF_DIR/agent.yml"
+fi
+# What the agent really listens on (an upgrade keeps the operator's address).
+listen=$("$VENV/bin/python" -c 'import sys; from agent.config import load_config
+print(load_config(sys.argv[1]).listen_address)' "$CONF_DIR/agent.yml")
+port=${listen##*:}
+
+if [ -d "$UNIT_DIR" ] || have_systemd; then
+    if [ -f "$UNIT" ]; then old_unit=$PREFIX/unit.previous; cp -p "$UNIT" "$old_unit"; else created+=("$UNIT"); fi
+    mkdir -p "$UNIT_DIR"
+    install -m 0644 "$BUNDLE/systemd/shaobing-agent.service" "$UNIT"
+fi
+
+# ------------------------------------------------------------------------------------- start + verify
+verify() {  # verify PASSWORD -> 0 when /metrics answers (200 with our metrics; 401 from us when no password)
+    local host=${listen%:*}
+    case $host in ''|0.0.0.0) host=127.0.0.1 ;; '[::]') host='[::1]' ;; esac
+    SHAOBING_VERIFY_PASSWORD=$1 timeout 40 "$VENV/bin/python" - "http://$host:$port/metrics" "$SCRAPE_USER" <<'EOF'
+import base64, os, sys, time, urllib.error, urllib.request
+url, user = sys.argv[1], sys.argv[2]
+password = os.environ["SHAOBING_VERIFY_PASSWORD"]
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    req = urllib.request.Request(url)
+    if password:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            if b"shaobing_" in resp.read():
+                sys.exit(0)
+    except urllib.error.HTTPError as exc:
+        # Upgrade: the password is not known here; a 401 from the agent itself still proves it serves.
+        if exc.code == 401 and not password and exc.headers.get("Server", "").startswith("shaobing/"):
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+EOF
+}
+
+run_cmd="setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups --inh-caps=+dac_read_search \
+--ambient-caps=+dac_read_search $VENV/bin/shaobing agent run --config $CONF_DIR/agent.yml"
+
+if have_systemd; then
+    timeout 60 systemctl daemon-reload
+    timeout 60 systemctl enable shaobing-agent.service >/dev/null 2>&1
+    timeout 60 systemctl restart shaobing-agent.service
+    if ! verify "$password"; then
+        timeout 30 journalctl -u shaobing-agent.service -n 20 --no-pager >&2 2>/dev/null || true
+        die 7 "代理未在 $listen 应答 (the agent did not answer on $listen/metrics)"
+    fi
+    started="systemd: shaobing-agent.service (enabled, running)"
+else
+    # No systemd: start the agent the way its unit would, only long enough to prove that it answers.
+    log=$PREFIX/verify.log
+    # shellcheck disable=SC2086
+    setsid $run_cmd >"$log" 2>&1 < /dev/null &
+    agent_pid=$!
+    ok=0
+    verify "$password" && ok=1
+    kill -TERM "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+    if [ "$ok" = 0 ]; then
+        tail -n 20 "$log" >&2 || true
+        rm -f "$log"
+        die 7 "代理未在 $listen 应答 (the agent did not answer on $listen/metrics)"
+    fi
+    rm -f "$log"
+    [ -n "$was_running" ] && warn "升级时停止了正在运行的代理 (the running agent, PID $was_running, was stopped for the upgrade): start it again"
+    started="no systemd here: verified, then stopped. Run it with:
+    $run_cmd
+  (e.g. from your init system, supervisord, or /etc/rc.local with '&')"
+fi
+
+# ------------------------------------------------------------------------------------------- commit
+{
+    echo "version=$version"
+    echo "python=$PYTHON"
+    if [ "$user_created" = 1 ] || { [ -f "$MANIFEST" ] && grep -qx 'user_created=1' "$MANIFEST"; }; then
+        echo "user_created=1"
+    fi
+} > "$MANIFEST.new"
+mv "$MANIFEST.new" "$MANIFEST"
+rm -rf "$PREFIX/venv.previous" "$PREFIX/unit.previous"
+committed=1
+trap - EXIT
+
+say "完成 (done): 哨兵 Shaobing $version, $started"
+say "  配置 (config): $CONF_DIR/agent.yml   状态 (state): $STATE_DIR   卸载 (uninstall): bash $0 --uninstall"
+if [ -n "$password" ]; then
+    address=$(hostname -I 2>/dev/null | awk '{print $1}')
+    address=${address:-$(hostname)}
+    say ""
+    say "抓取口令只显示这一次, 请立即保存到县级 Prometheus (the scrape password is shown only once; store it now):"
+    say "  user: $SCRAPE_USER   password: $password"
+    say ""
+    say "Prometheus 抓取配置 (scrape snippet for prometheus.yml, or list this host in the inventory CSV):"
+    say "  - job_name: shaobing"
+    say "    basic_auth: {username: $SCRAPE_USER, password_file: /etc/prometheus/shaobing.password}"
+    say "    static_configs:"
+    say "      - targets: ['${address}:$port']"
+    labels="host: $(yaml_quote "$(hostname)")"
+    [ -n "$township" ] && labels="$labels, township: $(yaml_quote "$township")"
+    [ -n "$site" ] && labels="$labels, site: $(yaml_quote "$site")"
+    say "        labels: {$labels}"
+fi
+exit 0

@@ -1,0 +1,164 @@
+"""install.sh inside fresh Debian roots (debootstrap), offline: install, run, scrape, upgrade, uninstall.
+
+Debian 11 (Python 3.9, the oldest supported) and Debian 13 (Python 3.13, the newest) run by default; set
+SHAOBING_INSTALLER_SUITES="trixie" to run only one. Each root is built once per machine (~75 s) and cached.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.rootfs import DebianRoot
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("needs_root")]
+
+SUITES = os.environ.get("SHAOBING_INSTALLER_SUITES", "bullseye trixie").split()
+PY_VERSION = {"bullseye": "3.9", "trixie": "3.13", "bookworm": "3.11"}
+
+# Start the agent exactly as the unit's ExecStart would (as user shaobing, with CAP_DAC_READ_SEARCH), scrape
+# /metrics with the generated credentials, and stop it. $1 = password.
+SCRAPE = r"""
+set -e
+exec_start=$(sed -n 's/^ExecStart=//p' /etc/systemd/system/shaobing-agent.service)
+setpriv --reuid=shaobing --regid=shaobing --init-groups --inh-caps=+dac_read_search \
+    --ambient-caps=+dac_read_search $exec_start > /tmp/agent.log 2>&1 &
+pid=$!
+SCRAPE_PASSWORD="$PASSWORD" /opt/shaobing/venv/bin/python - <<'EOF'
+import base64, os, sys, time, urllib.request, urllib.error
+auth = base64.b64encode(("prometheus:" + os.environ["SCRAPE_PASSWORD"]).encode()).decode()
+deadline = time.monotonic() + 30
+while True:
+    try:
+        req = urllib.request.Request("http://127.0.0.1:10130/metrics", headers={"Authorization": "Basic " + auth})
+        body = urllib.request.urlopen(req, timeout=5).read().decode()
+        if "shaobing_collector_success" in body:
+            break
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("no answer from the agent")
+    time.sleep(0.3)
+try:
+    urllib.request.urlopen("http://127.0.0.1:10130/metrics", timeout=5)
+    sys.exit("/metrics answered without credentials")
+except urllib.error.HTTPError as exc:
+    assert exc.code == 401, exc.code
+print(body)
+EOF
+echo "AGENT_USER=$(ps -o user= -p $pid 2>/dev/null || stat -c %U /proc/$pid)"
+kill -TERM $pid
+wait $pid || true
+"""
+
+
+@pytest.fixture(params=SUITES)
+def root(request: pytest.FixtureRequest, tmp_path: Path, bundle: Path) -> Iterator[DebianRoot]:
+    r = DebianRoot(request.param, tmp_path / "root")
+    r.add_bundle(bundle)
+    try:
+        yield r
+    finally:
+        r.remove()
+
+
+def test_install_run_upgrade_uninstall(root: DebianRoot) -> None:
+    before = root.files()
+    passwd_before = root.read("etc/passwd")
+
+    first = root.run("bash /bundle/install.sh --township 城关镇 --site '镇政府 机房'")
+    assert first.returncode == 0, first.output
+    assert f"Python {PY_VERSION[root.suite]}" in first.stdout
+    assert "no systemd here" in first.stdout and "setpriv" in first.stdout
+    m = re.search(r"password: (\S+)", first.stdout)
+    assert m, first.stdout
+    password = m.group(1)
+    assert "job_name: shaobing" in first.stdout and 'township: "城关镇"' in first.stdout
+
+    agent_yml = root.read("etc/shaobing/agent.yml")
+    web_yml = root.read("etc/shaobing/web.yml")
+    assert 'township: "城关镇"' in agent_yml and 'site: "镇政府 机房"' in agent_yml
+    assert password not in web_yml and "$2b$" in web_yml
+    assert oct((root.path / "etc/shaobing/web.yml").stat().st_mode & 0o777) == "0o640"
+
+    scraped = root.run(f"PASSWORD={password}\n" + SCRAPE)
+    assert scraped.returncode == 0, scraped.output
+    assert "shaobing_collector_success" in scraped.stdout
+    assert "AGENT_USER=shaobing" in scraped.stdout
+
+    # Upgrade: same bundle again; configuration and state untouched, no new password.
+    (root.path / "var/lib/shaobing/marker").write_text("state")
+    again = root.run("bash /bundle/install.sh --township 别的镇")
+    assert again.returncode == 0, again.output
+    assert "升级 upgrade" in again.stdout and "password:" not in again.stdout
+    assert "existing configuration kept" in again.stderr
+    assert root.read("etc/shaobing/agent.yml") == agent_yml
+    assert root.read("etc/shaobing/web.yml") == web_yml
+    assert root.read("var/lib/shaobing/marker") == "state"
+    assert root.run(f"PASSWORD={password}\n" + SCRAPE).returncode == 0
+
+    # Uninstall keeps the configuration; --purge leaves nothing behind.
+    kept = root.run("bash /bundle/install.sh --uninstall")
+    assert kept.returncode == 0, kept.output
+    assert (root.path / "etc/shaobing/agent.yml").exists()
+    assert not (root.path / "opt/shaobing").exists() and not (root.path / "var/lib/shaobing").exists()
+    purged = root.run("bash /bundle/install.sh --uninstall --purge")
+    assert purged.returncode == 0, purged.output
+    after = root.files()
+    assert after - before == set(), f"left behind: {sorted(after - before)[:20]}"
+    assert before - after == set(), f"removed: {sorted(before - after)[:20]}"
+    assert root.read("etc/passwd") == passwd_before
+
+
+@pytest.fixture
+def trixie(tmp_path: Path, bundle: Path) -> Iterator[DebianRoot]:
+    r = DebianRoot(SUITES[-1], tmp_path / "root")
+    r.add_bundle(bundle)
+    try:
+        yield r
+    finally:
+        r.remove()
+
+
+def _fails_cleanly(root: DebianRoot, script: str, code: int, *needles: str, user: str | None = None) -> None:
+    before = root.files()
+    passwd = root.read("etc/passwd")
+    result = root.run(script, user=user)
+    assert result.returncode == code, result.output
+    for needle in needles:
+        assert needle in result.stderr, result.output
+    assert root.files() == before, f"half-installed: {sorted(root.files() ^ before)[:20]}"
+    assert root.read("etc/passwd") == passwd
+
+
+def test_bad_inputs_fail_cleanly(trixie: DebianRoot) -> None:
+    _fails_cleanly(trixie, "bash /bundle/install.sh", 3, "must run as root", user="65534:65534")
+
+    holder = ("python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\",10130)); s.listen(); "
+              "time.sleep(60)' & sleep 1; bash /bundle/install.sh")
+    _fails_cleanly(trixie, holder, 6, "port 10130 is in use", '"python3"')
+
+    hide = "for f in /usr/bin/python3*; do mv $f /usr/lib/hidden-${f##*/}; done; "
+    unhide = "; rc=$?; for f in /usr/lib/hidden-python3*; do mv $f /usr/bin/${f##*/hidden-}; done; exit $rc"
+    _fails_cleanly(trixie, hide + "bash /bundle/install.sh" + unhide, 5, "no usable Python >= 3.9",
+                   "apt-get install python3 python3-venv")
+    old = "printf '#!/bin/sh\\necho 3.6\\n' > /usr/bin/python3 && chmod +x /usr/bin/python3; "
+    _fails_cleanly(trixie, hide + old + "bash /bundle/install.sh; rc=$?; rm /usr/bin/python3; (exit $rc)" + unhide,
+                   5, "python3=3.6")
+
+    _fails_cleanly(trixie, "echo x >> /bundle/VERSION; bash /bundle/install.sh; rc=$?; "
+                   "sed -i '$d' /bundle/VERSION; exit $rc", 4, "checksum")
+
+
+def test_failure_after_changes_rolls_back(trixie: DebianRoot) -> None:
+    """A wheelhouse without the agent's wheel fails in pip, after the user and venv exist: all undone."""
+    breaking = ("mkdir /tmp/keep && mv /bundle/wheelhouse/shaobing-*.whl /tmp/keep/ && "
+                "cp /bundle/SHA256SUMS /tmp/keep/ && "
+                "grep -v 'shaobing-.*whl' /tmp/keep/SHA256SUMS > /bundle/SHA256SUMS; "
+                "bash /bundle/install.sh; rc=$?; mv /tmp/keep/*.whl /bundle/wheelhouse/; "
+                "cp /tmp/keep/SHA256SUMS /bundle/; exit $rc")
+    _fails_cleanly(trixie, breaking, 1, "rolling back", "offline pip install failed")
