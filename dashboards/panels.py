@@ -95,7 +95,7 @@ def stat(
     width: int = 4,
     height: int = 4,
     decimals: Optional[int] = None,
-    no_value: str = "0",
+    no_value: str = "无数据",
     graph: bool = False,
 ) -> stat_b.Panel:
     panel = (
@@ -103,7 +103,8 @@ def stat(
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
-        .targets(_targets(queries))
+        # Without a sparkline only the latest value is shown: an instant query, cheap even over 30 days.
+        .targets(_targets([Query(q.expr, q.legend, instant=q.instant or not graph) for q in queries]))
         .unit(unit)
         .span(width)
         .height(height)
@@ -255,8 +256,8 @@ class DataLink:
     url: str
 
 
-def link_to_host(instance_field: str = "${__data.fields.instance}") -> DataLink:
-    """A data link to 主机详情 for the row's instance, keeping the datasource and the time range."""
+def link_to_host(instance_field: str = "${__value.raw}") -> DataLink:
+    """A data link to 主机详情 for the instance in the linked cell, keeping the datasource and the time range."""
     return DataLink(
         "打开主机详情 Host detail",
         "/d/shaobing-host/shaobing-host?var-datasource=${datasource}&var-instance="
@@ -266,11 +267,10 @@ def link_to_host(instance_field: str = "${__data.fields.instance}") -> DataLink:
 
 
 def link_to_fleet_township() -> DataLink:
-    """A data link back to 全域总览 filtered to the row's township."""
+    """A data link back to 全域总览 filtered to the township in the linked cell."""
     return DataLink(
         "只看这个乡镇 Filter to this township",
-        "/d/shaobing-fleet/shaobing-fleet?var-datasource=${datasource}&var-township=${__data.fields.township}"
-        "&${__url_time_range}",
+        "/d/shaobing-fleet/shaobing-fleet?var-datasource=${datasource}&var-township=${__value.raw}&${__url_time_range}",
     )
 
 

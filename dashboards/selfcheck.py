@@ -198,6 +198,34 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         )
     )
 
+    d = d.with_row(row("告警 Alerts"))
+    d = d.with_panel(
+        timeseries(
+            "正在触发的告警 Firing alerts by severity",
+            "Prometheus 中正在触发的告警条数，按级别（critical 严重、warning 警告、info 提示）。",
+            [Query('count by (severity) (ALERTS{alertstate="firing"})', legend="{{severity}}")],
+            min_value=0,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "告警清单 Firing alerts",
+            "正在触发的告警：名称、级别、乡镇与主机；点击主机进入主机详情。",
+            [
+                Query(
+                    "count by (alertname, severity, township, instance) "
+                    '(ALERTS{alertstate="firing",township=~"$township"})'
+                )
+            ],
+            columns=[Column("条数")],
+            labels={"alertname": "告警", "severity": "级别", "township": "乡镇", "instance": "主机"},
+            sort_by="级别",
+            width=12,
+            height=8,
+            links={"主机": [link_to_host()]},
+        )
+    )
+
     d = d.with_row(row("告警转发 Relay"))
     d = d.with_panel(
         stat(

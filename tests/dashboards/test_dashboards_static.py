@@ -143,7 +143,14 @@ def test_every_panel_has_a_query_and_links_reach_host_detail(docs: dict[str, dic
             if panel["type"] != "row":
                 assert panel.get("targets"), (uid, panel["title"])
     fleet_links = [s for s in walk_strings(docs["shaobing-fleet"]) if s.startswith("/d/shaobing-host/")]
-    assert fleet_links and all("var-instance=${__data.fields.instance}" in s for s in fleet_links)
+    assert fleet_links and all("var-instance=${__value.raw}" in s for s in fleet_links)
+    # The link sits on the column that holds the instance label (renamed for display).
+    for panel in panels(docs["shaobing-fleet"]):
+        for override in panel.get("fieldConfig", {}).get("overrides", []):
+            links = [p for p in override["properties"] if p["id"] == "links"]
+            if links and links[0]["value"][0]["url"].startswith("/d/shaobing-host/"):
+                renames = [t["options"]["renameByName"] for t in panel["transformations"] if t["id"] == "organize"]
+                assert renames[0]["instance"] == override["matcher"]["options"], panel["title"]
 
 
 def _catalogue() -> set[str]:
