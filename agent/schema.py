@@ -4,7 +4,8 @@
 collects *every* problem before raising ``SchemaError``, so an operator fixes a file in one pass. Supported
 field types: bool, int, float, str, ``Optional[X]``, ``list[X]``, ``dict[str, X]``, ``Literal[...]`` and nested
 dataclasses. Field metadata refines a field: ``duration`` (accepts ``15s``/``5m``/``6h``/``1d``), ``min``,
-``max``, ``help``. A dataclass may define ``problems() -> list[(key, message)]`` for cross-field checks.
+``max``, ``help``, ``check`` (a function of the converted value returning ``(relative key, message)``
+pairs). A dataclass may define ``problems() -> list[(key, message)]`` for cross-field checks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-import sys
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -187,7 +187,8 @@ class _Walker:
     def dataclass(self, node: yaml.Node, cls: type, key: str) -> Any:
         if not isinstance(node, yaml.MappingNode):
             return self.error(node, key, f"expected a mapping (key: value), got a {_node_word(node)}")
-        hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+        # Without explicit globals, each base class's annotations resolve in its own module.
+        hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         values: dict[str, Any] = {}
         seen: set[str] = set()
@@ -210,8 +211,13 @@ class _Walker:
             v = self.convert(v_node, hints[name], _join(key, name), f.metadata)
             if v is _MISSING:
                 failed = True
-            else:
-                values[name] = v
+                continue
+            values[name] = v
+            check_field = f.metadata.get("check")
+            if check_field is not None:
+                # Field-level checks run even when a sibling field is broken, so every error shows at once.
+                for sub, message in check_field(v):
+                    self.error(_find_child(v_node, sub) if sub else v_node, _join(_join(key, name), sub), message)
         for name, f in fields.items():
             if name in values or name in seen:
                 continue

@@ -66,18 +66,19 @@ class HTTPServerConfig:
     http2: bool = False  # accepted for compatibility; this server speaks HTTP/1.1
 
 
+def _check_bcrypt_users(users: dict[str, str]) -> list[tuple[str, str]]:
+    return [
+        (user, "must be a bcrypt hash ($2y$...), not a plain password")
+        for user, hashed in users.items()
+        if not hashed.startswith(("$2a$", "$2b$", "$2y$"))
+    ]
+
+
 @dataclass
 class WebConfig:
     tls_server_config: Optional[TLSServerConfig] = None
     http_server_config: HTTPServerConfig = field(default_factory=HTTPServerConfig)
-    basic_auth_users: dict[str, str] = field(default_factory=dict)
-
-    def problems(self) -> list[tuple[str, str]]:
-        out = []
-        for user, hashed in self.basic_auth_users.items():
-            if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-                out.append((f"basic_auth_users.{user}", "must be a bcrypt hash ($2y$...), not a plain password"))
-        return out
+    basic_auth_users: dict[str, str] = field(default_factory=dict, metadata={"check": _check_bcrypt_users})
 
     def ssl_context(self) -> Optional[ssl.SSLContext]:
         tls = self.tls_server_config
