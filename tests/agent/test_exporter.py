@@ -159,7 +159,7 @@ def write_web(tmp_path: Path, text: str) -> Path:
 
 def test_tls_and_client_certificates(tmp_path: Path, cache: ExpositionCache) -> None:
     ca = make_ca(tmp_path)
-    srv = make_cert(tmp_path, "server", ca)
+    make_cert(tmp_path, "server", ca)  # server.crt and server.key, named in the web config below
     client = make_cert(tmp_path, "client", ca, hosts=["prometheus"], client=True)
     web = load_web_config(str(write_web(tmp_path, (
         "tls_server_config:\n"
