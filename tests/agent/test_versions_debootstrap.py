@@ -20,7 +20,7 @@ from agent.collectors.versions import VersionsCollector, VersionsOptions
 from agent.platform.os_release import identify_os
 
 CACHE = Path("/var/cache/shaobing-test")
-ROOT = CACHE / "debian13"
+ROOT = CACHE / "versions-debian13"  # other suites may keep their own roots here
 MIRROR = "http://deb.debian.org/debian"
 
 
@@ -32,7 +32,7 @@ def debian13() -> Path:
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run waits for the first build instead of racing it
         if not (ROOT / "var/lib/dpkg/status").is_file():
-            tmp = CACHE / f"debian13.tmp-{os.getpid()}"
+            tmp = CACHE / f"versions-debian13.tmp-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 result = subprocess.run(["debootstrap", "--variant=minbase", "trixie", str(tmp), MIRROR],
