@@ -26,7 +26,7 @@ from agent.audit.runs import expect_run, record_run, run_finished
 from agent.audit.shadow import AccountFileError, mask_name
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
-from agent.crypt import LibcryptUnavailable, load
+from agent.crypt import LibcryptUnavailable, load, method_of
 from agent.report import Finding, Section
 
 __all__ = ["PasswordsOptions", "PasswordsCollector"]
@@ -45,8 +45,8 @@ class PasswordsOptions(CollectorOptions):
     extra_wordlist: Optional[str] = None
     # CPU seconds of hashing per run; accounts not finished resume next run.
     cpu_budget: float = field(default=60.0, metadata={"duration": True, "min": 0.1})
-    # Candidates per account by method (yescrypt, gost-yescrypt, bcrypt, sha512crypt, …).
-    max_candidates: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
+    # Candidates per account by method, over the defaults (yescrypt/bcrypt 300, sha512crypt 3000, …).
+    max_candidates: dict[str, int] = field(default_factory=dict)
     default_max_candidates: int = 1000
     # Per-account series with masked names; None follows the agent-wide setting.
     expose_masked_names: Optional[bool] = None
@@ -138,7 +138,7 @@ class PasswordsCollector(Collector):
                 dictionary,
                 budget=o.cpu_budget,
                 wall=wall,
-                caps=o.max_candidates,
+                caps={**DEFAULT_CAPS, **o.max_candidates},
                 default_cap=o.default_max_candidates,
             )
         except AccountFileError as exc:
@@ -182,6 +182,11 @@ class PasswordsCollector(Collector):
                     why = f"{why} 当前算法: {acc.method}"
                 section.findings.append(Finding(sev, f"{who}: {_TITLE[reason]}", why, fix))  # type: ignore[arg-type]
         locked = sum(1 for a in result.accounts if "locked" in a.reasons)
+        preferred = load().preferred_method()
+        if preferred and any(r in a.reasons for a in result.accounts for r in ("legacy_hash", "unsupported_hash")):
+            section.notes.append(
+                f"本机新设口令默认使用 {method_of(preferred + 'x')} ({preferred}); 用 passwd 重设即可升级旧哈希."
+            )
         section.notes.append(
             f"检查了 {len(result.accounts)} 个账户, {result.checked} 个口令哈希已完成字典检查, "
             f"{locked} 个账户已锁定或无口令登录 (checked {result.checked} hashes, {locked} locked)."

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -303,3 +306,50 @@ def test_postgresql_trust_then_scram(tmp_path: Path, request: pytest.FixtureRequ
         assert logins.postgres_login(("127.0.0.1", port), "postgres", STRONG) == "ok"  # SCRAM client works
     finally:
         stop(proc)
+
+
+class _ManagerStandIn(http.server.BaseHTTPRequestHandler):
+    """Tomcat's manager as seen on the wire: 401 with a Basic challenge, 200 for tomcat/tomcat.
+
+    A stand-in because the Debian test image has no tomcat10-admin (the manager webapp); the client code under
+    test is the real one, over a real loopback HTTP connection.
+    """
+
+    expected = "Basic " + base64.b64encode(b"tomcat:tomcat").decode()
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's handler naming
+        auth = self.headers.get("Authorization", "")
+        self.seen.append(self.path)
+        if self.path == "/manager/html" and auth == self.expected:
+            self.send_response(200)
+        else:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="Tomcat Manager Application"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_tomcat_manager_default_credentials(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ManagerStandIn)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        col = services(
+            tmp_path,
+            tomcat_users_files=[str(FIXTURES / "tomcat-users.xml")],
+            tomcat_port=port,
+            targets=[f"tomcat://127.0.0.1:{port}"],
+        )
+        assert weak(col) == {("tomcat", str(port)): 1}
+        # One unauthenticated probe, then the first default pair tomcat/tomcat succeeds: two requests, no more.
+        assert _ManagerStandIn.seen == ["/manager/html", "/manager/html"]
+        report = col.report()
+        assert report is not None and any("可用tomcat/默认口令登录" in f.title for f in report.findings)
+    finally:
+        server.shutdown()
+        server.server_close()
