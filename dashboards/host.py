@@ -23,7 +23,7 @@ from dashboards.panels import (
     timeseries,
 )
 from dashboards.thresholds import Thresholds
-from dashboards.variables import HOST
+from dashboards.variables import HOST, RISKY_PASSWORD
 
 __all__ = ["UID", "build"]
 
@@ -542,10 +542,11 @@ def build(t: Thresholds) -> dash_b.Dashboard:
     d = d.with_panel(
         table(
             "口令问题账户 Password findings",
-            "按原因统计的账户数：empty 空口令、dictionary 字典弱口令、legacy_hash 旧算法等。",
-            [Query(f"sum by (reason, class) (shaobing_password_accounts{{{HOST}}})")],
+            "有问题的账户数，按原因：empty 空口令、dictionary 字典弱口令、legacy_hash/unsupported_hash 旧哈希算法、"
+            "uid0_extra 额外 UID 0、nopasswd_sudo 免密 sudo。",
+            [Query(f"sum by (reason) (shaobing_password_accounts{{{HOST},{RISKY_PASSWORD}}})")],
             columns=[Column("账户数", thresholds=warn_if_any)],
-            labels={"reason": "原因", "class": "账户类别"},
+            labels={"reason": "原因"},
             sort_by="账户数",
             width=8,
             height=8,

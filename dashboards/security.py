@@ -23,7 +23,7 @@ from dashboards.panels import (
     timeseries,
 )
 from dashboards.thresholds import Thresholds
-from dashboards.variables import FLEET
+from dashboards.variables import FLEET, RISKY_PASSWORD
 
 __all__ = ["UID", "build"]
 
@@ -187,9 +187,13 @@ def build(t: Thresholds) -> dash_b.Dashboard:
     d = d.with_panel(
         table(
             "口令问题 Password findings by reason",
-            "按原因的账户数：empty 空口令、dictionary 字典弱口令、legacy_hash 旧哈希算法、uid0_extra 额外 root、"
-            "nopasswd_sudo 免密 sudo。",
-            [Query(f"sum by (township, instance, reason) (shaobing_password_accounts{{{FLEET}}}) > 0")],
+            "按原因的账户数：empty 空口令、dictionary 字典弱口令、legacy_hash/unsupported_hash 旧哈希算法、"
+            "uid0_extra 额外 UID 0、nopasswd_sudo 免密 sudo。",
+            [
+                Query(
+                    f"sum by (township, instance, reason) (shaobing_password_accounts{{{FLEET},{RISKY_PASSWORD}}}) > 0"
+                )
+            ],
             columns=[Column("账户数", thresholds=warn_if_any)],
             labels={**HOST_LABELS, "reason": "原因"},
             sort_by="账户数",
@@ -256,7 +260,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         timeseries(
             "口令问题按原因 Password findings by reason",
             "全域按原因的问题账户数。",
-            [Query(f"sum by (reason) (shaobing_password_accounts{{{FLEET}}})", legend="{{reason}}")],
+            [Query(f"sum by (reason) (shaobing_password_accounts{{{FLEET},{RISKY_PASSWORD}}})", legend="{{reason}}")],
             min_value=0,
             time_from=TREND,
             width=12,
@@ -266,7 +270,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         timeseries(
             "风险端口 Exposed ports",
             "全域监听在所有地址上的风险端口数（按端口）。",
-            [Query(f"sum by (port) (shaobing_exposed_port{{{FLEET}}}) or vector(0)", legend="{{port}}")],
+            [Query(f"sum by (port) (shaobing_exposed_port{{{FLEET}}})", legend="{{port}}")],
             min_value=0,
             time_from=TREND,
             width=12,

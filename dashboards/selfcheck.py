@@ -264,7 +264,8 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             [
                 Query(
                     f"sum(increase(shaobing_relay_deliveries_total{{{failed}}}[{failures_window}]))"
-                    f" / sum(increase(shaobing_relay_deliveries_total{{{RELAY}}}[{failures_window}]))"
+                    # "> 0": no deliveries in the window reads "-" instead of NaN (0/0).
+                    f" / (sum(increase(shaobing_relay_deliveries_total{{{RELAY}}}[{failures_window}])) > 0)"
                 )
             ],
             unit="percentunit",

@@ -17,6 +17,7 @@ __all__ = [
     "RELAY_JOB",
     "FLEET",
     "HOST",
+    "RISKY_PASSWORD",
     "TOWNSHIP",
     "variables",
 ]
@@ -28,6 +29,8 @@ RELAY_JOB = "shaobing-relay"
 TOWNSHIP = f'job="{AGENT_JOB}",township=~"$township"'
 FLEET = f'{TOWNSHIP},instance=~"$instance"'
 HOST = f'job="{AGENT_JOB}",instance="$instance"'
+# shaobing_password_accounts reasons that are findings; "locked" is counted too, but a locked account is fine.
+RISKY_PASSWORD = 'reason=~"empty|dictionary|legacy_hash|uid0_extra|nopasswd_sudo|unsupported_hash"'
 
 
 def _datasource() -> dash_b.DatasourceVariable:

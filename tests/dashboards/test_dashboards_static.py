@@ -214,3 +214,10 @@ def test_dashboard_provider_points_at_the_json_directory() -> None:
     (provider,) = doc["providers"]
     assert provider["type"] == "file" and provider["allowUiUpdates"] is False
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards/shaobing"
+
+
+def test_password_finding_reasons_match_the_agent() -> None:
+    from agent.collectors.passwords import _RISKY  # the agent's own list of reasons that are findings
+    from dashboards.variables import RISKY_PASSWORD
+
+    assert set(RISKY_PASSWORD.split('"')[1].split("|")) == set(_RISKY)
