@@ -185,3 +185,12 @@ def test_every_alert_has_a_runbook_section() -> None:
             assert heading in body, f"runbook section {name} lacks {heading}"
     extra = sorted(set(sections) - set(ALERT_NAMES))
     assert not extra, f"runbook sections for alerts that do not exist: {extra}"
+
+
+def test_rule_metrics_exist_in_the_agent_or_relay_catalogue() -> None:
+    from agent.catalog import all_metrics
+    from relay.metrics import CATALOGUE as RELAY_CATALOGUE
+
+    declared = {spec.name for spec in all_metrics()} | set(RELAY_CATALOGUE) | PROMETHEUS_SERIES
+    missing = sorted(rule_metric_names() - declared)
+    assert not missing, f"rules use metrics that no catalogue declares: {missing}"
