@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hmac
 import threading
 from typing import Literal, Optional
 
@@ -23,8 +24,9 @@ SaltStatus = Literal["ok", "invalid", "disabled", "legacy", "too_cheap", "unknow
 # sizeof(struct crypt_data) in libxcrypt (crypt.h: "chosen to make sizeof (struct crypt_data) add up to
 # exactly 32768 bytes"); glibc's older libcrypt used a smaller struct, so this size fits both.
 _CRYPT_DATA_SIZE = 32768
+_CRYPT_OUTPUT_SIZE = 384
 _CRYPT_GENSALT_OUTPUT_SIZE = 192
-_CHECKSALT = {0: "ok", 1: "invalid", 2: "disabled", 3: "legacy", 4: "too_cheap"}
+_CHECKSALT: dict[int, SaltStatus] = {0: "ok", 1: "invalid", 2: "disabled", 3: "legacy", 4: "too_cheap"}
 
 # Used only when the library has no crypt_checksalt (glibc's libcrypt before libxcrypt): the methods
 # libxcrypt itself classes as legacy.
@@ -131,16 +133,14 @@ class Libcrypt:
         else:
             assert self._r is not None
             out = self._r(p, s, ctypes.addressof(data))
-        # The output area held the hash; do not leave it behind in this thread's buffer.
-        ctypes.memset(ctypes.addressof(data), 0, 2 * 384)
+        # crypt_data starts with output[] and setting[]: do not leave the hash behind in this thread's buffer.
+        ctypes.memset(ctypes.addressof(data), 0, 2 * _CRYPT_OUTPUT_SIZE)
         if not out or out.startswith(b"*"):
             return None
         return out.decode("ascii", "replace")
 
     def verify(self, phrase: str, stored: str) -> Optional[bool]:
         """Whether ``phrase`` hashes to ``stored``; None when the method is unsupported."""
-        import hmac
-
         computed = self.crypt(phrase, stored)
         if computed is None:
             return None
@@ -168,8 +168,7 @@ class Libcrypt:
                 return "unknown"
             return "legacy" if method in LEGACY_METHODS else "ok"
         code = self._checksalt(setting.encode("utf-8", "surrogateescape"))
-        status = _CHECKSALT.get(code, "unknown")
-        return status  # type: ignore[return-value]
+        return _CHECKSALT.get(code, "unknown")
 
     def preferred_method(self) -> Optional[str]:
         """The prefix libcrypt uses for new hashes ("$y$" on Debian 12), or None when unknown."""

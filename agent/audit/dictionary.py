@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["Dictionary", "DictionaryError", "load_dictionary", "user_variants", "host_variants"]
+__all__ = ["Dictionary", "DictionaryError", "load_dictionary", "shipped_candidates", "user_variants", "host_variants"]
 
 _TOP = 10
 # A name part of the host name is a common password stem ("zhenfu-web01" -> "zhenfu").
@@ -99,8 +99,13 @@ class Dictionary:
         )
 
 
+def shipped_candidates() -> list[str]:
+    """agent/data/weak_passwords.txt, likeliest first."""
+    return _parse(resources.files("agent").joinpath("data/weak_passwords.txt").read_text(encoding="utf-8"))
+
+
 def load_dictionary(hostname: str, year: int, extra_wordlist: Optional[str] = None) -> Dictionary:
-    shipped = _parse(resources.files("agent").joinpath("data/weak_passwords.txt").read_text(encoding="utf-8"))
+    shipped = shipped_candidates()
     extra: list[str] = []
     if extra_wordlist:
         try:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from agent.report import Severity
+
 __all__ = [
     "ServiceFinding",
     "inspect_redis",
@@ -58,7 +60,7 @@ class ServiceFinding:
     how: str  # "config" or "login"
     title: str  # Chinese, names the file/line or the endpoint; never a password
     fix: str
-    severity: str = "critical"
+    severity: Severity = "critical"
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -201,14 +201,19 @@ def effective_settings(
         try:
             result = SshResult("sshd -T")
             result.contexts.append(SshSettings("global", _sshd_t(sshd, config, host_keys, None, timeout)))
-            for context, spec in match_specs(config, groups):
-                values = _sshd_t(sshd, config, host_keys, spec, timeout)
-                result.contexts.append(SshSettings(f"{context} (-C {spec})", values))
-            return result
         except CommandError as exc:
             fallback = SshResult(f"{config} (解析配置文件 parsed)", parse_config(config))
             fallback.notes.append(f"sshd -T 不可用, 改为解析配置文件 (sshd -T unavailable: {exc})")
             return fallback
+        for context, spec in match_specs(config, groups):
+            try:
+                values = _sshd_t(sshd, config, host_keys, spec, timeout)
+            except CommandError as exc:
+                # One Match block sshd cannot evaluate for a made-up connection does not hide the others.
+                result.notes.append(f"{context}: 无法用 -C {spec} 评估 ({exc})")
+                continue
+            result.contexts.append(SshSettings(f"{context} (-C {spec})", values))
+        return result
     return SshResult(f"{config} (解析配置文件 parsed)", parse_config(config))
 
 

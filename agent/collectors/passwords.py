@@ -27,7 +27,7 @@ from agent.audit.shadow import AccountFileError, mask_name
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 from agent.crypt import LibcryptUnavailable, load, method_of
-from agent.report import Finding, Section
+from agent.report import Finding, Section, Severity
 
 __all__ = ["PasswordsOptions", "PasswordsCollector"]
 
@@ -180,7 +180,7 @@ class PasswordsCollector(Collector):
                     why = f"{why} 规则位置: {acc.sudo_rule}"
                 if reason in ("legacy_hash", "unsupported_hash") and acc.method:
                     why = f"{why} 当前算法: {acc.method}"
-                section.findings.append(Finding(sev, f"{who}: {_TITLE[reason]}", why, fix))  # type: ignore[arg-type]
+                section.findings.append(Finding(sev, f"{who}: {_TITLE[reason]}", why, fix))
         locked = sum(1 for a in result.accounts if "locked" in a.reasons)
         preferred = load().preferred_method()
         if preferred and any(r in a.reasons for a in result.accounts for r in ("legacy_hash", "unsupported_hash")):
@@ -210,7 +210,7 @@ _TITLE = {
     "nopasswd_sudo": "sudo 无需口令 (NOPASSWD)",
     "unsupported_hash": "口令哈希算法本机 libcrypt 无法识别",
 }
-_REASON_TEXT: dict[str, tuple[str, str, str]] = {
+_REASON_TEXT: dict[str, tuple[Severity, str, str]] = {
     "empty": (
         "critical",
         "任何人无需口令即可登录此账户 (empty password: anyone can log in).",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from agent.audit import logins
-from agent.audit.dictionary import load_dictionary
+from agent.audit.dictionary import shipped_candidates
 from agent.audit.exposure import WILDCARDS
 from agent.audit.runs import expect_run, record_run, run_finished
 from agent.audit.services import (
@@ -217,7 +217,7 @@ class ServiceCredentialsCollector(Collector):
         status: dict[tuple[str, str], bool] = {}
         findings: list[ServiceFinding] = []
         notes: list[str] = []
-        weak = frozenset(load_dictionary(self.context.hostname, 2000).shipped) | frozenset(REDIS_PASSWORDS)
+        weak = frozenset(shipped_candidates()) | frozenset(REDIS_PASSWORDS)
         for path in _expand(o.redis_configs):
             port, found = inspect_redis(path, weak)
             if port is not None:
@@ -296,7 +296,7 @@ class ServiceCredentialsCollector(Collector):
         _, findings, notes = self.last if self.last is not None else self._evaluate()
         section = Section("本机服务口令 (Local service credentials)")
         for f in findings:
-            section.findings.append(Finding(f.severity, f.title, _WHY[f.service], f.fix))  # type: ignore[arg-type]
+            section.findings.append(Finding(f.severity, f.title, _WHY[f.service], f.fix))
         section.notes.extend(notes)
         return section
 

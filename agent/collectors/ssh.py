@@ -18,7 +18,7 @@ from agent.audit.shadow import read_groups
 from agent.audit.sshd import SSH_SETTINGS, SshResult, SshRisk, assess, effective_settings
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
-from agent.report import Finding, Section
+from agent.report import Finding, Section, Severity
 
 __all__ = ["SshOptions", "SshCollector"]
 
@@ -100,14 +100,14 @@ class SshCollector(Collector):
             sev, title, why, fix = _TEXT[risk.setting]
             where = "全局" if risk.context == "global" else risk.context
             section.findings.append(
-                Finding(sev, f"{title} ({where}: {risk.value})", why, fix)  # type: ignore[arg-type]
+                Finding(sev, f"{title} ({where}: {risk.value})", why, fix)
             )
         section.notes.append(f"来源 (source): {result.source}")
         section.notes.extend(result.notes)
         return section
 
 
-_TEXT: dict[str, tuple[str, str, str, str]] = {
+_TEXT: dict[str, tuple[Severity, str, str, str]] = {
     "permit_root_login": (
         "critical",
         "允许 root 通过 SSH 口令登录 (PermitRootLogin yes)",
