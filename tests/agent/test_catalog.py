@@ -23,10 +23,15 @@ NOT_ON_THIS_MACHINE = {
     # Per-account series need a weak account in this machine's /etc/shadow and the operator's opt-in;
     # tests/agent/test_audit* cover them on a fixture shadow file.
     "shaobing_password_weak_account",
-    # Only while a reboot is pending (tests/agent/test_reboot* cover it with fixtures).
+    # Only while a reboot is pending (tests/agent/test_updates_reboot.py covers it with fixtures).
     "shaobing_reboot_required_since_timestamp_seconds",
     # No systemd runs on the test machine (the services tests cover systemctl with captured output).
     "shaobing_systemd_units_failed",
+    # Only while security updates wait, or when software outside the package manager is installed: a clean
+    # CI machine may have neither (tests/agent/test_updates* and test_versions* cover both with real apt and
+    # binaries placed in a /usr/local-like tree).
+    "shaobing_security_updates_pending_since_timestamp_seconds",
+    "shaobing_software_outdated",
     # A Debian machine has no yum/dnf (the updates tests parse captured dnf/yum output).
     "yum_upgrades_pending",
 }
