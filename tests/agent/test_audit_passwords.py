@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.audit.runs import read_runs
 from agent.catalog import render
 from agent.collector import AgentContext
 from agent.collectors.passwords import PasswordsCollector, PasswordsOptions
@@ -238,7 +239,7 @@ def test_budget_stops_reports_and_resumes(tmp_path: Path, lib: Libcrypt) -> None
         host.hashes[s.name] = lib.crypt(pw, lib.gensalt("$6$", 1000)) or ""
     host.specs = spec_list
     host.write()
-    col = collector(host, tmp_path / "state", cpu_budget=0.25, max_candidates={"sha512crypt": 100})
+    col = collector(host, tmp_path / "state", cpu_budget=0.1, max_candidates={"sha512crypt": 100})
     runs = 0
     total_hashes = 0.0
     seen_exhausted = False
@@ -249,6 +250,10 @@ def test_budget_stops_reports_and_resumes(tmp_path: Path, lib: Libcrypt) -> None
         total_hashes += out.get("shaobing_password_audit_last_hashes_computed") or 0
         pending = out.get("shaobing_password_audit_pending_accounts")
         if out.get("shaobing_password_audit_budget_exhausted") == 1:
+            if not seen_exhausted:
+                report = col.report()
+                assert report is not None and any("CPU 预算用尽" in n for n in report.notes)
+                assert "complete" not in read_runs(tmp_path / "state")["passwords"]
             seen_exhausted = True
             assert pending and pending > 0
             assert (out.get("shaobing_password_accounts_checked") or 0) + pending == 24
@@ -257,6 +262,7 @@ def test_budget_stops_reports_and_resumes(tmp_path: Path, lib: Libcrypt) -> None
             break
         assert runs < 40
     assert seen_exhausted and runs >= 2
+    assert "complete" in read_runs(tmp_path / "state")["passwords"]
     assert out.get("shaobing_password_accounts_checked") == 24
     assert out.get("shaobing_password_accounts", {"reason": "dictionary", "class": "human"}) == 1
     # Resuming continues from the next candidate: no candidate is hashed twice for an account.
