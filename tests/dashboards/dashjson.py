@@ -35,6 +35,7 @@ class Target:
     panel: str
     ref_id: str
     expr: str
+    instant: bool = False
 
     def __str__(self) -> str:
         return f"{self.uid} / {self.panel} / {self.ref_id}: {self.expr}"
@@ -59,7 +60,9 @@ def panels(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def targets(uid: str, doc: dict[str, Any]) -> Iterator[Target]:
     for panel in panels(doc):
         for target in panel.get("targets", []):
-            yield Target(uid, panel.get("title", ""), target.get("refId", ""), target["expr"])
+            yield Target(
+                uid, panel.get("title", ""), target.get("refId", ""), target["expr"], bool(target.get("instant"))
+            )
 
 
 def all_targets(docs: dict[str, dict[str, Any]]) -> list[Target]:

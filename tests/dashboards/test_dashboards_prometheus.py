@@ -13,8 +13,13 @@ from __future__ import annotations
 import http.server
 import json
 import ssl
+import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,6 @@ import pytest
 
 from tests.dashboards.dashjson import (
     REPO,
-    Target,
     all_targets,
     label_values_query,
     load_all,
@@ -39,6 +43,9 @@ from tests.support.tls import make_ca, make_cert
 pytestmark = pytest.mark.integration
 
 TOWNSHIP = "测试镇"
+# The same agent scraped a second time as another host in another township, so per-township roll-ups and
+# joins are exercised with more than one group (instance is unique per host, as in production).
+SECOND = {"township": "第二镇", "instance": "second-host:10130"}
 BEARER = "dashboards-test-token"
 
 # Metrics that may have no series at all on the test machine (Debian 12 in a container, no systemd, root).
@@ -187,9 +194,6 @@ class Relay:
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory, webhook_port: int) -> Iterator[Relay]:
     """The real relay with one webhook channel to a local receiver."""
-    import subprocess
-    import time
-
     tmp = tmp_path_factory.mktemp("relay")
     (tmp / "bearer").write_text(BEARER + "\n", encoding="utf-8")
     port = free_port()
@@ -250,13 +254,12 @@ def prom(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess, relay: R
     from agent.collectors import by_name
 
     labels = {"township": TOWNSHIP, "site": "test-site", "role": "server"}
-    config = prometheus_config(
-        [scrape_config("shaobing", [agent.target], labels=labels), scrape_config("shaobing-relay", [relay.target])],
-        rule_files=["records.yml"],
-    )
+    agents = scrape_config("shaobing", [agent.target], labels=labels)
+    agents["static_configs"].append({"targets": [agent.target], "labels": {**labels, **SECOND}})
+    config = prometheus_config([agents, scrape_config("shaobing-relay", [relay.target])], rule_files=["records.yml"])
     records = (REPO / "alert_rules" / "records.yml").read_text(encoding="utf-8")
     with PrometheusServer(tmp_path_factory.mktemp("prom"), config, files={"records.yml": records}) as server:
-        server.wait_for_targets(job="shaobing", health="up", timeout=60)
+        server.wait_for_targets(job="shaobing", health="up", count=2, timeout=60)
         server.wait_for_targets(job="shaobing-relay", health="up", timeout=60)
         # Delivered once Prometheus has seen the counter at 0, so increase() and rate() see the delivery.
         server.wait_for('shaobing_relay_deliveries_total{outcome="success"} == 0', timeout=30)
@@ -264,12 +267,12 @@ def prom(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess, relay: R
         # Every collector has reported once, counters have enough samples for rate(), rules have run.
         collectors = sum(1 for cls in by_name().values() if getattr(cls, "default_enabled", True))
         server.wait_for(
-            'count(shaobing_collector_success{job="shaobing"})',
+            f'count(shaobing_collector_success{{job="shaobing",instance="{agent.target}"}})',
             lambda r: bool(r) and r[0]["value"][1] == str(collectors),
             timeout=90,
         )
         server.wait_for('count_over_time(up{job="shaobing"}[1m]) >= 4', timeout=60)
-        server.wait_for("township:shaobing_hosts:count", timeout=60)
+        server.wait_for("township:shaobing_hosts:count == 1", lambda r: len(r) == 2, timeout=60)
         server.wait_for('increase(shaobing_relay_deliveries_total{outcome="success"}[1m]) > 0', timeout=60)
         yield server
 
@@ -323,11 +326,45 @@ def test_template_variables_resolve(prom: PrometheusServer, agent: AgentProcess)
             assert expected in values, (uid, var["name"], values)
 
 
-def test_fleet_rollups_count_the_agent(prom: PrometheusServer) -> None:
-    """The fleet dashboard's numbers are the real ones: one host, up, in the test township."""
-    doc = load_all()["shaobing-fleet"]
-    by_title = {t.panel: t for t in all_targets({"shaobing-fleet": doc})}
-    up_total: Target = by_title["在线/总数 Hosts up/total"]
-    assert prom.query_value(substitute(up_total.expr, "")) == 1.0
-    rows = prom.query(f'township:shaobing_hosts:count{{township="{TOWNSHIP}"}}')
-    assert json.loads(json.dumps(rows))[0]["value"][1] == "1"
+def test_fleet_rollups_count_the_agents(prom: PrometheusServer) -> None:
+    """The fleet dashboard's numbers are the real ones: two hosts, both up, one per township."""
+    fleet = {t.panel + "/" + t.ref_id: t for t in all_targets({"shaobing-fleet": load_all()["shaobing-fleet"]})}
+    assert prom.query_value(substitute(fleet["在线/总数 Hosts up/total/A"].expr, "")) == 2.0
+    assert prom.query_value(substitute(fleet["在线/总数 Hosts up/total/B"].expr, "")) == 2.0
+    assert prom.query_value(substitute(fleet["离线主机 Hosts down/A"].expr, "")) == 0.0
+    assert prom.query_value(f'township:shaobing_hosts:count{{township="{TOWNSHIP}"}}') == 1.0
+
+
+def _query_range(prom: PrometheusServer, expr: str) -> dict[str, Any]:
+    """A range query as Grafana sends it for a time-series panel; returns Prometheus' JSON answer."""
+    end = time.time()
+    params = urllib.parse.urlencode({"query": expr, "start": f"{end - 60:.3f}", "end": f"{end:.3f}", "step": "5"})
+    try:
+        with urllib.request.urlopen(f"{prom.url}/api/v1/query_range?{params}", timeout=10) as resp:
+            doc: dict[str, Any] = json.load(resp)
+    except urllib.error.HTTPError as err:
+        doc = json.load(err)
+    return doc
+
+
+def test_range_queries_are_accepted(prom: PrometheusServer, agent: AgentProcess) -> None:
+    """Time-series panels run as range queries: each must be accepted over the last minute."""
+    rejected = []
+    ranged = [t for t in all_targets(load_all()) if not t.instant]
+    assert len(ranged) > 30
+    for target in ranged:
+        doc = _query_range(prom, substitute(target.expr, agent.target))
+        if doc.get("status") != "success":
+            rejected.append(f"{target}\n    -> {doc.get('error')}")
+    assert not rejected, "range queries Prometheus rejects:\n" + "\n".join(rejected)
+
+
+def test_two_townships_roll_up_separately(prom: PrometheusServer, agent: AgentProcess) -> None:
+    """The fleet table has one row per township with that township's own counts."""
+    fleet = {t.panel + "/" + t.ref_id: t for t in all_targets({"shaobing-fleet": load_all()["shaobing-fleet"]})}
+    up = prom.query(substitute(fleet["乡镇一览 Townships/A"].expr, agent.target))
+    assert {r["metric"]["township"]: r["value"][1] for r in up} == {TOWNSHIP: "1", SECOND["township"]: "1"}
+    hosts = prom.query(substitute(fleet["主机一览 Hosts/A"].expr, ".*"))
+    assert {r["metric"]["instance"] for r in hosts} == {agent.target, SECOND["instance"]}
+    only_second = fleet["在线/总数 Hosts up/total/B"].expr.replace("$township", SECOND["township"])
+    assert prom.query_value(only_second) == 1.0
