@@ -137,6 +137,8 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         )
     )
 
+    # Table queries aggregate "by (township)" so every frame has exactly the township column (no __name__):
+    # Grafana's merge transformation joins rows on all non-value columns.
     d = d.with_row(row("各乡镇 By township"))
     d = d.with_panel(
         table(
@@ -144,18 +146,18 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             f"每个乡镇一行；点击乡镇名只看该乡镇。"
             f"磁盘阈值 {_pct(fs_ratio)}%，证书阈值 {tls_days:g} 天（与告警规则一致）。",
             [
-                Query(f"township:shaobing_hosts_up:sum{{{R}}}"),
-                Query(f"township:shaobing_hosts:count{{{R}}}"),
+                Query(f"sum by (township) (township:shaobing_hosts_up:sum{{{R}}})"),
+                Query(f"sum by (township) (township:shaobing_hosts:count{{{R}}})"),
                 Query(f"township:shaobing_hosts:count{{{R}}} - township:shaobing_hosts_up:sum{{{R}}}"),
                 Query(
                     f'sum by (township) (township:shaobing_alerts_firing:count{{{R},severity="critical"}})'
                     f" or {ZERO_BY_TOWNSHIP}"
                 ),
-                Query(f"township:shaobing_hosts_os_eol:count{{{R}}}"),
-                Query(f"township:shaobing_hosts_weak_password:count{{{R}}}"),
-                Query(f"township:shaobing_hosts_security_updates_pending:count{{{R}}}"),
-                Query(f"township:shaobing_filesystems_almost_full:count{{{R}}}"),
-                Query(f"township:shaobing_tls_certs_expiring:count{{{R}}}"),
+                Query(f"sum by (township) (township:shaobing_hosts_os_eol:count{{{R}}})"),
+                Query(f"sum by (township) (township:shaobing_hosts_weak_password:count{{{R}}})"),
+                Query(f"sum by (township) (township:shaobing_hosts_security_updates_pending:count{{{R}}})"),
+                Query(f"sum by (township) (township:shaobing_filesystems_almost_full:count{{{R}}})"),
+                Query(f"sum by (township) (township:shaobing_tls_certs_expiring:count{{{R}}})"),
             ],
             columns=[
                 Column("在线"),

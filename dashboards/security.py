@@ -203,24 +203,45 @@ def build(t: Thresholds) -> dash_b.Dashboard:
     )
     d = d.with_panel(
         table(
-            "风险暴露 Risky exposures",
-            "监听在所有地址上的风险端口及进程、服务弱口令、SSH 风险设置、未启用防火墙。",
-            [
-                Query(f"max by (township, instance, port, service, process) (shaobing_exposed_port{{{FLEET}}} == 1)"),
-                Query(
-                    f"max by (township, instance, port, service) (shaobing_service_weak_credentials{{{FLEET}}} == 1)"
-                ),
-                Query(f"max by (township, instance, setting) (shaobing_ssh_risky_setting{{{FLEET}}} == 1)"),
-                Query(f"max by (township, instance) (shaobing_host_firewall_active{{{FLEET}}} == 0) + 1"),
-            ],
-            columns=[
-                Column("风险端口", thresholds=warn_if_any),
-                Column("服务弱口令", thresholds=bad_if_any),
-                Column("SSH 风险", thresholds=warn_if_any),
-                Column("防火墙未启用", thresholds=warn_if_any),
-            ],
-            labels={**HOST_LABELS, "port": "端口", "service": "服务", "process": "进程", "setting": "SSH 设置"},
+            "风险端口 Exposed ports",
+            "监听在所有地址上的风险端口（数据库、远程管理、Docker 等）及其进程。",
+            [Query(f"max by (township, instance, port, service, process) (shaobing_exposed_port{{{FLEET}}} == 1)")],
+            columns=[Column("暴露", thresholds=warn_if_any)],
+            labels={**HOST_LABELS, "port": "端口", "service": "服务", "process": "进程"},
             width=12,
+            links=host_link,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "服务弱口令 Weak service credentials",
+            "本机服务（Redis、PostgreSQL、FTP、Tomcat 等）接受弱口令或免认证。",
+            [Query(f"max by (township, instance, port, service) (shaobing_service_weak_credentials{{{FLEET}}} == 1)")],
+            columns=[Column("弱口令", thresholds=bad_if_any)],
+            labels={**HOST_LABELS, "service": "服务", "port": "端口"},
+            width=8,
+            links=host_link,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "SSH 风险设置 Risky sshd settings",
+            "sshd 有效配置中的风险设置（如允许 root 登录、允许口令认证）。",
+            [Query(f"max by (township, instance, setting) (shaobing_ssh_risky_setting{{{FLEET}}} == 1)")],
+            columns=[Column("存在", thresholds=warn_if_any)],
+            labels={**HOST_LABELS, "setting": "设置"},
+            width=8,
+            links=host_link,
+        )
+    )
+    d = d.with_panel(
+        table(
+            "防火墙未启用 Firewall off",
+            "主机防火墙（nftables/iptables/firewalld）未启用的主机。",
+            [Query(f"max by (township, instance) (shaobing_host_firewall_active{{{FLEET}}} == 0)")],
+            columns=[Column("已启用", thresholds=steps(ORANGE, (1, GREEN)))],
+            labels=HOST_LABELS,
+            width=8,
             links=host_link,
         )
     )

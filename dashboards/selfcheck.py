@@ -182,7 +182,11 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     f"max by (township, instance, audit) "
                     f"((time() - shaobing_audit_last_complete_timestamp_seconds{{{FLEET}}}) / 86400)"
                 ),
-                Query(f"max by (township, instance) (shaobing_password_audit_budget_exhausted{{{FLEET}}})"),
+                # Only the password audit has a CPU budget: put its flag on the audit="passwords" row.
+                Query(
+                    "max by (township, instance, audit) (label_replace("
+                    f'shaobing_password_audit_budget_exhausted{{{FLEET}}}, "audit", "passwords", "", ""))'
+                ),
             ],
             columns=[
                 Column("距上次运行", unit="d", decimals=1),

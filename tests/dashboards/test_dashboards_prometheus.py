@@ -34,6 +34,7 @@ from tests.dashboards.dashjson import (
     label_values_query,
     load_all,
     metric_names,
+    panels,
     substitute,
 )
 from tests.support.agent import AgentProcess
@@ -69,7 +70,10 @@ MAY_BE_EMPTY: dict[tuple[str, str], str] = {
     ("shaobing-security", "安全更新积压 Security-update age"): "lists hosts with pending security updates; "
     "a patched test machine has none",
     ("shaobing-security", "口令问题 Password findings by reason"): _CLEAN,
-    ("shaobing-security", "风险暴露 Risky exposures"): _CLEAN,
+    ("shaobing-security", "风险端口 Exposed ports"): _CLEAN,
+    ("shaobing-security", "服务弱口令 Weak service credentials"): _CLEAN,
+    ("shaobing-security", "SSH 风险设置 Risky sshd settings"): _CLEAN,
+    ("shaobing-security", "防火墙未启用 Firewall off"): _CLEAN,
     ("shaobing-host", "安全更新积压 Update age"): "shown only while a security update is pending",
     ("shaobing-host", "风险端口 Exposed ports"): _CLEAN,
 }
@@ -368,3 +372,21 @@ def test_two_townships_roll_up_separately(prom: PrometheusServer, agent: AgentPr
     assert {r["metric"]["instance"] for r in hosts} == {agent.target, SECOND["instance"]}
     only_second = fleet["在线/总数 Hosts up/total/B"].expr.replace("$township", SECOND["township"])
     assert prom.query_value(only_second) == 1.0
+
+
+def test_table_queries_share_their_join_columns(prom: PrometheusServer, agent: AgentProcess) -> None:
+    """A table merges its queries on every non-value column, so each query must return exactly the label
+    columns the table shows (no __name__, job, site...), or Grafana would split one host over several rows."""
+    problems = []
+    for uid, doc in load_all().items():
+        for panel in panels(doc):
+            if panel["type"] != "table":
+                continue
+            organize = next(t["options"] for t in panel["transformations"] if t["id"] == "organize")
+            shown = {name for name in organize["renameByName"] if not name.startswith("Value")}
+            for target in panel["targets"]:
+                for row in prom.query(substitute(target["expr"], agent.target)):
+                    if set(row["metric"]) != shown:
+                        problems.append(f"{uid} / {panel['title']} / {target['refId']}: {sorted(row['metric'])}")
+                        break
+    assert not problems, f"label columns differ from the table's {problems}"
