@@ -28,7 +28,7 @@ import yaml
 
 from tests.alerts.central import PROMETHEUS_YML, loopback_alertmanager_config
 from tests.alerts.loopback_servers import Notification, ProbeTarget, WebhookReceiver
-from tests.alerts.rule_files import RULES_DIR
+from tests.alerts.rule_files import RULE_FILES, RULES_DIR
 from tests.support.agent import AgentProcess
 from tests.support.prometheus import AlertmanagerServer, PrometheusServer, run_tool
 from tests.support.tls import make_ca, make_cert
@@ -216,6 +216,13 @@ def test_faults_notify_through_the_shipped_pipeline_and_resolve(stack: Stack) ->
     prom.wait_for('shaobing_probe_success{target="portal"} == 1', timeout=30)
     prom.wait_for('shaobing_probe_success{target="oa-tls"} == 1', timeout=30)
     prom.wait_for('shaobing_tls_cert_expiry_timestamp_seconds{target="oa-tls"} - time() > 300 * 86400', timeout=30)
+    # Every shipped rule evaluates cleanly against the real agent's series, and the township roll-ups see it.
+    groups = prom.rule_groups()
+    assert {g["file"].rsplit("/", 1)[-1] for g in groups} == set(RULE_FILES)
+    broken = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r.get("health") == "err"]
+    assert not broken
+    prom.wait_for(f'township:shaobing_hosts_up:sum{{township="{TOWNSHIP}"}} == 1', timeout=10)
+    assert prom.query_value(f'township:shaobing_hosts:count{{township="{TOWNSHIP}"}}') == 1.0
     timings: dict[str, float] = {}
 
     # --- Faults, all at once.
