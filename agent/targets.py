@@ -31,7 +31,8 @@ OPTIONAL = ("site",)
 _HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _DNS_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}"
                      r"[A-Za-z0-9])?)*$")
-_ROLE_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
+# Label values may be any text (Chinese included); only control characters would break a config or a chart.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,9 @@ def parse_inventory(text: str, filename: str) -> list[Target]:
             problems.append(Problem(filename, line, "host", f"invalid host name {cells['host']!r} "
                                     "(letters, digits, '.', '-', '_')"))
             continue
-        if not _ROLE_RE.match(cells["role"]):
-            problems.append(Problem(filename, line, "role", f"invalid role {cells['role']!r} "
-                                    "(lower-case letters, digits, '-', '_', e.g. web, db, file)"))
+        controls = [col for col in ("township", "role", "site") if _CONTROL_RE.search(cells.get(col, ""))]
+        if controls:
+            problems.append(Problem(filename, line, controls[0], "contains control characters"))
             continue
         try:
             address = _address(cells["address"])
