@@ -48,7 +48,7 @@ KNOWN_METRICS = frozenset(
         "shaobing_probe_duration_seconds", "shaobing_probe_http_status_code",
         "shaobing_tls_cert_expiry_timestamp_seconds", "shaobing_collector_success",
         "shaobing_collector_duration_seconds", "shaobing_collector_last_success_timestamp_seconds",
-        "shaobing_collector_applicable", "shaobing_build_info", "process_resident_memory_bytes",
+        "shaobing_collector_applicable", "shaobing_build_info", "process_resident_memory_bytes", "process_start_time_seconds",
         "process_cpu_seconds_total", "shaobing_eol_timestamp_seconds", "shaobing_eol_unknown",
         "shaobing_eol_data_timestamp_seconds", "shaobing_software_info", "shaobing_software_outdated",
         "apt_upgrades_pending", "yum_upgrades_pending", "apt_package_cache_timestamp_seconds",
