@@ -233,11 +233,11 @@ def test_faults_notify_through_the_shipped_pipeline_and_resolve(stack: Stack) ->
 
     critical = {
         "ShaobingServiceDown": (
-            f"{TOWNSHIP} 主机 {stack.instance} 上的服务 e2e-app（按 process 检查）已停止超过 2s。",
+            f"{TOWNSHIP} 主机 {stack.instance} 上的服务 e2e-app（按 process 检查）已停止超过 2 秒。",
             {"service": "e2e-app", "kind": "process"},
         ),
         "ShaobingProbeFailed": (
-            f"{TOWNSHIP} 主机 {stack.instance} 对 portal 的 http 探测已失败超过 2s。",
+            f"{TOWNSHIP} 主机 {stack.instance} 对 portal 的 http 探测已失败超过 2 秒。",
             {"target": "portal", "kind": "http"},
         ),
         "ShaobingTLSCertificateExpiring": (
@@ -294,7 +294,7 @@ def test_faults_notify_through_the_shipped_pipeline_and_resolve(stack: Stack) ->
         note, latency = _expect(stack, route, "ShaobingHostDown", "firing", t_down)
         alert = _check_common(stack, note, route, "ShaobingHostDown", "firing")
         assert alert["annotations"]["description"] == (
-            f"{TOWNSHIP} 的主机 {stack.instance}（{SITE}，{ROLE}）已超过 2s 无法采集："
+            f"{TOWNSHIP} 的主机 {stack.instance}（{SITE}，{ROLE}）已超过 2 秒无法采集："
             "主机宕机、网络中断或哨兵代理已停止。"
         )
         timings[f"ShaobingHostDown firing → {route}"] = latency
