@@ -191,8 +191,9 @@ def ftp_anonymous(host: str, port: int) -> LoginOutcome:
     check_target(host)
     ftp = ftplib.FTP(timeout=TIMEOUT)
     try:
-        ftp.connect(host, port, timeout=TIMEOUT)
         try:
+            # A server with anonymous access off may refuse already in its greeting (vsftpd: "500 OOPS").
+            ftp.connect(host, port, timeout=TIMEOUT)
             ftp.login("anonymous", "shaobing@localhost")
         except ftplib.error_perm:
             return "denied"

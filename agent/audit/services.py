@@ -230,17 +230,23 @@ def inspect_tomcat_users(path: Path, port: int) -> list[ServiceFinding]:
 
 
 class AttemptBudget:
-    """Login attempts per endpoint per day, in a 0600 state file that holds endpoints and counts only."""
+    """Login attempts per endpoint per day, in a 0600 state file of endpoints, counts and finding titles.
+
+    A title names the endpoint and the kind of credential ("root 账户空口令"), never a password.
+    """
 
     def __init__(self, state_dir: Path, limit: int, clock: Callable[[], float]) -> None:
         self.path = state_dir / "service_logins.json"
         self.limit = limit
         self.day = time.strftime("%Y-%m-%d", time.localtime(clock()))
         self.counts: dict[str, int] = {}
+        # endpoint -> the last login finding's title ("" = fine), reported again when the limit stops a check.
+        self.last: dict[str, str] = {}
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             if raw.get("day") == self.day:
                 self.counts = {str(k): int(v) for k, v in raw.get("counts", {}).items()}
+            self.last = {str(k): str(v) for k, v in raw.get("last", {}).items()}
         except (OSError, ValueError, AttributeError):
             pass
 
@@ -256,5 +262,5 @@ class AttemptBudget:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"day": self.day, "counts": self.counts}, fh, sort_keys=True)
+            json.dump({"day": self.day, "counts": self.counts, "last": self.last}, fh, sort_keys=True)
         os.replace(tmp, self.path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,6 +42,8 @@ __all__ = ["ServiceCredentialsOptions", "ServiceCredentialsCollector"]
 
 log = logging.getLogger(__name__)
 
+# (what is tried, as the report names it; the try itself).
+Attempt = tuple[str, Callable[[], logins.LoginOutcome]]
 SERVICES = ("mysql", "redis", "ftp", "postgresql", "tomcat")
 _PROCESS_SERVICE = {
     "mysqld": "mysql",
@@ -164,52 +166,61 @@ class ServiceCredentialsCollector(Collector):
                 eps.append((parsed.scheme, logins.check_target(parsed.hostname), parsed.port))
         return sorted(set(eps))
 
-    def _try(
-        self, service: str, host: str, port: int, budget: AttemptBudget, notes: list[str]
-    ) -> Optional[ServiceFinding]:
-        endpoint = f"{service}:{host}:{port}"
+    def _attempts(self, service: str, host: str, port: int) -> Sequence[Attempt]:
+        """(what is tried, in Chinese for the report; the try), likeliest first; never the password itself."""
         addr: logins.Address = (host, port)
-        attempts: list[tuple[str, Callable[[], logins.LoginOutcome]]] = []
         if service == "mysql":
-            attempts = [
-                (f"{u}/{'空口令' if not p else '默认口令'}", partial(logins.mysql_login, addr, u, p))
-                for u, p in MYSQL_CREDENTIALS
+            return [(f"{u} 账户{'空口令' if not p else '默认口令'}", partial(logins.mysql_login, addr, u, p))
+                    for u, p in MYSQL_CREDENTIALS]  # fmt: skip
+        if service == "redis":
+            return [("无口令 (no AUTH)", partial(logins.redis_login, addr, None))] + [
+                ("默认口令", partial(logins.redis_login, addr, p)) for p in REDIS_PASSWORDS
             ]
-        elif service == "redis":
-            attempts = [("无口令 (no AUTH)", partial(logins.redis_login, addr, None))]
-            attempts += [("默认口令", partial(logins.redis_login, addr, p)) for p in REDIS_PASSWORDS]
-        elif service == "ftp":
-            attempts = [("匿名 (anonymous)", partial(logins.ftp_anonymous, host, port))]
-        elif service == "postgresql":
-            attempts = [(f"{u}/默认口令", partial(logins.postgres_login, addr, u, p)) for u, p in POSTGRES_CREDENTIALS]
-        elif service == "tomcat":
-            attempts = [("无认证 (no auth)", partial(logins.tomcat_login, host, port, None, ""))]
-            attempts += [
-                (f"{u}/默认口令", partial(logins.tomcat_login, host, port, u, p)) for u, p in TOMCAT_CREDENTIALS
+        if service == "ftp":
+            return [("匿名 (anonymous)", partial(logins.ftp_anonymous, host, port))]
+        if service == "postgresql":
+            return [(f"{u} 默认口令", partial(logins.postgres_login, addr, u, p)) for u, p in POSTGRES_CREDENTIALS]
+        if service == "tomcat":
+            return [("无认证 (no auth)", partial(logins.tomcat_login, host, port, None, ""))] + [
+                (f"{u} 默认口令", partial(logins.tomcat_login, host, port, u, p)) for u, p in TOMCAT_CREDENTIALS
             ]
+        return []
+
+    def _run_attempts(
+        self,
+        endpoint: str,
+        where: str,
+        finding: tuple[str, int, str],
+        attempts: Sequence[Attempt],
+        budget: AttemptBudget,
+        notes: list[str],
+    ) -> Optional[ServiceFinding]:
+        """Try until the first success, a non-password answer, an error, or the daily limit."""
+        service, port, how = finding
         for what, attempt in attempts:
             if not budget.take(endpoint):
                 notes.append(f"{endpoint}: 今日登录尝试次数已达上限 {budget.limit} (daily limit reached)")
-                return None
+                # Keep today's earlier verdict rather than dropping a finding because the limit was hit.
+                last = budget.last.get(endpoint, "")
+                return (
+                    ServiceFinding(service, port, how, f"{last} (今日较早的检查结果)", _LOGIN_FIX[service])
+                    if last
+                    else None
+                )
             try:
                 outcome = attempt()
-            except (OSError, ValueError, EOFError) as exc:
-                # No retries: an unreachable service is noted and left alone until tomorrow.
-                notes.append(f"{endpoint}: 无法完成登录检查 ({type(exc).__name__}: {exc})")
-                return None
-            except Exception as exc:  # noqa: BLE001 - protocol surprises (httpx, ftplib) end this endpoint only
-                notes.append(f"{endpoint}: 登录检查出错 ({type(exc).__name__})")
+            except Exception as exc:  # noqa: BLE001 - refused, timed out or a protocol surprise: this endpoint only
+                # No retries: an unreachable service is noted and left alone until the next run.
+                notes.append(f"{endpoint}: 无法完成登录检查 ({type(exc).__name__})")
+                budget.last[endpoint] = ""
                 return None
             if outcome == "ok":
-                return ServiceFinding(
-                    service,
-                    port,
-                    "login",
-                    f"{service} 服务 {host}:{port} 可用{what}登录",
-                    _LOGIN_FIX[service],
-                )
+                title = f"{where} 可用{what}登录"
+                budget.last[endpoint] = title
+                return ServiceFinding(service, port, how, title, _LOGIN_FIX[service])
             if outcome == "other" or service == "ftp":
-                return None
+                break  # not a password question (unix_socket, client certificates), or FTP's single try
+        budget.last[endpoint] = ""
         return None
 
     def _evaluate(self) -> tuple[dict[tuple[str, str], bool], list[ServiceFinding], list[str]]:
@@ -241,12 +252,23 @@ class ServiceCredentialsCollector(Collector):
                 for sock in o.mysql_sockets:
                     if Path(sock).is_socket():
                         status.setdefault(("mysql", "socket"), False)
-                        f = self._try_socket(sock, budget, notes)
+                        attempts: Sequence[Attempt] = [
+                            (f"{u} 账户{'空口令' if not p else '默认口令'}", partial(logins.mysql_login, sock, u, p))
+                            for u, p in MYSQL_CREDENTIALS
+                        ]
+                        where = f"MySQL/MariaDB 本机 socket {sock}"
+                        f = self._run_attempts(
+                            f"mysql:unix:{sock}", where, ("mysql", 0, "socket"), attempts, budget, notes
+                        )
                         if f:
                             findings.append(f)
                 for service, host, port in self._endpoints():
                     status.setdefault((service, str(port)), False)
-                    f = self._try(service, host, port, budget, notes)
+                    where = f"{_NAMES[service]} 服务 {host}:{port}"
+                    attempts = self._attempts(service, host, port)
+                    f = self._run_attempts(
+                        f"{service}:{host}:{port}", where, (service, port, "login"), attempts, budget, notes
+                    )
                     if f:
                         findings.append(f)
             finally:
@@ -257,30 +279,6 @@ class ServiceCredentialsCollector(Collector):
         record_run(self.context.state_dir, "services", self.context.clock(), complete)
         self.last = (status, findings, notes)
         return status, findings, notes
-
-    def _try_socket(self, path: str, budget: AttemptBudget, notes: list[str]) -> Optional[ServiceFinding]:
-        endpoint = f"mysql:unix:{path}"
-        for user, password in MYSQL_CREDENTIALS:
-            if not budget.take(endpoint):
-                notes.append(f"{endpoint}: 今日登录尝试次数已达上限 {budget.limit} (daily limit reached)")
-                return None
-            try:
-                outcome = logins.mysql_login(path, user, password)
-            except Exception as exc:  # noqa: BLE001 - a refused socket or a protocol surprise ends this endpoint only
-                notes.append(f"{endpoint}: 无法完成登录检查 ({type(exc).__name__})")
-                return None
-            if outcome == "ok":
-                what = "空口令" if not password else "默认口令"
-                return ServiceFinding(
-                    "mysql",
-                    0,
-                    "socket",
-                    f"MySQL/MariaDB 的 {user} 账户可用{what}经本机 socket {path} 登录",
-                    _LOGIN_FIX["mysql"],
-                )
-            if outcome == "other":
-                return None  # unix_socket/auth_socket: only the OS account itself gets in
-        return None
 
     def collect(self, out: MetricSet) -> None:
         try:
@@ -301,6 +299,13 @@ class ServiceCredentialsCollector(Collector):
         return section
 
 
+_NAMES = {
+    "mysql": "MySQL/MariaDB",
+    "redis": "Redis",
+    "ftp": "FTP",
+    "postgresql": "PostgreSQL",
+    "tomcat": "Tomcat 管理页面",
+}
 _WHY = {
     "mysql": "数据库可被无口令或默认口令登录, 数据可被读取、篡改或删除.",
     "redis": "未认证的 Redis 可被写入 SSH 公钥或计划任务, 是服务器被入侵的常见途径.",

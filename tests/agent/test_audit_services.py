@@ -108,7 +108,8 @@ def test_mariadb_root_without_password_then_fixed(tmp_path: Path, mariadb: tuple
     col = services(tmp_path, mysql_sockets=[sock], targets=[f"mysql://127.0.0.1:{port}"])
     assert weak(col) == {("mysql", "socket"): 1, ("mysql", str(port)): 1}
     report = col.report()
-    assert report is not None and any("root 账户可用空口令经本机 socket" in f.title for f in report.findings)
+    titles = [f.title for f in report.findings] if report else []
+    assert f"MySQL/MariaDB 本机 socket {sock} 可用root 账户空口令登录" in titles, titles
 
     sql = (
         "".join(f"ALTER USER root@'{h}' IDENTIFIED BY '{STRONG}';" for h in ("localhost", "127.0.0.1", "::1"))
@@ -145,6 +146,10 @@ def test_redis_open_on_all_interfaces_then_locked_down(tmp_path: Path) -> None:
         titles = [f.title for f in report.findings]
         assert any("无口令且监听非本机地址" in t for t in titles), titles  # configuration
         assert any(f"127.0.0.1:{port} 可用无口令" in t for t in titles), titles  # login try (PING)
+        # The daily limit stops further tries but keeps today's verdict: the finding does not flap away.
+        limited = services(tmp_path / "limited", targets=[f"redis://127.0.0.1:{port}"], daily_limit=2)
+        assert [weak(limited) for _ in range(3)] == [{("redis", str(port)): 1}] * 3
+        assert limited.last is not None and any("daily limit reached" in n for n in limited.last[2])
         expo = ExposureCollector(
             ExposureOptions(check_firewall=False), AgentContext(state_dir=tmp_path / "state"),
             catalogue={(port, "tcp"): "redis"},
@@ -160,6 +165,7 @@ def test_redis_open_on_all_interfaces_then_locked_down(tmp_path: Path) -> None:
     try:
         wait_port(port, proc, tmp_path / "redis.log")
         assert weak(col) == {("redis", str(port)): 0}
+        assert col.last is not None and col.last[2] == []  # every try was answered (and refused)
         out = expo.new_metric_set()
         expo.collect(out)
         assert out.samples("shaobing_exposed_port") == []
@@ -203,6 +209,7 @@ def test_vsftpd_anonymous_then_disabled(tmp_path: Path) -> None:
     try:
         wait_port(port, proc, tmp_path / "none")
         assert weak(col) == {("ftp", str(port)): 0}
+        assert col.last is not None and col.last[2] == []  # the login was refused, not left unanswered
     finally:
         stop(proc)
 
@@ -285,10 +292,18 @@ def test_postgresql_trust_then_scram(tmp_path: Path, request: pytest.FixtureRequ
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
 
+    def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+        # PostgreSQL accepts connections while it starts up, and refuses them with "starting up".
+        wait_port(port, proc, log)
+        deadline = time.monotonic() + 30
+        while subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)], timeout=10).returncode != 0:
+            assert time.monotonic() < deadline, "PostgreSQL did not become ready"
+            time.sleep(0.1)
+
     hba = data / "pg_hba.conf"
     proc = start()
     try:
-        wait_port(port, proc, log)
+        wait_ready(port, proc, log)
         col = services(
             tmp_path, pg_hba_files=[str(hba)], postgres_port=port, targets=[f"postgresql://127.0.0.1:{port}"]
         )
@@ -301,9 +316,10 @@ def test_postgresql_trust_then_scram(tmp_path: Path, request: pytest.FixtureRequ
     hba.write_text("local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
     proc = start()
     try:
-        wait_port(port, proc, log)
+        wait_ready(port, proc, log)
+        # First the strong password works (the SCRAM client is right and the server is up), then nothing weak does.
+        assert logins.postgres_login(("127.0.0.1", port), "postgres", STRONG) == "ok"
         assert weak(col) == {("postgresql", str(port)): 0}
-        assert logins.postgres_login(("127.0.0.1", port), "postgres", STRONG) == "ok"  # SCRAM client works
     finally:
         stop(proc)
 
@@ -349,7 +365,7 @@ def test_tomcat_manager_default_credentials(tmp_path: Path) -> None:
         # One unauthenticated probe, then the first default pair tomcat/tomcat succeeds: two requests, no more.
         assert _ManagerStandIn.seen == ["/manager/html", "/manager/html"]
         report = col.report()
-        assert report is not None and any("可用tomcat/默认口令登录" in f.title for f in report.findings)
+        assert report is not None and any("可用tomcat 默认口令登录" in f.title for f in report.findings)
     finally:
         server.shutdown()
         server.server_close()
