@@ -194,3 +194,38 @@ def test_rule_metrics_exist_in_the_agent_or_relay_catalogue() -> None:
     declared = {spec.name for spec in all_metrics()} | set(RELAY_CATALOGUE) | PROMETHEUS_SERIES
     missing = sorted(rule_metric_names() - declared)
     assert not missing, f"rules use metrics that no catalogue declares: {missing}"
+
+
+def test_rule_label_matchers_use_declared_labels() -> None:
+    """A matcher on a label the metric does not have silently matches nothing (or everything, for !=)."""
+    from agent.catalog import all_metrics
+
+    declared = {spec.name: set(spec.labels) for spec in all_metrics()}
+    target_labels = {"instance", "job", "township", "site", "role"}
+    declared.update({"up": set(), "ALERTS": {"alertname", "alertstate", "severity"}})
+    selector = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+    matcher = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+    wrong = []
+    checked = 0
+    for rule in rules():
+        for metric, body in selector.findall(rule["expr"]):
+            if metric not in declared:
+                continue  # relay metrics: checked against the relay's own tests
+            for label in matcher.findall(body):
+                checked += 1
+                if label not in declared[metric] | target_labels:
+                    wrong.append((rule.get("alert", rule.get("record")), metric, label))
+    assert checked > 50
+    assert not wrong, f"matchers on labels the metric does not carry: {wrong}"
+
+
+def test_build_writes_durations_for_chinese_text() -> None:
+    sys.path.insert(0, str(RULES_DIR))
+    try:
+        import build
+    finally:
+        sys.path.remove(str(RULES_DIR))
+    assert build.zh_duration("5m") == "5 分钟"
+    assert build.zh_duration("1h30m") == "1 小时 30 分钟"
+    with pytest.raises(ValueError):
+        build.zh_duration("5 minutes")
