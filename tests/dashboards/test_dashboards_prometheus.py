@@ -281,8 +281,8 @@ def prom(tmp_path_factory: pytest.TempPathFactory, agent: AgentProcess, relay: R
         server.wait_for('count_over_time(up{job="shaobing"}[1m]) >= 4', timeout=60)
         server.wait_for('increase(shaobing_relay_deliveries_total{outcome="success"}[1m]) > 0', timeout=60)
         # ... and every roll-up the dashboards read has been evaluated over that data, for both townships.
-        records = {n for t in all_targets(load_all()) for n in metric_names(t.expr) if n.startswith("township:")}
-        for record in sorted(records - MAY_BE_ABSENT.keys()):
+        rollups = {n for t in all_targets(load_all()) for n in metric_names(t.expr) if n.startswith("township:")}
+        for record in sorted(rollups - MAY_BE_ABSENT.keys()):
             server.wait_for(record, lambda r: len(r) == 2, timeout=60)
         yield server
 
