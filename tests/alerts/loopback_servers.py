@@ -109,3 +109,29 @@ class ProbeTarget:
             self._closed = True
             self._server.shutdown()
             self._server.server_close()
+
+
+class ExpositionServer:
+    """Serves a settable Prometheus text exposition at /metrics: a stand-in for a component under test."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        owner = self
+
+        class Handler(_Quiet):
+            def do_GET(self) -> None:
+                body = owner.text.encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.target = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

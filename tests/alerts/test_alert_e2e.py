@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tests.alerts.central import PROMETHEUS_YML, loopback_alertmanager_config
-from tests.alerts.loopback_servers import Notification, ProbeTarget, WebhookReceiver
+from tests.alerts.loopback_servers import ExpositionServer, Notification, ProbeTarget, WebhookReceiver
 from tests.alerts.rule_files import RULE_FILES, RULES_DIR
 from tests.support.agent import AgentProcess
 from tests.support.prometheus import AlertmanagerServer, PrometheusServer, run_tool
@@ -45,6 +45,7 @@ FOR_OVERRIDES = {
     "services.service_down_for": "2s",
     "probes.probe_failed_for": "2s",
     "probes.tls_expiry_for": "2s",
+    "relay.dead_letters_for": "2s",
 }
 NOTIFY_TIMEOUT = 45.0
 
@@ -302,3 +303,51 @@ def test_faults_notify_through_the_shipped_pipeline_and_resolve(stack: Stack) ->
     print("\nfault-to-notification (s):")
     for key, value in timings.items():
         print(f"  {key:55s} {value:6.2f}")
+
+
+def test_warning_goes_to_im_only_and_relay_alerts_group_without_township(tmp_path: Path) -> None:
+    """The shipped relay scrape job and relay rules, with a static exposition standing in for the relay."""
+    receiver = WebhookReceiver()
+    relay = ExpositionServer('shaobing_relay_dead_letters{channel="sms"} 0\n')
+    try:
+        token_file = tmp_path / "relay_token"
+        token_file.write_text(TOKEN)
+        shipped = yaml.safe_load(PROMETHEUS_YML.read_text(encoding="utf-8"))
+        relay_job = next(job for job in shipped["scrape_configs"] if job["job_name"] == "shaobing-relay")
+        relay_job["static_configs"] = [{"targets": [relay.target]}]
+        with AlertmanagerServer(tmp_path / "am", _alertmanager_config(receiver.url, token_file)) as am:
+            _render_rules(tmp_path / "prom" / "alert_rules")
+            config = _prometheus_config(am.port)
+            config["scrape_configs"] = [relay_job]
+            with PrometheusServer(tmp_path / "prom", config) as prom:
+                prom.wait_for('shaobing_relay_dead_letters{job="shaobing-relay"} == 0', timeout=30)
+                t_fault = time.monotonic()
+                relay.text = 'shaobing_relay_dead_letters{channel="sms"} 2\n'
+                note, latency = _expect_relay(receiver, "im", "firing", t_fault)
+                assert note.body["groupLabels"] == {"alertname": "ShaobingRelayDeadLetters"}
+                alert = note.alerts("ShaobingRelayDeadLetters", "firing")[0]
+                assert alert["labels"]["severity"] == "warning" and alert["labels"]["channel"] == "sms"
+                assert alert["annotations"]["description"] == (
+                    f"告警转发服务 {relay.target} 的 sms 通道有 2 条消息放弃重试，收件人没有收到。"
+                )
+                t_fix = time.monotonic()
+                relay.text = 'shaobing_relay_dead_letters{channel="sms"} 0\n'
+                _expect_relay(receiver, "im", "resolved", t_fix)
+                # A warning never goes to SMS, firing or resolved.
+                assert not [n for n in receiver.snapshot() if n.path == "/alertmanager/sms"]
+                print(f"\nShaobingRelayDeadLetters (warning) firing → im: {latency:.2f} s")
+    finally:
+        relay.close()
+        receiver.close()
+
+
+def _expect_relay(receiver: WebhookReceiver, route: str, status: str, since: float) -> tuple[Notification, float]:
+    note = receiver.wait_for(
+        lambda n: n.path == f"/alertmanager/{route}"
+        and n.received >= since
+        and bool(n.alerts("ShaobingRelayDeadLetters", status)),
+        NOTIFY_TIMEOUT,
+        f"{status} ShaobingRelayDeadLetters on {route}",
+    )
+    assert note.authorization == f"Bearer {TOKEN}"
+    return note, note.received - since
