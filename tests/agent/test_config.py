@@ -102,6 +102,15 @@ def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
+def test_docs_config_reference_is_current() -> None:
+    from agent.configdoc import markdown
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "config-reference.md"
+    assert path.read_text(encoding="utf-8") == markdown(), (
+        "docs/config-reference.md is stale: run `python -m agent.configdoc > docs/config-reference.md`"
+    )
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SHAOBING, *args], capture_output=True, text=True, timeout=60)
 
