@@ -148,3 +148,14 @@ def test_agent_run_with_bad_config_exits_2_without_traceback(tmp_path: Path) -> 
     res = run_cli("agent", "run", "--config", str(bad))
     assert res.returncode == 2
     assert "listen_address" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_documented_examples_are_valid() -> None:
+    """Every agent.yml example in docs/configuration.md passes the validator."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "collectors:" in b]
+    assert blocks
+    for block in blocks:
+        parse_config(block, "docs/configuration.md")
