@@ -12,6 +12,7 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import psutil
@@ -140,7 +141,9 @@ def _iptables_active(text: str) -> Optional[str]:
     return None
 
 
-def firewall_state(timeout: float = 5.0, prefix: Sequence[str] = ()) -> FirewallState:
+def firewall_state(
+    timeout: float = 5.0, prefix: Sequence[str] = (), ufw_conf: Path = Path("/etc/ufw/ufw.conf")
+) -> FirewallState:
     """Ask every known firewall front end; the host is filtered if any says so.
 
     ``prefix`` runs each command through a wrapper (tests use ``ip netns exec <ns>``).
@@ -153,6 +156,8 @@ def firewall_state(timeout: float = 5.0, prefix: Sequence[str] = ()) -> Firewall
         (["ufw", "status"], lambda t: "ufw: active" if re.search(r"Status:\s*active", t) else None),
     ]
     for argv, judge in checks:
+        if state.active:
+            break
         try:
             res = run([*prefix, *argv], timeout=timeout)
         except CommandError:
@@ -167,4 +172,31 @@ def firewall_state(timeout: float = 5.0, prefix: Sequence[str] = ()) -> Firewall
             state.evidence.append(evidence)
         elif state.active is None:
             state.active = False
+    if state.active is None:
+        # Listing rules needs CAP_NET_ADMIN, which the hardened agent service does not have; the firewall
+        # services' own state is readable without it.
+        _service_fallback(state, timeout, prefix, ufw_conf)
     return state
+
+
+def _service_fallback(state: FirewallState, timeout: float, prefix: Sequence[str], ufw_conf: Path) -> None:
+    units = ["nftables.service", "firewalld.service", "ufw.service", "netfilter-persistent.service", "iptables.service"]
+    try:
+        res = run([*prefix, "systemctl", "is-active", *units], timeout=timeout)
+        states = res.stdout.split()
+        if len(states) == len(units):
+            state.active = False
+            for unit, st in zip(units, states):
+                if st == "active":
+                    state.active = True
+                    state.evidence.append(f"systemd: {unit} active")
+    except CommandError:
+        pass
+    try:
+        text = ufw_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    # ufw's own switch: ENABLED=yes means it loads its rules at boot.
+    if re.search(r"^\s*ENABLED\s*=\s*yes\b", text, re.M | re.I):
+        state.active = True
+        state.evidence.append(f"ufw: ENABLED=yes in {ufw_conf}")

@@ -128,6 +128,9 @@ def run_password_audit(
     entries.update(result.verdicts)
     # Only keys of current accounts are written back: a changed or deleted account leaves no trace.
     cache.save(entries)
+    if result.error and not result.verdicts:
+        # Nothing was checked: a failed run, not a budget question (the scheduler reports it as failed).
+        raise RuntimeError(f"password audit: {result.error}")
     checked = pending = 0
     for name, key in keys.items():
         verdict, _ = entries[key]

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -237,7 +238,15 @@ def run_child(items: Sequence[WorkItem], budget: float, wall: float) -> ChildRes
         elif isinstance(rec.get("key"), str):
             verdicts[rec["key"]] = (rec["v"], int(rec["n"]))
     if error is None and not done:
-        error = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
+        if proc.returncode == -signal.SIGSYS:
+            # A seccomp filter (systemd SystemCallFilter=~@resources) kills the child when it lowers its own
+            # priority. Running the audit at normal priority instead would break its promise to the host.
+            error = (
+                "the password audit child was killed by SIGSYS: the service's system call filter forbids "
+                "setpriority/ioprio_set; allow them (systemd: SystemCallFilter=setpriority ioprio_set)"
+            )
+        else:
+            error = (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:200]
     return ChildResult(verdicts, hashes, exhausted, error)
 
 

@@ -93,3 +93,10 @@ def test_firewall_state_from_real_nft(netns: str, tmp_path: Path) -> None:
     out = col.new_metric_set()
     col.collect(out)
     assert out.get("shaobing_host_firewall_active") == 1
+
+
+def test_firewall_fallback_without_cap_net_admin(tmp_path: Path) -> None:
+    # `false` stands in front of every command: as for the unprivileged agent, no tool can list rules.
+    assert firewall_state(prefix=["false"], ufw_conf=tmp_path / "missing").active is None
+    state = firewall_state(prefix=["false"], ufw_conf=FIXTURES / "ufw.conf")
+    assert state.active is True and state.evidence == [f"ufw: ENABLED=yes in {FIXTURES / 'ufw.conf'}"]

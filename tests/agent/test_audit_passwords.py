@@ -10,6 +10,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,3 +304,38 @@ def test_extra_wordlist_finds_site_passwords(tmp_path: Path, lib: Libcrypt) -> N
     assert {a.name: a.reasons for a in col.last.accounts} == {"alice": ["dictionary"], "bob": ["dictionary"]}
     assert os.stat(tmp_path / "state").st_mode & 0o077 == 0
     assert time.time() > 0
+
+
+def test_unprivileged_agent_with_cap_dac_read_search(tmp_path: Path, lib: Libcrypt) -> None:
+    """The hardened systemd unit: user nobody-like, CAP_DAC_READ_SEARCH only, shadow file root:root 0600."""
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop to an unprivileged user with one capability")
+    host = make_host(tmp_path, lib, [Spec("alice", 1000, "$6$", "alice@123"), Spec("bob", 1001, "$6$", strong())])
+    os.chmod(host.root / "shadow", 0o600)
+    state = Path(tempfile.mkdtemp(prefix="shaobing-cap-"))
+    try:
+        os.chown(state, 65534, 65534)
+        code = (
+            "from pathlib import Path\n"
+            "from agent.collector import AgentContext\n"
+            "from agent.collectors.passwords import PasswordsCollector, PasswordsOptions\n"
+            f"r = Path({str(host.root)!r})\n"
+            "o = PasswordsOptions(passwd_file=str(r / 'passwd'), shadow_file=str(r / 'shadow'),\n"
+            "    group_file=str(r / 'group'), login_defs_file=str(r / 'login.defs'), sudoers_file=str(r / 'sudoers'),\n"
+            "    max_candidates={'sha512crypt': 40})\n"
+            f"c = PasswordsCollector(o, AgentContext(state_dir=Path({str(state)!r}) / 's'))\n"
+            "out = c.new_metric_set(); c.collect(out)\n"
+            "print(out.get('shaobing_password_accounts', {'reason': 'dictionary', 'class': 'human'}),\n"
+            "      out.get('shaobing_password_accounts_checked'))\n"
+        )
+        res = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+dac_read_search",
+             "--ambient-caps=+dac_read_search", sys.executable, "-c", code],
+            capture_output=True, text=True, timeout=120, cwd=str(state),
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["1.0", "2.0"]
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
