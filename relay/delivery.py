@@ -68,6 +68,7 @@ class Deliverer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -83,6 +84,10 @@ class Deliverer:
         self._runner = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        # A flag as well as cancel(): on Python < 3.12 wait_for() can swallow a cancellation that
+        # races with the wake event, and the loop must still end.
+        self._stopping = True
+        self._wake.set()
         tasks = [t for t in [self._runner, *self._tasks.values()] if t is not None]
         for task in tasks:
             task.cancel()
@@ -93,7 +98,7 @@ class Deliverer:
 
     async def _run(self) -> None:
         poll = self.config.delivery.poll_interval_seconds
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self._tick()
@@ -104,6 +109,8 @@ class Deliverer:
                 next_due = None
             now = self.clock()
             delay = poll if next_due is None else min(max(next_due - now, 0.01), poll)
+            if self._stopping:
+                break
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
             except asyncio.TimeoutError:
@@ -114,7 +121,7 @@ class Deliverer:
         self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
         slots = self.config.delivery.concurrency - len(self._tasks)
         for dest, channel in await asyncio.to_thread(self.store.due_destinations, now):
-            if slots <= 0:
+            if slots <= 0 or self._stopping:
                 break
             if dest not in self._tasks:
                 self._tasks[dest] = asyncio.create_task(self._guard(self._drain(dest, channel)))
