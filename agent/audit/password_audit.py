@@ -55,6 +55,7 @@ class AccountFinding:
     reasons: list[Reason] = field(default_factory=list)
     pending: bool = False
     sudo_rule: str = ""  # file:line of the NOPASSWD rule
+    hash_in_passwd: bool = False  # a non-shadowed hash: readable by every local user
 
 
 @dataclass
@@ -96,6 +97,7 @@ def run_password_audit(
     for acc in accounts:
         method = method_of(acc.stored) if acc.stored else ""
         f = findings[acc.name] = AccountFinding(acc.name, acc.klass, acc.uid, method)
+        f.hash_in_passwd = acc.state == "hash" and acc.source == str(paths.passwd)
         if acc.uid == 0 and acc.name != "root":
             f.reasons.append("uid0_extra")
         if acc.name in sudo:

@@ -188,6 +188,9 @@ class PasswordsCollector(Collector):
                     why = f"{why} 规则位置: {acc.sudo_rule}"
                 if reason in ("legacy_hash", "unsupported_hash") and acc.method:
                     why = f"{why} 当前算法: {acc.method}"
+                if reason in ("dictionary", "legacy_hash") and acc.hash_in_passwd:
+                    why = f"{why} 且哈希保存在所有人可读的 /etc/passwd 中 (run pwconv)."
+                fix = fix.replace("<账户>", acc.name)
                 section.findings.append(Finding(sev, f"{who}: {_TITLE[reason]}", why, fix))
         locked = sum(1 for a in result.accounts if "locked" in a.reasons)
         preferred = load().preferred_method()
