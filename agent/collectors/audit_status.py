@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from agent.audit.runs import AUDITS, read_runs, wait_first_runs
 from agent.catalog import MetricSet, MetricSpec
-from agent.collector import Collector
+from agent.collector import AgentContext, Collector, CollectorOptions
 
 __all__ = ["AuditStatusCollector"]
 
@@ -37,10 +37,16 @@ class AuditStatusCollector(Collector):
         ),
     )
 
+    def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
+        super().__init__(options, context)
+        self._waited = False  # only the first run waits; later ones report what the files say
+
     def collect(self, out: MetricSet) -> None:
-        # Audits running right now (all of them at once under `shaobing agent once`) are waited for, within
-        # this collector's own timeout; a slow one is reported by the next run.
-        wait_first_runs(self.context.state_dir, max(0.0, self.timeout - 3.0))
+        # On the first run, audits running right now (all at once under `shaobing agent once`) are waited
+        # for, within this collector's own timeout; a slow one is reported by a later run.
+        if not self._waited:
+            wait_first_runs(self.context.state_dir, max(0.0, self.timeout - 3.0))
+            self._waited = True
         runs = read_runs(self.context.state_dir)
         for audit in AUDITS:
             entry = runs.get(audit, {})
