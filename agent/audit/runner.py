@@ -84,9 +84,21 @@ class ResultCache:
                 data = b""
             if len(data) < 32:
                 data = secrets.token_bytes(32)
-                fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                tmp = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
+                try:
+                    # link() fails if the key exists: when `shaobing scan` and the agent race, one key wins.
+                    os.link(tmp, self.key_path)
+                except FileExistsError:
+                    existing = self.key_path.read_bytes()
+                    if len(existing) >= 32:
+                        data = existing
+                    else:
+                        os.replace(tmp, self.key_path)
+                finally:
+                    tmp.unlink(missing_ok=True)
             self._secret = data
         return self._secret
 
