@@ -119,3 +119,15 @@ def test_check_config_exit_codes(tmp_path: Path, fakes: FakeProviders, capsys: p
         main(["check-config", str(path)])
     assert exited.value.code == 2
     assert f"{path}:" in capsys.readouterr().err
+
+
+def test_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = (Path(__file__).resolve().parents[2] / "deploy/central/relay.example.yml").read_text()
+    for name in ("relay-token", "aliyun-ak-id", "aliyun-ak-secret"):
+        (tmp_path / name).write_text("x\n")
+    for var in ("DINGTALK_TOKEN", "DINGTALK_SECRET", "WECOM_KEY", "FEISHU_HOOK", "FEISHU_SECRET"):
+        monkeypatch.setenv(f"SHAOBING_{var}", "x")
+    text = example.replace("/etc/shaobing/", f"{tmp_path}/").replace("/var/lib/shaobing-relay/", f"{tmp_path}/")
+    config = load_config(_write(tmp_path, text))
+    assert set(config.routes) == {"default", "township"}
+    assert config.channels["ops-dingtalk"].fallback == "ops-wecom"
