@@ -28,6 +28,7 @@ __all__ = [
     "check_target",
     "own_addresses",
     "mysql_login",
+    "mysql_socket_control",
     "redis_login",
     "ftp_anonymous",
     "postgres_login",
@@ -116,6 +117,14 @@ def _native_scramble(password: str, salt: bytes) -> bytes:
     return bytes(a ^ b for a, b in zip(h1, h3))
 
 
+def _sha2_scramble(password: str, nonce: bytes) -> bytes:
+    if not password:
+        return b""
+    p1 = hashlib.sha256(password.encode()).digest()
+    p3 = hashlib.sha256(hashlib.sha256(p1).digest() + nonce).digest()
+    return bytes(a ^ b for a, b in zip(p1, p3))
+
+
 def mysql_login(addr: Address, user: str, password: str) -> LoginOutcome:
     """mysql_native_password handshake (protocol 10); OK packet -> "ok"."""
     with _connect(addr) as s:
@@ -142,13 +151,32 @@ def mysql_login(addr: Address, user: str, password: str) -> LoginOutcome:
         seq, pkt = _mysql_read(s)
         if pkt[:1] == b"\xfe" and len(pkt) > 1:  # auth switch request
             plugin, _, data = pkt[1:].partition(b"\x00")
-            if plugin != b"mysql_native_password":
-                return "other"
-            _mysql_write(s, seq + 1, _native_scramble(password, data.rstrip(b"\x00")[:20]))
+            nonce = data.rstrip(b"\x00")[:20]
+            if plugin == b"mysql_native_password":
+                _mysql_write(s, seq + 1, _native_scramble(password, nonce))
+            elif plugin == b"caching_sha2_password":  # MySQL 8's default
+                _mysql_write(s, seq + 1, _sha2_scramble(password, nonce))
+            else:
+                return "other"  # unix_socket, auth_socket, ed25519, PAM …: not a default-password question
             seq, pkt = _mysql_read(s)
+        if pkt[:2] == b"\x01\x03":  # caching_sha2 fast-auth success, OK packet follows
+            seq, pkt = _mysql_read(s)
+        elif pkt[:2] == b"\x01\x04":
+            # Full authentication would send the password over RSA or TLS; the cache was cold, so say nothing.
+            return "other"
         if pkt[:1] == b"\x00":
             return "ok"
         return "denied"
+
+
+def mysql_socket_control(path: str, user: str) -> LoginOutcome:
+    """A random password over the Unix socket: accepted means the server authenticates this process by
+    its OS identity (MariaDB's unix_socket, MySQL's auth_socket), so no password question applies there.
+
+    Returns "other" in that case, and "denied" (go on with the real candidates) otherwise.
+    """
+    outcome = mysql_login(path, user, "shaobing-" + os.urandom(12).hex())
+    return "other" if outcome == "ok" else "denied"
 
 
 # --- Redis -----------------------------------------------------------------------------------------

@@ -252,9 +252,17 @@ class ServiceCredentialsCollector(Collector):
                 for sock in o.mysql_sockets:
                     if Path(sock).is_socket():
                         status.setdefault(("mysql", "socket"), False)
+                        # As root, MariaDB's default unix_socket auth lets us in with any password; the
+                        # control try tells that apart from a real empty password.
                         attempts: Sequence[Attempt] = [
-                            (f"{u} 账户{'空口令' if not p else '默认口令'}", partial(logins.mysql_login, sock, u, p))
-                            for u, p in MYSQL_CREDENTIALS
+                            ("", partial(logins.mysql_socket_control, sock, "root")),
+                            *[
+                                (
+                                    f"{u} 账户{'空口令' if not p else '默认口令'}",
+                                    partial(logins.mysql_login, sock, u, p),
+                                )
+                                for u, p in MYSQL_CREDENTIALS
+                            ],
                         ]
                         where = f"MySQL/MariaDB 本机 socket {sock}"
                         f = self._run_attempts(

@@ -78,13 +78,13 @@ def weak(col: ServiceCredentialsCollector) -> dict[tuple[str, str], float]:
     }
 
 
-@pytest.fixture
-def mariadb(tmp_path: Path) -> Iterator[tuple[str, int]]:
+@pytest.fixture(params=["normal"])
+def mariadb(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
         pytest.skip("mariadb-server is not installed")
     data, sock, port = tmp_path / "mdb", str(tmp_path / "mysqld.sock"), free_port()
     subprocess.run(
-        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--auth-root-authentication-method={request.param}",
          "--user=root", "--skip-test-db"],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
@@ -120,6 +120,16 @@ def test_mariadb_root_without_password_then_fixed(tmp_path: Path, mariadb: tuple
     subprocess.run(["mariadb", "--no-defaults", "-S", sock, "-uroot", "-e", sql], check=True, timeout=30)
     assert weak(col) == {("mysql", "socket"): 0, ("mysql", str(port)): 0}
     assert logins.mysql_login(sock, "root", STRONG) == "ok"  # the client itself is right, the password is not weak
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mariadb", ["socket"], indirect=True)
+def test_mariadb_default_unix_socket_root_is_not_a_weak_password(tmp_path: Path, mariadb: tuple[str, int]) -> None:
+    """Debian's default: root@localhost by unix_socket. As OS root any password gets in; that is not a finding."""
+    sock, port = mariadb
+    col = services(tmp_path, mysql_sockets=[sock], targets=[f"mysql://127.0.0.1:{port}"])
+    assert weak(col) == {("mysql", "socket"): 0, ("mysql", str(port)): 0}
+    assert col.last is not None and col.last[2] == []
 
 
 def start_redis(tmp: Path, conf: str) -> subprocess.Popen[bytes]:
