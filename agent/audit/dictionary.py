@@ -38,10 +38,11 @@ def _parse(text: str) -> list[str]:
 
 
 def user_variants(user: str, year: int) -> list[str]:
-    years = [year, year - 1, year - 2]
     out = [user, f"{user}123", f"{user}@123", f"{user}1", f"{user}111", f"{user}_123", f"{user}#123"]
-    out += [f"{user}@{y}" for y in years]
-    out += [f"{user}{y}" for y in years]
+    out += [f"{user}@{y}" for y in (year, year - 1, year - 2)]
+    out += [f"{user}{y}" for y in (year, year - 1, year - 2)]
+    # Passwords set once and never changed: the scanner lists still carry {user}@2019.
+    out += [f"{user}@{y}" for y in range(year - 3, year - 8, -1)]
     out += [f"{user}@123#4", f"{user}123456", f"{user}@111"]
     cap = user[:1].upper() + user[1:]
     if cap != user:
