@@ -3,6 +3,7 @@ committed (503 when it cannot be), plus /metrics and /healthz."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from relay.config.model import AuthConfig, Config
 from relay.delivery import Deliverer
+from relay.group_commit import GroupCommitter
 from relay.ingest import PayloadError, dedup_key, parse_payload, plan_messages
 from relay.metrics import Metrics
 from relay.store import NewMessage, Store, StoreError
@@ -78,6 +80,8 @@ def create_app(
     deliverer: Deliverer | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
+    committer = GroupCommitter(store)
+
     def answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
         metrics.inc("shaobing_relay_http_requests_total", code=str(status))
         return JSONResponse(body, status_code=status, headers=headers)
@@ -102,7 +106,7 @@ def create_app(
             (dedup_key(a), a, plan_messages(config, route, a, now)) for a in alerts
         ]
         try:
-            accepted, duplicates = await run_in_threadpool(store.ingest, route, items, now)
+            accepted, duplicates = await asyncio.wrap_future(committer.submit(route, items))
         except (StoreError, OSError) as exc:
             metrics.inc("shaobing_relay_store_errors_total")
             log.error("cannot persist alerts for route %s: %s", route, exc)
@@ -141,6 +145,7 @@ def create_app(
         finally:
             if deliverer is not None:
                 await deliverer.stop()
+            await asyncio.to_thread(committer.close)
 
     routes = [
         Route("/alertmanager/{route}", ingest, methods=["POST"]),

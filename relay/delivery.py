@@ -153,24 +153,21 @@ class Deliverer:
     async def _drain(self, dest: str, channel_name: str) -> None:
         channel = self.config.channels.get(channel_name)
         now = self.clock()
-        rows = await asyncio.to_thread(self.store.due_rows, dest, now)
         if channel is None:
-            for row in rows:
+            for row in await asyncio.to_thread(self.store.due_rows, dest, now):
                 await asyncio.to_thread(self.store.dead, row.id, now, "channel no longer configured")
             return
         if not self.limiter.knows(dest):
             self.limiter.configure(dest, channel.rate_limits)
         available = self.limiter.available(dest, now)
-        units: list[Row] = []
         if available > 0:
-            units = await self._plan(rows, available, channel, now)
-        sent = {r.id for r in units}
-        for row in units:
-            await self._send(row, channel)
-        rest = [r.id for r in rows if r.id not in sent]
-        if rest:
-            later = self.clock()
-            await asyncio.to_thread(self.store.defer, rest, self.limiter.next_free(dest, later), later)
+            # Load only what this budget can carry; a backlog of thousands stays in the database.
+            limit = available * self.config.delivery.digest_max_items
+            rows = await asyncio.to_thread(self.store.due_rows, dest, now, limit)
+            for row in await self._plan(rows, available, channel, now):
+                await self._send(row, channel)
+        later = self.clock()
+        await asyncio.to_thread(self.store.defer_destination, dest, now, self.limiter.next_free(dest, later), later)
 
     async def _plan(self, rows: list[Row], available: int, channel: ChannelConfig, now: float) -> list[Row]:
         """Send rows one by one while the budget allows; otherwise fold the backlog into digests."""

@@ -141,25 +141,34 @@ class Store:
         self, route: str, items: Sequence[tuple[str, dict[str, Any], Sequence[NewMessage]]], now: float
     ) -> tuple[int, int]:
         """Persist alerts (deduplicated) and their outbox messages in one transaction."""
-        accepted = duplicates = 0
+        return self.ingest_many([(route, items)], now)[0]
+
+    def ingest_many(
+        self, batches: Sequence[tuple[str, Sequence[tuple[str, dict[str, Any], Sequence[NewMessage]]]]], now: float
+    ) -> list[tuple[int, int]]:
+        """Several webhooks in one transaction (group commit): one fsync for all of them."""
+        results: list[tuple[int, int]] = []
         with self._lock:
             conn = self._tx()
             try:
-                for dedup, alert, messages in items:
-                    cur = conn.execute(
-                        "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
-                        (dedup, route, now, json.dumps(alert, ensure_ascii=True)),
-                    )
-                    if cur.rowcount != 1:
-                        duplicates += 1
-                        continue
-                    accepted += 1
-                    self._insert_messages(conn, cur.lastrowid or 0, route, messages, now, 0)
+                for route, items in batches:
+                    accepted = duplicates = 0
+                    for dedup, alert, messages in items:
+                        cur = conn.execute(
+                            "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
+                            (dedup, route, now, json.dumps(alert, ensure_ascii=True)),
+                        )
+                        if cur.rowcount != 1:
+                            duplicates += 1
+                            continue
+                        accepted += 1
+                        self._insert_messages(conn, cur.lastrowid or 0, route, messages, now, 0)
+                    results.append((accepted, duplicates))
                 self._commit()
             except BaseException:
                 self._rollback()
                 raise
-        return accepted, duplicates
+        return results
 
     @staticmethod
     def _insert_messages(
@@ -204,6 +213,15 @@ class Store:
         with self._lock:
             found = self._conn.execute(f"SELECT {_ROW_COLS} FROM messages WHERE id=?", (message_id,)).fetchone()
         return _row(found) if found else None
+
+    def defer_destination(self, dest: str, due_before: float, until: float, now: float) -> int:
+        """Push every still-pending due row of `dest` to `until` (one statement, however long the backlog)."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE messages SET next_at=?, updated_at=? WHERE dest=? AND state='pending' AND next_at<=?",
+                (until, now, dest, due_before),
+            )
+        return int(cur.rowcount)
 
     def defer(self, ids: Sequence[int], until: float, now: float) -> None:
         with self._lock:
