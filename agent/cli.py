@@ -36,6 +36,9 @@ def _setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+    # APScheduler narrates every job run at INFO; our scheduler logs what matters (failures, changes).
+    if level.lower() != "debug":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _resolve_config(path: Optional[str]) -> tuple[AgentConfig, Optional[str]]:

@@ -16,10 +16,14 @@ Exported for every collector::
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -49,6 +53,25 @@ SCHEDULER_METRICS: tuple[MetricSpec, ...] = (
 )
 
 SCHEDULER_OWNER = "~scheduler"  # sorts after the collectors in the page
+RARE_INTERVAL = 300.0  # collectors at least this far apart count as rare and heavy
+
+
+def _load_malloc_trim() -> Optional[Callable[[int], int]]:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_malloc_trim = _load_malloc_trim() if sys.platform.startswith("linux") else None
+
+
+def release_memory() -> None:
+    gc.collect()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 @dataclass
@@ -160,6 +183,10 @@ class Scheduler:
         result = runner.run()
         with self._meta_lock:
             self.cache.put(SCHEDULER_OWNER, render_scheduler_metrics(self.runners))
+        if runner.collector.interval >= RARE_INTERVAL:
+            # Rare, heavy runs (package lists, audits) leave freed memory in malloc's arenas; hand it back so
+            # the agent's resident size stays at its steady state instead of its peak.
+            release_memory()
         return result
 
     def run_all_once(self) -> list[RunResult]:
