@@ -30,7 +30,8 @@ def feishu_sign(timestamp_s: int, secret: str) -> str:
 
 class Feishu(Provider):
     async def send(self, msg: Outbound) -> SendResult:
-        url = self.option("base_url") + urllib.parse.quote(self.secret("hook_token"), safe="")
+        base = self.option("base_url")
+        url = base + ("" if base.endswith("/") else "/") + urllib.parse.quote(self.secret("hook_token"), safe="")
         firing = msg.context.get("status", "firing") == "firing"
         body: dict[str, object] = {
             "msg_type": "interactive",

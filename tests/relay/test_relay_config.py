@@ -131,3 +131,17 @@ def test_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     config = load_config(_write(tmp_path, text))
     assert set(config.routes) == {"default", "township"}
     assert config.channels["ops-dingtalk"].fallback == "ops-wecom"
+
+
+def test_test_send_reaches_the_channel(
+    tmp_path: Path, fakes: FakeProviders, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, config_text(tmp_path, fakes, free_port()))
+    assert main(["test-send", "ding", "--config", str(path)]) == 0
+    assert "测试" in fakes.got("dingtalk")[0].body["markdown"]["text"]
+    assert main(["test-send", "sms", "--config", str(path), "--to", "zhang"]) == 0
+    out = capsys.readouterr().out
+    assert "138****1234" in out and "13800001234" not in out
+    fakes.plan("dingtalk", "error:310000")
+    assert main(["test-send", "ding", "--config", str(path)]) == 1
+    assert main(["test-send", "nosuch", "--config", str(path)]) == 2

@@ -53,17 +53,10 @@ class Relay:
 
 @pytest.fixture
 def relay(tmp_path: Path, fakes: FakeProviders) -> Iterator[Relay]:
+    basic = f"    basic: [{{username: am, password: {{secret_file: {tmp_path}/secrets/bearer}}}}]\n"
+    text = config_text(tmp_path, fakes, 10131)
+    text = text.replace("  auth:\n", "  max_body_bytes: 65536\n  auth:\n" + basic)
     path = tmp_path / "relay.yml"
-    path.write_text(
-        config_text(tmp_path, fakes, 10131).replace("  auth:\n", "  max_body_bytes: 65536\n  auth:\n")
-        + """
-  # basic auth as well
-"""
-    )
-    text = path.read_text().replace(
-        "    bearer_tokens:",
-        f"    basic: [{{username: am, password: {{secret_file: {tmp_path}/secrets/bearer}}}}]\n    bearer_tokens:",
-    )
     path.write_text(text)
     r = Relay(load_config(path))
     yield r
