@@ -130,7 +130,7 @@ class ExposureCollector(Collector):
                     "任何能访问本机的主机都可以连接此服务"
                     + (" (已启用主机防火墙, 请确认已限制该端口)." if filtered else ", 且未发现主机防火墙."),
                     f"若只需本机访问, 将服务改为只监听 127.0.0.1; 否则用防火墙仅放行所需来源, 例如: "
-                    f"nft add rule inet filter input tcp dport {s.port} ip saddr != <管理网段> drop",
+                    f"nft add rule inet filter input {s.protocol} dport {s.port} ip saddr != <管理网段> drop",
                 )
             )
         if fw is not None:
