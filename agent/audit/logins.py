@@ -19,7 +19,6 @@ import struct
 from collections.abc import Iterable
 from typing import Literal, Optional, Union
 
-import httpx
 import psutil
 
 __all__ = [
@@ -306,6 +305,8 @@ def postgres_login(addr: Address, user: str, password: str) -> LoginOutcome:
 
 def tomcat_login(host: str, port: int, user: Optional[str], password: str) -> LoginOutcome:
     """GET /manager/html with basic auth (None: without, to see whether it asks for a password at all)."""
+    import httpx  # only here: most hosts run no Tomcat, and httpx costs megabytes of RSS
+
     ip = check_target(host)
     netloc = f"[{ip}]" if ":" in ip else ip
     auth = (user, password) if user is not None else None

@@ -33,14 +33,16 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlsplit
-
-import httpx
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 from agent.report import Finding, Section
+
+if TYPE_CHECKING:
+    # Imported where used: httpx (and its TLS stack) costs megabytes of RSS on hosts that configure no probes.
+    import httpx
 
 __all__ = ["ProbesCollector", "ProbesOptions", "HttpProbe", "TcpProbe", "ProbeResult", "fetch_cert_expiry"]
 
@@ -213,6 +215,8 @@ class ProbesCollector(Collector):
             return self._clients.get(key) or self._new_client(key, probe)
 
     def _new_client(self, key: tuple[bool, str | None, bool], probe: HttpProbe) -> httpx.Client:
+        import httpx
+
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=probe.ca_file) if probe.verify_tls else False
         client = httpx.Client(
             verify=verify,
@@ -302,6 +306,8 @@ class ProbesCollector(Collector):
         return ProbeResult("tcp", probe.name, ok, time.monotonic() - started)
 
     def _probe_http(self, probe: HttpProbe) -> ProbeResult:
+        import httpx
+
         started = time.monotonic()
         deadline = started + probe.timeout
         status = 0
