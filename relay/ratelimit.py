@@ -3,7 +3,9 @@
 Each destination (a chat robot, or one person's phone for SMS) has one or more windows such as
 "20 per 60 s". The budget is a token bucket whose spent tokens come back exactly one window after
 they were spent (a sliding-window log): a classic refill-rate bucket would allow up to twice the
-limit across a window boundary, and DingTalk answers that with a 10-minute block.
+limit across a window boundary, and DingTalk answers that with a 10-minute block. Windows are
+stretched by 10 % (at most 1 s) because the provider counts arrivals, and network jitter can
+bring two of our sends closer together than we spaced them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class WindowLimiter:
         self._blocked_until: dict[str, float] = {}
 
     def configure(self, dest: str, limits: Sequence[tuple[float, int]]) -> None:
-        self._limits[dest] = tuple(limits)
+        self._limits[dest] = tuple((w + min(0.1 * w, 1.0), n) for w, n in limits)
         self._sends.setdefault(dest, deque())
 
     def knows(self, dest: str) -> bool:
