@@ -88,10 +88,10 @@ def create_app(
 
     async def ingest(request: Request) -> Response:
         route = str(request.path_params["route"])
-        if route not in config.routes:
-            return answer(404, {"error": f"unknown route '{route[:64]}'"})
         if not check_auth(config.server.auth, request.headers.get("authorization", "")):
             return answer(401, {"error": "authentication required"}, {"WWW-Authenticate": 'Bearer realm="shaobing"'})
+        if route not in config.routes:
+            return answer(404, {"error": f"unknown route '{route[:64]}'"})
         try:
             body = await _read_body(request, config.server.max_body_bytes)
         except _TooLarge:
@@ -131,6 +131,8 @@ def create_app(
             await run_in_threadpool(store.ping)
         except StoreError:
             return PlainTextResponse("store unavailable\n", status_code=503)
+        if deliverer is not None and not deliverer.alive:
+            return PlainTextResponse("delivery worker stopped\n", status_code=503)
         return PlainTextResponse("ok\n")
 
     async def index(request: Request) -> Response:

@@ -93,6 +93,10 @@ class Deliverer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    @property
+    def alive(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
     def wake(self) -> None:
         self._wake.set()
 

@@ -119,6 +119,15 @@ def payload(alerts: list[dict[str, Any]], group: str = '{}:{alertname="x"}') -> 
     }
 
 
+def assert_loopback_config(path: Path) -> None:
+    """Every channel of a config the tests run points at 127.0.0.1, never at a provider's default URL."""
+    from relay.config import load_config
+
+    for channel in load_config(path).channels.values():
+        url = str(channel.options.get("base_url") or channel.options.get("url"))
+        assert url.startswith("http://127.0.0.1:"), f"{channel.name} would reach {url}"
+
+
 class RelayProcess:
     def __init__(self, config: Path, port: int, log: Path) -> None:
         self.config, self.port, self.log = config, port, log
@@ -129,6 +138,7 @@ class RelayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        assert_loopback_config(self.config)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
