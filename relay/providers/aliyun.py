@@ -80,6 +80,13 @@ def rpc_signature(method: str, params: Mapping[str, str], access_key_secret: str
     return base64.b64encode(digest).decode()
 
 
+def aliyun_number(phone: str) -> str:
+    """Mainland numbers go without a prefix; others as country code + number, without '+'."""
+    if phone.startswith("+86"):
+        return phone[3:]
+    return phone[1:] if phone.startswith("+") else phone
+
+
 class AliyunSms(Provider):
     sms = True
 
@@ -104,7 +111,7 @@ class AliyunSms(Provider):
     async def send(self, msg: Outbound) -> SendResult:
         params = self._common("SendSms")
         params.update(
-            PhoneNumbers=msg.phone,
+            PhoneNumbers=aliyun_number(msg.phone),
             SignName=self.option("sign_name"),
             TemplateCode=self.option("template_code"),
             TemplateParam=json.dumps(dict(msg.params), ensure_ascii=False),
@@ -135,7 +142,7 @@ class AliyunSms(Provider):
             page = 1
             while page <= 20:
                 params = self._common("QuerySendDetails")
-                params.update(PhoneNumber=msg.phone, SendDate=day, PageSize="50", CurrentPage=str(page))
+                params.update(PhoneNumber=aliyun_number(msg.phone), SendDate=day, PageSize="50", CurrentPage=str(page))
                 response = await self.request("POST", self.option("base_url"), data=self._signed(params))
                 if isinstance(response, SendResult):
                     return ReconcileResult(Reconcile.PENDING, f"query failed: {response.detail}")

@@ -213,3 +213,28 @@ def test_phone_masking() -> None:
     assert mask_phone("13800001234") == "138****1234"
     assert mask_phone("+8613800001234") == "+86138****1234"
     assert mask_phone("12345") == "*****"
+
+
+def test_review_command_lists_and_resolves(
+    tmp_path: Path, fakes: FakeProviders, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    gateway = """
+  gw:
+    type: sms_gateway
+    url: URL
+    body_template: '{"to": "{{ phone }}", "text": {{ text | tojson }}}'
+    recipients: [li]
+""".replace("URL", fakes.url("/gateway/send"))
+    h = _harness(tmp_path, fakes, gateway, "\n  ops:\n    channels: [gw]\n")
+    fakes.plan("gateway", "hang:1.5")
+    h.ingest([alert(1)])
+    assert h.run_until(lambda: h.states("gw") == ["review"])
+    config = str(h.config.path)
+    assert main(["review", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "review" in out and "139****5678" in out and "13900005678" not in out
+    row_id = h.store.list_rows(("review",))[0].id
+    assert main(["review", "--config", config, "--done", str(row_id)]) == 0
+    assert h.states("gw") == ["delivered"]
