@@ -2,6 +2,7 @@
 # 哨兵 Shaobing agent installer — run as root from the unpacked offline bundle; never uses the network.
 #
 #   bash install.sh [--township 城关镇] [--site 镇政府机房] [--listen 0.0.0.0:10130] [--python /path/python3]
+#                   [--tls-cert agent.crt --tls-key agent.key]
 #   bash install.sh --uninstall [--purge]
 #
 # Install:   venv /opt/shaobing/venv from ./wheelhouse only; /etc/shaobing/{agent.yml,web.yml} (first install
@@ -27,7 +28,7 @@ SVC_USER=shaobing
 SCRAPE_USER=prometheus
 BUNDLE=$(cd "$(dirname "$0")" && pwd)
 
-township="" site="" listen="0.0.0.0:10130" python_arg="" action=install purge=0
+township="" site="" listen="0.0.0.0:10130" python_arg="" action=install purge=0 tls_cert="" tls_key=""
 
 say()  { printf '%s\n' "$*"; }
 warn() { printf '警告 (warning): %s\n' "$*" >&2; }
@@ -41,6 +42,8 @@ while [ $# -gt 0 ]; do
         --site) site=${2-}; shift 2 || die 2 "--site needs a value" ;;
         --listen) listen=${2-}; shift 2 || die 2 "--listen needs a value" ;;
         --python) python_arg=${2-}; shift 2 || die 2 "--python needs a value" ;;
+        --tls-cert) tls_cert=${2-}; shift 2 || die 2 "--tls-cert needs a file" ;;
+        --tls-key) tls_key=${2-}; shift 2 || die 2 "--tls-key needs a file" ;;
         --uninstall) action=uninstall; shift ;;
         --purge) purge=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -55,6 +58,12 @@ fi
 port=${listen##*:}
 case $port in ''|*[!0-9]*) die 2 "--listen 应为 host:port (expected host:port), got '$listen'" ;; esac
 [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die 2 "端口超出范围 (port out of range): $port"
+
+if [ -n "$tls_cert$tls_key" ]; then
+    [ -n "$tls_cert" ] && [ -n "$tls_key" ] || die 2 "--tls-cert 与 --tls-key 需同时给出 (give both --tls-cert and --tls-key)"
+    [ -r "$tls_cert" ] || die 2 "无法读取证书 (cannot read certificate): $tls_cert"
+    [ -r "$tls_key" ] || die 2 "无法读取私钥 (cannot read key): $tls_key"
+fi
 
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
@@ -292,14 +301,23 @@ if [ ! -f "$CONF_DIR/web.yml" ]; then
     hash=$(printf '%s' "$password" | "$VENV/bin/python" -c \
         'import sys, bcrypt; print(bcrypt.hashpw(sys.stdin.buffer.read(), bcrypt.gensalt(10)).decode())')
     created+=("$CONF_DIR/web.yml")
-    cat > "$CONF_DIR/web.yml" <<EOF
-# exporter-toolkit web configuration for the Shaobing agent (written by install.sh).
-# TLS: add tls_server_config: {cert_file: ..., key_file: ...}; then scrape with scheme: https.
-basic_auth_users:
-  $SCRAPE_USER: '$hash'
-EOF
+    {
+        echo "# exporter-toolkit web configuration for the Shaobing agent (written by install.sh)."
+        echo "basic_auth_users:"
+        echo "  $SCRAPE_USER: '$hash'"
+    } > "$CONF_DIR/web.yml"
+    if [ -n "$tls_cert" ]; then
+        if [ ! -d "$CONF_DIR/tls" ]; then mkdir -p "$CONF_DIR/tls"; created+=("$CONF_DIR/tls"); fi
+        install -m 0644 "$tls_cert" "$CONF_DIR/tls/agent.crt"
+        install -m 0640 -g "$SVC_USER" "$tls_key" "$CONF_DIR/tls/agent.key"
+        printf 'tls_server_config:\n  cert_file: tls/agent.crt\n  key_file: tls/agent.key\n' >> "$CONF_DIR/web.yml"
+    fi
     chgrp "$SVC_USER" "$CONF_DIR/web.yml"; chmod 0640 "$CONF_DIR/web.yml"
+elif [ -n "$tls_cert" ]; then
+    warn "保留现有 $CONF_DIR/web.yml (existing web config kept; --tls-cert/--tls-key ignored): edit it to change TLS"
 fi
+scheme=http
+if grep -q '^tls_server_config:' "$CONF_DIR/web.yml"; then scheme=https; fi
 if [ ! -f "$CONF_DIR/agent.yml" ]; then
     created+=("$CONF_DIR/agent.yml")
     {
@@ -339,8 +357,8 @@ fi
 verify() {  # verify PASSWORD -> 0 when /metrics answers (200 with our metrics; 401 from us when no password)
     local host=${listen%:*}
     case $host in ''|0.0.0.0) host=127.0.0.1 ;; '[::]') host='[::1]' ;; esac
-    SHAOBING_VERIFY_PASSWORD=$1 timeout 40 "$VENV/bin/python" - "http://$host:$port/metrics" "$SCRAPE_USER" <<'EOF'
-import base64, os, sys, time, urllib.error, urllib.request
+    SHAOBING_VERIFY_PASSWORD=$1 timeout 40 "$VENV/bin/python" - "$scheme://$host:$port/metrics" "$SCRAPE_USER" <<'EOF'
+import base64, os, ssl, sys, time, urllib.error, urllib.request
 url, user = sys.argv[1], sys.argv[2]
 password = os.environ["SHAOBING_VERIFY_PASSWORD"]
 deadline = time.monotonic() + 30
@@ -349,7 +367,8 @@ while time.monotonic() < deadline:
     if password:
         req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        # Only "does it answer": the certificate names the host's public name, not 127.0.0.1.
+        with urllib.request.urlopen(req, timeout=5, context=ssl._create_unverified_context()) as resp:
             if b"shaobing_" in resp.read():
                 sys.exit(0)
     except urllib.error.HTTPError as exc:
@@ -421,6 +440,10 @@ if [ -n "$password" ]; then
     say ""
     say "Prometheus 抓取配置 (scrape snippet for prometheus.yml, or list this host in the inventory CSV):"
     say "  - job_name: shaobing"
+    if [ "$scheme" = https ]; then
+        say "    scheme: https"
+        say "    tls_config: {ca_file: /etc/prometheus/secrets/agent_ca.pem}"
+    fi
     say "    basic_auth: {username: $SCRAPE_USER, password_file: /etc/prometheus/shaobing.password}"
     say "    static_configs:"
     say "      - targets: ['${address}:$port']"
