@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,12 @@ def test_test_send_reaches_the_channel(
     fakes.plan("dingtalk", "error:310000")
     assert main(["test-send", "ding", "--config", str(path)]) == 1
     assert main(["test-send", "nosuch", "--config", str(path)]) == 2
+
+
+def test_metric_catalogue_matches_docs() -> None:
+    from relay.metrics import CATALOGUE, OUTCOMES
+
+    docs = (Path(__file__).resolve().parents[2] / "docs/relay.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(shaobing_relay_[a-z_]+)`", docs))
+    assert documented == set(CATALOGUE), documented ^ set(CATALOGUE)
+    assert all(outcome in docs for outcome in OUTCOMES)
