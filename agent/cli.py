@@ -99,7 +99,9 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from agent.exporter import ExpositionCache
     from agent.report import Section, render_text
+    from agent.scheduler import Scheduler
     from agent.service import build_collectors
 
     try:
@@ -110,15 +112,27 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("提示: 非 root 运行, 口令审计等检查可能无法读取 /etc/shadow (run as root for the full report)\n",
               file=sys.stderr)
-    sections: list[Section] = []
-    for collector in build_collectors(config):
-        try:
-            section = collector.report()
-        except Exception as exc:  # noqa: BLE001 - one failing check must not hide the others
-            log.warning("%s: report failed: %s", collector.name, exc)
-            continue
-        if section is not None:
-            sections.append(section)
+    # The same runner as the agent: concurrent, each collector bounded by its own timeout.
+    scheduler = Scheduler(build_collectors(config), ExpositionCache())
+    try:
+        scheduler.run_all_once()
+        sections: list[Section] = []
+        for runner in scheduler.runners:
+            collector, result = runner.collector, runner.last
+            title = collector.title or collector.name
+            if result is None or not result.applicable:
+                continue
+            if not result.success:
+                sections.append(Section(title, notes=[f"检查失败 (check failed): {result.error}"]))
+                continue
+            try:
+                section = collector.report()
+            except Exception as exc:  # noqa: BLE001 - one failing report must not hide the others
+                section = Section(title, notes=[f"报告生成失败 (report failed): {type(exc).__name__}: {exc}"])
+            if section is not None:
+                sections.append(section)
+    finally:
+        scheduler.stop()
     print(f"哨兵 Shaobing {__version__} 本机检查报告 (local scan report)\n")
     print(render_text(sections))
     critical = any(f.severity == "critical" for s in sections for f in s.findings)

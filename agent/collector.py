@@ -5,6 +5,8 @@ its ``collect`` is called by the scheduler on its own interval, in its own threa
 It writes samples into the ``MetricSet`` it is given; the scheduler renders them and swaps them into the
 served page only when the run succeeded. Raise ``NotApplicable`` when the host has nothing for it to look
 at (no apt on a RHEL host): that is reported as ``shaobing_collector_applicable 0``, not as a failure.
+``shaobing scan`` runs every collector once through the same scheduler, then asks each successful one
+for its ``report``: the report describes that run and never collects on its own.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class Collector:
     """Base class for collectors. Subclasses set the class attributes and implement ``collect``."""
 
     name: ClassVar[str] = ""
+    # The heading of this collector's section in ``shaobing scan`` (Chinese, English beside it).
+    title: ClassVar[str] = ""
     metrics: ClassVar[Sequence[MetricSpec]] = ()
     options_class: ClassVar[type[CollectorOptions]] = CollectorOptions
     default_interval: ClassVar[float] = 15.0
@@ -73,6 +77,8 @@ class Collector:
     def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
         self.options = options
         self.context = context
+        # The samples of the last successful run, set by the scheduler (None until one has succeeded).
+        self.last_metrics: Optional[MetricSet] = None
 
     @property
     def interval(self) -> float:
@@ -93,7 +99,12 @@ class Collector:
         raise NotImplementedError
 
     def report(self) -> Optional[Section]:
-        """A section of ``shaobing scan``'s console report, or None when this collector adds none."""
+        """A section of ``shaobing scan``'s console report.
+
+        Called by ``shaobing scan`` after the scheduler has run this collector once, under its timeout.
+        Report on that run (``self.last_metrics`` and whatever state collect() kept); return None when
+        there is nothing to say. Never collect here.
+        """
         return None
 
     def close(self) -> None:

@@ -131,6 +131,7 @@ class CollectorRunner:
                 out = box["out"]
                 assert isinstance(out, MetricSet)
                 result = RunResult(True, True, duration)
+                self.collector.last_metrics = out  # what report() describes in `shaobing scan`
                 self._finish(result, render(out.families()))
             return result
 

@@ -53,6 +53,7 @@ class ExposureOptions(CollectorOptions):
 
 class ExposureCollector(Collector):
     name = "exposure"
+    title = "端口暴露与防火墙 (Exposed ports and firewall)"
     options_class = ExposureOptions
     default_interval = 300.0
     default_timeout = 30.0
@@ -119,8 +120,10 @@ class ExposureCollector(Collector):
             run_finished(self.context.state_dir, "exposure")
 
     def report(self) -> Optional[Section]:
-        socks, fw = self.last if self.last is not None else self._evaluate()
-        section = Section("端口暴露与防火墙 (Exposed ports and firewall)")
+        if self.last is None:
+            return None
+        socks, fw = self.last
+        section = Section(self.title)
         filtered = bool(fw and fw.active)
         for s in socks:
             section.findings.append(

@@ -42,7 +42,7 @@ from typing import Literal, Optional  # noqa: F401 - agent.schema resolves the i
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
-from agent.collectors.health_report import health_section
+from agent.collectors.health_report import HEALTH_TITLE, health_section
 from agent.platform import linux_proc
 from agent.platform.mounts import (
     FS_TYPES_EXCLUDE,
@@ -201,6 +201,7 @@ class HealthCollector(Collector):
     """CPU, load, memory, filesystems, disk and network IO, boot time, clock, uname and os-release."""
 
     name = "health"
+    title = HEALTH_TITLE
     options_class = HealthOptions
     default_interval = 15.0
     default_timeout = 10.0
@@ -396,10 +397,8 @@ class HealthCollector(Collector):
                 out.add("node_filesystem_files", res.files, labels)
                 out.add("node_filesystem_files_free", res.files_free, labels)
 
-    def report(self) -> Section:
-        out = self.new_metric_set()
-        self.collect(out)
-        return health_section(out)
+    def report(self) -> Section | None:
+        return health_section(self.last_metrics) if self.last_metrics is not None else None
 
     def _collect_timex(self, out: MetricSet) -> None:
         try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from agent.catalog import MetricSet
 from agent.report import Finding, Section
 
-__all__ = ["health_section"]
+__all__ = ["HEALTH_TITLE", "health_section"]
+
+HEALTH_TITLE = "主机健康 (Host health)"
 
 
 def health_section(out: MetricSet) -> Section:
     """``shaobing scan``: what in one health sample needs a person (full disks, low memory, clock)."""
-    section = Section("主机健康 (Host health)")
+    section = Section(HEALTH_TITLE)
     for sample in out.samples("node_filesystem_size_bytes"):
         labels = dict(sample.labels)
         mp = labels["mountpoint"]

@@ -59,6 +59,7 @@ class PasswordsOptions(CollectorOptions):
 
 class PasswordsCollector(Collector):
     name = "passwords"
+    title = "账户与口令 (Accounts and passwords)"
     options_class = PasswordsOptions
     default_interval = 86400.0
     default_timeout = 300.0
@@ -176,8 +177,10 @@ class PasswordsCollector(Collector):
             run_finished(self.context.state_dir, "passwords")
 
     def report(self) -> Optional[Section]:
-        result = self.last if self.last is not None else self.run_audit()
-        section = Section("账户与口令 (Accounts and passwords)")
+        result = self.last
+        if result is None:
+            return None
+        section = Section(self.title)
         for acc in sorted(result.accounts, key=lambda a: (a.klass != "root", a.name)):
             who = f"账户 {acc.name} (UID {acc.uid}, {_CLASS_TEXT[acc.klass]})"
             for reason in acc.reasons:

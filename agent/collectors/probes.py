@@ -166,6 +166,7 @@ class ProbesCollector(Collector):
     """The HTTP(S) and TCP probes named in ``collectors.probes``."""
 
     name = "probes"
+    title = "探测 (Probes)"
     options_class = ProbesOptions
     default_interval = 30.0
     default_timeout = 25.0
@@ -265,11 +266,10 @@ class ProbesCollector(Collector):
                 out.add("shaobing_tls_cert_expiry_timestamp_seconds", result.cert_expiry, {"target": probe.name})
 
     def report(self) -> Section | None:
-        if not (self.options.http or self.options.tcp):
+        out = self.last_metrics
+        if out is None:
             return None
-        out = self.new_metric_set()
-        self.collect(out)
-        section = Section("探测 (Probes)")
+        section = Section(self.title)
         for sample in out.samples("shaobing_probe_success"):
             if sample.value:
                 continue

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec
-from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.collector import AgentContext, Collector, CollectorOptions
 from agent.collectors.versions import SECTION_TITLE
 from agent.platform.first_seen import FirstSeen
 from agent.platform.software import version_key
@@ -56,6 +56,7 @@ class RebootCollector(Collector):
     """Reboot required (see module doc)."""
 
     name = "reboot"
+    title = f"{SECTION_TITLE} · 重启 (reboot)"
     options_class = RebootOptions
     default_interval = 300.0
     default_timeout = 90.0
@@ -144,19 +145,10 @@ class RebootCollector(Collector):
             result.reasons.append("needs-restarting -r")
 
     def report(self) -> Optional[Section]:
-        if self.last is None:
-            # `shaobing scan` asks for the report without a scheduler run before it: collect now.
-            try:
-                self.collect(self.new_metric_set())
-            except NotApplicable:
-                return None
-            except Exception as exc:  # noqa: BLE001 - the report says what failed instead of hiding it
-                return Section(f"{SECTION_TITLE} · 重启 (reboot)",
-                               notes=[f"检查失败 (check failed): {type(exc).__name__}: {exc}"])
         result = self.last
         if result is None:
             return None
-        section = Section(f"{SECTION_TITLE} · 重启 (reboot)")
+        section = Section(self.title)
         if result.required:
             since = ""
             if result.since is not None:

@@ -108,6 +108,7 @@ def _expand(patterns: list[str]) -> list[Path]:
 
 class ServiceCredentialsCollector(Collector):
     name = "service_credentials"
+    title = "本机服务口令 (Local service credentials)"
     options_class = ServiceCredentialsOptions
     default_interval = 86400.0
     default_timeout = 120.0
@@ -299,8 +300,10 @@ class ServiceCredentialsCollector(Collector):
             run_finished(self.context.state_dir, "services")
 
     def report(self) -> Optional[Section]:
-        _, findings, notes = self.last if self.last is not None else self._evaluate()
-        section = Section("本机服务口令 (Local service credentials)")
+        if self.last is None:
+            return None
+        _, findings, notes = self.last
+        section = Section(self.title)
         for f in findings:
             section.findings.append(Finding(f.severity, f.title, _WHY[f.service], f.fix))
         section.notes.extend(notes)

@@ -182,6 +182,7 @@ class ServicesCollector(Collector):
     """systemd units, processes and listening ports named in ``collectors.services``."""
 
     name = "services"
+    title = "服务与端口 (Services)"
     options_class = ServicesOptions
     default_interval = 30.0
     default_timeout = 20.0
@@ -248,15 +249,10 @@ class ServicesCollector(Collector):
                 out.add("shaobing_service_up", 1 if up else 0, {"service": watch.name, "kind": "port"})
 
     def report(self) -> Section | None:
-        opts = self.options
-        if not (opts.systemd_units or opts.processes or opts.ports):
+        opts, out = self.options, self.last_metrics
+        if out is None or not (opts.systemd_units or opts.processes or opts.ports):
             return None
-        out = self.new_metric_set()
-        try:
-            self.collect(out)
-        except NotApplicable:
-            pass
-        section = Section("服务与端口 (Services)")
+        section = Section(self.title)
         what = {"systemd": "systemd 服务", "process": "进程", "port": "端口"}
         fixes = {
             "systemd": "systemctl status {0}; journalctl -u {0} -n 50",

@@ -76,6 +76,7 @@ class UpdatesCollector(Collector):
     """Pending updates (apt/dnf/yum) from existing metadata; see the module doc."""
 
     name = "updates"
+    title = f"{SECTION_TITLE} · 待装更新 (pending updates)"
     options_class = UpdatesOptions
     default_interval = 3600.0
     default_timeout = 300.0
@@ -198,19 +199,10 @@ class UpdatesCollector(Collector):
 
     # -- console report ------------------------------------------------------------------------------------
     def report(self) -> Optional[Section]:
-        if self.last is None:
-            # `shaobing scan` asks for the report without a scheduler run before it: collect now.
-            try:
-                self.collect(self.new_metric_set())
-            except NotApplicable:
-                return None
-            except Exception as exc:  # noqa: BLE001 - the report says what failed instead of hiding it
-                return Section(f"{SECTION_TITLE} · 待装更新 (pending updates)",
-                               notes=[f"检查失败 (check failed): {type(exc).__name__}: {exc}"])
         summary = self.last
         if summary is None:
             return None
-        section = Section(f"{SECTION_TITLE} · 待装更新 (pending updates)")
+        section = Section(self.title)
         upgrade_cmd = "apt-get upgrade" if summary.manager == "apt" else f"{summary.manager} upgrade --security"
         eol_passed = self._os_eol_passed(summary)
         if eol_passed is not None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from agent.catalog import MetricSet, MetricSpec
-from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.collector import AgentContext, Collector, CollectorOptions
 from agent.platform import software as sw
 from agent.platform.baseline import BaselineEntry, load_baseline
 from agent.platform.eol_data import EolData, load_eol_data
@@ -92,6 +92,7 @@ class VersionsCollector(Collector):
     """OS and software end of life, installed versions, outdated hand-installed software (see module doc)."""
 
     name = "versions"
+    title = SECTION_TITLE
     options_class = VersionsOptions
     default_interval = 6 * 3600.0
     default_timeout = 300.0
@@ -215,19 +216,10 @@ class VersionsCollector(Collector):
 
     # -- console report ------------------------------------------------------------------------------------
     def report(self) -> Optional[Section]:
-        if self.last is None:
-            # `shaobing scan` asks for the report without a scheduler run before it: collect now.
-            try:
-                self.collect(self.new_metric_set())
-            except NotApplicable:
-                return None
-            except Exception as exc:  # noqa: BLE001 - the report says what failed instead of hiding it
-                return Section(SECTION_TITLE,
-                               notes=[f"检查失败 (check failed): {type(exc).__name__}: {exc}"])
         result = self.last
         if result is None:
             return None
-        section = Section(SECTION_TITLE)
+        section = Section(self.title)
         for entry in result.eol:
             section.findings += _eol_findings(entry, result.now)
         grouped: dict[tuple[str, str], tuple[BaselineEntry, list[str]]] = {}

@@ -35,6 +35,7 @@ def test_wildcard_listener_is_exposed_and_loopback_is_not(tmp_path: Path) -> Non
         catalogue = {(wport, "tcp"): "redis", (lport, "tcp"): "mysql"}
         opts = ExposureOptions(check_firewall=False)
         col = ExposureCollector(opts, AgentContext(state_dir=tmp_path), catalogue=catalogue)
+        assert col.report() is None  # nothing to say before a run
         out = col.new_metric_set()
         col.collect(out)
         samples = out.samples("shaobing_exposed_port")

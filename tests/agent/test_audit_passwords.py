@@ -149,6 +149,7 @@ def test_findings_for_every_method_and_nothing_secret_leaks(
     host = make_host(tmp_path, lib, spec_list)
     state = tmp_path / "state"
     col = collector(host, state, expose_masked_names=True)
+    assert col.report() is None  # nothing to say before a run
     out = col.new_metric_set()
     col.collect(out)
     assert col.last is not None

@@ -371,6 +371,7 @@ def test_tomcat_manager_default_credentials(tmp_path: Path) -> None:
             tomcat_port=port,
             targets=[f"tomcat://127.0.0.1:{port}"],
         )
+        assert col.report() is None  # nothing to say before a run
         assert weak(col) == {("tomcat", str(port)): 1}
         # One unauthenticated probe, then the first default pair tomcat/tomcat succeeds: two requests, no more.
         assert _ManagerStandIn.seen == ["/manager/html", "/manager/html"]

@@ -11,6 +11,7 @@ import pytest
 
 from agent.collector import AgentContext
 from agent.collectors.ssh import SshCollector, SshOptions
+from tests.agent.scan_helpers import run_once
 
 SSHD = shutil.which("sshd") or shutil.which("sshd", path="/usr/sbin")
 SETTINGS = ("permit_root_login", "password_authentication", "permit_empty_passwords", "max_auth_tries")
@@ -41,10 +42,12 @@ def flags(tmp_path: Path, config: str, key: str | None, sshd: str | None = None)
         group_file=str(tmp_path / "group"),
     )
     col = SshCollector(opts, AgentContext(state_dir=tmp_path / "state"))
-    out = col.new_metric_set()
-    col.collect(out)
+    assert col.report() is None  # nothing to say before a run
+    result = run_once(col)
+    assert result.success, result.error
+    out = col.last_metrics
     report = col.report()
-    assert report is not None
+    assert out is not None and report is not None
     text = "\n".join([f.title for f in report.findings] + report.notes)
     return {s: out.get("shaobing_ssh_risky_setting", {"setting": s}) or 0.0 for s in SETTINGS}, text
 

@@ -18,6 +18,7 @@ from agent.collector import AgentContext
 from agent.collectors.health import HealthCollector, HealthOptions
 from agent.platform import linux_proc
 from agent.platform.timex import TimexReading, read_timex
+from tests.agent.scan_helpers import run_once
 
 PROC = Path(__file__).parent / "fixtures" / "proc"
 
@@ -295,7 +296,11 @@ def test_scan_report_flags_full_disk_hung_mount_and_clock(tmp_path: Path) -> Non
             raise OSError(5, "Input/output error")
         return SimpleNamespace(f_frsize=4096, f_blocks=1000, f_bfree=30, f_bavail=20, f_files=100, f_ffree=50)
 
-    section = make(tmp_path, statvfs=nearly_full, timex=lambda: TimexReading(0.0, 0.0, 16.0)).report()
+    c = make(tmp_path, statvfs=nearly_full, timex=lambda: TimexReading(0.0, 0.0, 16.0))
+    assert c.report() is None  # nothing to say before a run
+    assert run_once(c).success
+    section = c.report()
+    assert section is not None
     titles = {f.severity + " " + f.title for f in section.findings}
     assert "critical 文件系统 / 剩余空间 2.0% (filesystem almost full)" in titles
     assert not any("/srv/my data" in t and "剩余空间" in t for t in titles)  # read-only: full by design

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from agent.catalog import MetricSet
 from agent.collector import AgentContext, NotApplicable
 from agent.collectors.probes import HttpProbe, ProbesCollector, ProbesOptions, TcpProbe, split_address
+from tests.agent.scan_helpers import run_once
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -257,7 +258,9 @@ def test_options_validation() -> None:
 def test_no_probes_is_not_applicable(tmp_path: Path) -> None:
     with pytest.raises(NotApplicable):
         collect(ProbesOptions(), tmp_path)
-    assert ProbesCollector(ProbesOptions(), AgentContext(state_dir=tmp_path)).report() is None
+    c = ProbesCollector(ProbesOptions(), AgentContext(state_dir=tmp_path))
+    assert not run_once(c).applicable
+    assert c.report() is None
 
 
 def test_scan_report(tmp_path: Path, closed_port: int, http_server: Server) -> None:
@@ -275,6 +278,8 @@ def test_scan_report(tmp_path: Path, closed_port: int, http_server: Server) -> N
         )
         c = ProbesCollector(opts, AgentContext(state_dir=tmp_path))
         try:
+            assert c.report() is None  # nothing to say before a run
+            assert run_once(c).success
             section = c.report()
         finally:
             c.close()

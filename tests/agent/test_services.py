@@ -23,6 +23,7 @@ from agent.collectors.services import (
 )
 from agent.platform.processes import ProcInfo, iter_processes_psutil
 from agent.process import CommandError, CommandResult
+from tests.agent.scan_helpers import run_once
 
 PROC = Path(__file__).parent / "fixtures" / "proc"
 
@@ -256,7 +257,10 @@ def test_scan_report(tmp_path: Path) -> None:
         processes=[ProcessWatch("nginx"), ProcessWatch("redis-server")],
         ports=[PortWatch("pg", 5432), PortWatch("mysql", 3306)],
     )
-    section = make(tmp_path, opts).report()
+    c = make(tmp_path, opts)
+    assert c.report() is None  # nothing to say before a run
+    assert run_once(c).success
+    section = c.report()
     assert section is not None
     titles = sorted(f.title for f in section.findings if f.severity == "critical")
     assert titles == [
@@ -267,9 +271,20 @@ def test_scan_report(tmp_path: Path) -> None:
     ]
     assert any("5432" in f.fix for f in section.findings)
     assert any(f.severity == "warning" and "2 个 systemd" in f.title for f in section.findings)
-    no_systemd = make(tmp_path, ServicesOptions(systemd_units=["x.service"]), systemd=lambda: False).report()
-    assert no_systemd is not None and no_systemd.findings == [] and no_systemd.notes
-    assert make(tmp_path, ServicesOptions()).report() is None
+    # Only systemd units asked for, on a host without systemd: nothing applies, so scan shows no section.
+    no_systemd = make(tmp_path, ServicesOptions(systemd_units=["x.service"]), systemd=lambda: False)
+    result = run_once(no_systemd)
+    assert not result.applicable and "systemd is not running" in result.error
+    assert no_systemd.report() is None
+    # systemd units asked for next to a process watch: the run applies and the report says what it skipped.
+    mixed = make(tmp_path, ServicesOptions(systemd_units=["x.service"], processes=[ProcessWatch("nginx")]),
+                 systemd=lambda: False)
+    assert run_once(mixed).success
+    mixed_section = mixed.report()
+    assert mixed_section is not None and mixed_section.findings == [] and mixed_section.notes
+    nothing = make(tmp_path, ServicesOptions())
+    assert run_once(nothing).success
+    assert nothing.report() is None
 
 
 @pytest.mark.parametrize("reader", ["procfs", "psutil"])

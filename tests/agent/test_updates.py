@@ -124,6 +124,7 @@ def test_centos7_security_count_absent_not_zero(tmp_path: Path) -> None:
     context = AgentContext(state_dir=tmp_path / "state", clock=lambda: 1_800_000_000.0)
     c = UpdatesCollector(options, context, executables={"yum": tool},
                          identity=OsIdentity("centos", "7", "CentOS Linux 7 (Core)", "test"))
+    assert c.report() is None  # nothing to say before a run
     out = c.new_metric_set()
     c.collect(out)
     assert out.get("yum_upgrades_pending", {"origin": "updates"}) == 4

@@ -29,6 +29,7 @@ def test_reboot_required_file_and_since(tmp_path: Path) -> None:
     (root / "run" / "reboot-required.pkgs").write_text("linux-image-6.1.0-21-amd64\nlibc6\n")
     os.utime(flag, (1_700_000_000, 1_700_000_000))
     c = make(tmp_path, root, 1_700_050_000.0, running_kernel="6.1.0-18-amd64")
+    assert c.report() is None  # nothing to say before a run
     out = c.new_metric_set()
     c.collect(out)
     assert out.get("node_reboot_required") == 1

@@ -66,6 +66,7 @@ def test_centos7_eol_with_injected_clock(tmp_path: Path) -> None:
     labels = {"product": "centos", "cycle": "7", "kind": "os"}
 
     before = collector(tmp_path, root, ts("2024-06-29"))
+    assert before.report() is None  # nothing to say before a run
     out = before.new_metric_set()
     before.collect(out)
     assert out.get("shaobing_eol_timestamp_seconds", labels) == ts("2024-06-30")
