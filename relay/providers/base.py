@@ -1,9 +1,10 @@
 """What every provider shares: the message it is given, the result it returns, and the mapping of
-transport failures and HTTP statuses to outcomes."""
+transport failures, HTTP statuses and (for chat robots) body-level error codes to outcomes."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -11,7 +12,16 @@ import httpx
 
 from relay.config.model import ChannelConfig
 
-__all__ = ["Outcome", "SendResult", "Reconcile", "ReconcileResult", "Outbound", "Provider", "retry_after"]
+__all__ = [
+    "Outcome",
+    "SendResult",
+    "Reconcile",
+    "ReconcileResult",
+    "Outbound",
+    "Provider",
+    "ChatRobot",
+    "retry_after",
+]
 
 
 class Outcome(str, enum.Enum):
@@ -134,3 +144,41 @@ class Provider:
         except ValueError:
             return None
         return body if isinstance(body, dict) else None
+
+
+class ChatRobot(Provider):
+    """A chat-group robot webhook (DingTalk, WeCom, Feishu): POST a JSON payload, then let the body decide.
+
+    These robots answer HTTP 200 for most failures and put the error in the body, so a 2xx is only a
+    success when the body's code is 0. Subclasses build the payload and name their error codes; a code in
+    neither table (or an unreadable body) is retried.
+    """
+
+    # Body error code -> seconds to back off (the robot throttles, or is over its quota).
+    rate_limited: ClassVar[Mapping[int, float]] = {}
+    # Body error codes that will fail again unchanged: bad token or signature, blocked IP, bad payload.
+    permanent: ClassVar[frozenset[int]] = frozenset()
+
+    def body_error(self, data: dict[str, Any]) -> tuple[Any, str]:
+        """The error code in a JSON answer, and the detail to record. DingTalk and WeCom use errcode/errmsg."""
+        code = data.get("errcode")
+        return code, f"errcode {code}: {str(data.get('errmsg', ''))[:200]}"
+
+    async def post(self, url: str, payload: dict[str, Any]) -> SendResult:
+        response = await self.request("POST", url, json=payload)
+        if isinstance(response, SendResult):
+            return response
+        by_status = self.classify_status(response)
+        if by_status is not None:
+            return by_status
+        data = self.json_body(response)
+        if data is None:
+            return SendResult(Outcome.RETRY, "response is not JSON")
+        code, detail = self.body_error(data)
+        if code == 0:
+            return SendResult(Outcome.SUCCESS, "ok")
+        if code in self.rate_limited:
+            return SendResult(Outcome.RATE_LIMITED, detail, self.rate_limited[code])
+        if code in self.permanent:
+            return SendResult(Outcome.PERMANENT, detail)
+        return SendResult(Outcome.RETRY, detail)

@@ -12,12 +12,10 @@ import hmac
 import time
 import urllib.parse
 
-from relay.providers.base import Outbound, Outcome, Provider, SendResult
+from relay.providers.base import ChatRobot, Outbound, SendResult
 
 __all__ = ["DingTalk", "dingtalk_sign"]
 
-RATE_LIMITED = {130101: 600.0, 90030: 3600.0}  # send too fast; webhook over daily/monthly quota
-PERMANENT = {300001, 300004, 310000, 400013, 410100, 430101, 43004, 400101, 400102, 40035}
 MAX_TEXT = 4000
 
 
@@ -28,7 +26,10 @@ def dingtalk_sign(timestamp_ms: int, secret: str) -> str:
     return urllib.parse.quote_plus(base64.b64encode(digest).decode())
 
 
-class DingTalk(Provider):
+class DingTalk(ChatRobot):
+    rate_limited = {130101: 600.0, 90030: 3600.0}  # send too fast; webhook over daily/monthly quota
+    permanent = frozenset({300001, 300004, 310000, 400013, 410100, 430101, 43004, 400101, 400102, 40035})
+
     async def send(self, msg: Outbound) -> SendResult:
         query = f"access_token={urllib.parse.quote(self.secret('access_token'), safe='')}"
         secret = self.secret("secret")
@@ -36,21 +37,4 @@ class DingTalk(Provider):
             ts = int(time.time() * 1000)
             query += f"&timestamp={ts}&sign={dingtalk_sign(ts, secret)}"
         body = {"msgtype": "markdown", "markdown": {"title": msg.title[:60], "text": msg.markdown[:MAX_TEXT]}}
-        response = await self.request("POST", f"{self.option('base_url')}?{query}", json=body)
-        if isinstance(response, SendResult):
-            return response
-        by_status = self.classify_status(response)
-        if by_status is not None:
-            return by_status
-        data = self.json_body(response)
-        if data is None:
-            return SendResult(Outcome.RETRY, "response is not JSON")
-        code = data.get("errcode")
-        detail = f"errcode {code}: {str(data.get('errmsg', ''))[:200]}"
-        if code == 0:
-            return SendResult(Outcome.SUCCESS, "ok")
-        if code in RATE_LIMITED:
-            return SendResult(Outcome.RATE_LIMITED, detail, RATE_LIMITED[code])
-        if code in PERMANENT:
-            return SendResult(Outcome.PERMANENT, detail)
-        return SendResult(Outcome.RETRY, detail)
+        return await self.post(f"{self.option('base_url')}?{query}", body)

@@ -12,13 +12,12 @@ import hashlib
 import hmac
 import time
 import urllib.parse
+from typing import Any
 
-from relay.providers.base import Outbound, Outcome, Provider, SendResult
+from relay.providers.base import ChatRobot, Outbound, SendResult
 
 __all__ = ["Feishu", "feishu_sign"]
 
-RATE_LIMITED_CODE = 11232
-PERMANENT = {9499, 19001, 19002, 19007, 19021, 19022, 19024}
 MAX_TEXT = 8000
 
 
@@ -28,7 +27,14 @@ def feishu_sign(timestamp_s: int, secret: str) -> str:
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
 
 
-class Feishu(Provider):
+class Feishu(ChatRobot):
+    rate_limited = {11232: 60.0}
+    permanent = frozenset({9499, 19001, 19002, 19007, 19021, 19022, 19024})
+
+    def body_error(self, data: dict[str, Any]) -> tuple[Any, str]:
+        code = data.get("code", data.get("StatusCode"))
+        return code, f"code {code}: {str(data.get('msg', data.get('StatusMessage', '')))[:200]}"
+
     async def send(self, msg: Outbound) -> SendResult:
         base = self.option("base_url")
         url = base + ("" if base.endswith("/") else "/") + urllib.parse.quote(self.secret("hook_token"), safe="")
@@ -48,21 +54,4 @@ class Feishu(Provider):
             ts = int(time.time())
             body["timestamp"] = str(ts)
             body["sign"] = feishu_sign(ts, secret)
-        response = await self.request("POST", url, json=body)
-        if isinstance(response, SendResult):
-            return response
-        by_status = self.classify_status(response)
-        if by_status is not None:
-            return by_status
-        data = self.json_body(response)
-        if data is None:
-            return SendResult(Outcome.RETRY, "response is not JSON")
-        code = data.get("code", data.get("StatusCode"))
-        detail = f"code {code}: {str(data.get('msg', data.get('StatusMessage', '')))[:200]}"
-        if code == 0:
-            return SendResult(Outcome.SUCCESS, "ok")
-        if code == RATE_LIMITED_CODE:
-            return SendResult(Outcome.RATE_LIMITED, detail, 60.0)
-        if code in PERMANENT:
-            return SendResult(Outcome.PERMANENT, detail)
-        return SendResult(Outcome.RETRY, detail)
+        return await self.post(url, body)
