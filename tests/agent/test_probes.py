@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import socket
 import ssl
 import threading
@@ -14,15 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from agent.catalog import MetricSet
 from agent.collector import AgentContext, NotApplicable
 from agent.collectors.probes import HttpProbe, ProbesCollector, ProbesOptions, TcpProbe, split_address
 from tests.agent.scan_helpers import run_once
+from tests.support.tls import make_cert
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -64,31 +59,6 @@ def serve(tls: ssl.SSLContext | None = None) -> Iterator[Server]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
-
-
-def make_cert(tmp: Path, name: str, not_after: dt.datetime) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (its own CA) with the given notAfter."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shaobing-test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(min(now, not_after) - dt.timedelta(days=30))
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / f"{name}.crt", tmp / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -163,20 +133,20 @@ def test_http_status_and_redirects(http_server: Server, tmp_path: Path) -> None:
 
 
 def test_https_certificate_expiry_valid_and_expired(tmp_path: Path) -> None:
-    soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).replace(microsecond=0)
-    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)).replace(microsecond=0)
-    good_cert, good_key = make_cert(tmp_path, "soon", soon)
-    old_cert, old_key = make_cert(tmp_path, "expired", past)
-    good = serve(tls_context(good_cert, good_key))
-    old = serve(tls_context(old_cert, old_key))
+    # Self-signed for 127.0.0.1: each certificate is its own CA, trusted only where ca_file names it.
+    soon_cert = make_cert(tmp_path, "soon", None, days=2)
+    past_cert = make_cert(tmp_path, "expired", None, days=-3)
+    soon, past = soon_cert.cert.not_valid_after_utc, past_cert.cert.not_valid_after_utc
+    good = serve(tls_context(soon_cert.cert_file, soon_cert.key_file))
+    old = serve(tls_context(past_cert.cert_file, past_cert.key_file))
     good_srv, old_srv = next(good), next(old)
     try:
         opts = ProbesOptions(
             http=[
-                HttpProbe("trusted", f"{good_srv.base}/ok", ca_file=str(good_cert)),
+                HttpProbe("trusted", f"{good_srv.base}/ok", ca_file=str(soon_cert.cert_file)),
                 HttpProbe("untrusted", f"{good_srv.base}/ok"),  # self-signed, system CAs: verification fails
                 HttpProbe("insecure", f"{good_srv.base}/ok", verify_tls=False),
-                HttpProbe("expired", f"{old_srv.base}/ok", ca_file=str(old_cert)),
+                HttpProbe("expired", f"{old_srv.base}/ok", ca_file=str(past_cert.cert_file)),
             ]
         )
         out = collect(opts, tmp_path)
@@ -264,14 +234,13 @@ def test_no_probes_is_not_applicable(tmp_path: Path) -> None:
 
 
 def test_scan_report(tmp_path: Path, closed_port: int, http_server: Server) -> None:
-    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
-    cert, key = make_cert(tmp_path, "soon", soon)
-    tls = serve(tls_context(cert, key))
+    soon_cert = make_cert(tmp_path, "soon", None, days=2)
+    tls = serve(tls_context(soon_cert.cert_file, soon_cert.key_file))
     srv = next(tls)
     try:
         opts = ProbesOptions(
             http=[
-                HttpProbe("portal", f"{srv.base}/ok", ca_file=str(cert)),
+                HttpProbe("portal", f"{srv.base}/ok", ca_file=str(soon_cert.cert_file)),
                 HttpProbe("api", f"{http_server.base}/fail"),
             ],
             tcp=[TcpProbe("db", f"127.0.0.1:{closed_port}", timeout=0.5)],
