@@ -210,6 +210,7 @@ class Pusher:
             self.buffer = DiskBuffer(state_dir / "push-buffer", options.buffer_max_bytes)
         self.failures = 0
         self.last_success: Optional[float] = None
+        self._failing_since: Optional[float] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._client = httpx.Client(
@@ -295,16 +296,20 @@ class Pusher:
             return self._failed(f"{type(exc).__name__}: {exc}")
         if response.status_code >= 300:
             return self._failed(f"HTTP {response.status_code}: {response.text[:200]}")
-        if self.failures and self.last_success is not None and self.last_success < self.clock() - 60:
-            log.info("push target reachable again")
+        if self._failing_since is not None:
+            log.info("push target reachable again after %.0fs", self.clock() - self._failing_since)
+            self._failing_since = None
         self.last_success = self.clock()
         return True
 
     def _failed(self, reason: str) -> bool:
         self.failures += 1
-        # One line per failure at most once a minute would be nicer; a failing link logs at debug after the first.
-        (log.warning if self.failures == 1 or self.failures % 60 == 0 else log.debug)(
-            "push to %s failed: %s", self.options.url, reason)
+        # A link that is down for a day must not fill the journal: warn when it starts, then at debug level.
+        if self._failing_since is None:
+            self._failing_since = self.clock()
+            log.warning("push to %s failed: %s (retrying every round)", self.options.url, reason)
+        else:
+            log.debug("push to %s failed: %s", self.options.url, reason)
         return False
 
     def _publish(self) -> None:
