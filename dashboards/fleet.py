@@ -10,51 +10,41 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
 from dashboards.frame import frame
+from dashboards.levels import Usage, pct
 from dashboards.panels import (
-    GREEN,
-    ORANGE,
-    RED,
+    BAD_IF_ANY,
+    GOOD_IF_ONE,
+    HOST_LABELS,
+    HOST_LINKS,
+    WARN_IF_ANY,
     Column,
     Query,
     link_to_fleet_township,
-    link_to_host,
     row,
     stat,
-    steps,
     table,
     timeseries,
+    worse_below,
 )
 from dashboards.thresholds import Thresholds
 from dashboards.variables import FLEET
+from dashboards.variables import ROLLUP as R
 
 __all__ = ["UID", "build"]
 
 UID = "shaobing-fleet"
 
-R = 'township=~"$township"'
 # A zero for every township that has agents, so "no alerts" reads 0 instead of an empty cell.
 ZERO_BY_TOWNSHIP = f"0 * township:shaobing_hosts:count{{{R}}}"
 ZERO_BY_HOST = f"0 * max by (township, instance) (up{{{FLEET}}})"
 FS = 'fstype!="",mountpoint!=""'
-YELLOW = "yellow"
-
-
-def _pct(ratio: float) -> str:
-    return f"{ratio * 100:g}"
 
 
 def build(t: Thresholds) -> dash_b.Dashboard:
-    fs_ratio = t.number("records.filesystem_usage_ratio")
+    use = Usage.read(t)
     tls_days = t.number("records.tls_expiry_days")
-    fs_warn = round(1 - t.percent_to_ratio("filesystem.space_almost_full_warning_avail_percent"), 6)
-    fs_crit = round(1 - t.percent_to_ratio("filesystem.space_almost_full_critical_avail_percent"), 6)
-    cpu_warn = t.number("cpu.utilisation_warning_ratio")
-    mem_warn = round(1 - t.percent_to_ratio("memory.available_warning_percent"), 6)
-    mem_crit = round(1 - t.percent_to_ratio("memory.available_critical_percent"), 6)
     eol_warn_days = t.number("currency.eol_warning_days")
 
-    bad_if_any = steps(GREEN, (1, RED))
-    warn_if_any = steps(GREEN, (1, ORANGE))
     d = frame(
         UID,
         "全域总览 Fleet overview",
@@ -78,7 +68,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "离线主机 Hosts down",
             "抓取失败的主机数（主机宕机、网络不通或代理未运行）。",
             [Query(f"sum(township:shaobing_hosts:count{{{R}}}) - sum(township:shaobing_hosts_up:sum{{{R}}})")],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
             width=3,
         )
     )
@@ -87,7 +77,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "严重告警 Critical alerts",
             "正在触发（firing）的 severity=critical 告警条数。",
             [Query(f'sum(township:shaobing_alerts_firing:count{{{R},severity="critical"}}) or vector(0)')],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
             width=3,
         )
     )
@@ -96,7 +86,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "系统已停更 OS end of life",
             "操作系统已过厂商支持期（EOL）的主机数。",
             [Query(f"sum(township:shaobing_hosts_os_eol:count{{{R}}})")],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
             width=3,
         )
     )
@@ -105,7 +95,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "弱口令主机 Weak passwords",
             "存在空口令或字典弱口令账户的主机数。",
             [Query(f"sum(township:shaobing_hosts_weak_password:count{{{R}}})")],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
             width=3,
         )
     )
@@ -114,16 +104,16 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "待装安全更新 Security updates",
             "有待安装安全更新的主机数（不支持安全通告数据的系统不计入）。",
             [Query(f"sum(township:shaobing_hosts_security_updates_pending:count{{{R}}})")],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
             width=3,
         )
     )
     d = d.with_panel(
         stat(
-            f"磁盘超 {_pct(fs_ratio)}% Disks full",
-            f"已用空间超过 {_pct(fs_ratio)}% 的可写文件系统个数。",
+            f"磁盘超 {pct(use.disk_almost_full)}% Disks full",
+            f"已用空间超过 {pct(use.disk_almost_full)}% 的可写文件系统个数。",
             [Query(f"sum(township:shaobing_filesystems_almost_full:count{{{R}}})")],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
             width=3,
         )
     )
@@ -132,7 +122,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             f"证书 <{tls_days:g} 天 TLS expiring",
             f"剩余有效期不足 {tls_days:g} 天的 TLS 证书个数（含已过期）。",
             [Query(f"sum(township:shaobing_tls_certs_expiring:count{{{R}}})")],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
             width=3,
         )
     )
@@ -144,7 +134,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         table(
             "乡镇一览 Townships",
             f"每个乡镇一行；点击乡镇名只看该乡镇。"
-            f"磁盘阈值 {_pct(fs_ratio)}%，证书阈值 {tls_days:g} 天（与告警规则一致）。",
+            f"磁盘阈值 {pct(use.disk_almost_full)}%，证书阈值 {tls_days:g} 天（与告警规则一致）。",
             [
                 Query(f"sum by (township) (township:shaobing_hosts_up:sum{{{R}}})"),
                 Query(f"sum by (township) (township:shaobing_hosts:count{{{R}}})"),
@@ -162,13 +152,13 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             columns=[
                 Column("在线"),
                 Column("总数"),
-                Column("离线", thresholds=bad_if_any),
-                Column("严重告警", thresholds=bad_if_any),
-                Column("系统停更", thresholds=bad_if_any),
-                Column("弱口令主机", thresholds=bad_if_any),
-                Column("待装安全更新主机", thresholds=warn_if_any),
-                Column(f"磁盘超{_pct(fs_ratio)}%", thresholds=warn_if_any),
-                Column(f"证书<{tls_days:g}天", thresholds=warn_if_any),
+                Column("离线", thresholds=BAD_IF_ANY),
+                Column("严重告警", thresholds=BAD_IF_ANY),
+                Column("系统停更", thresholds=BAD_IF_ANY),
+                Column("弱口令主机", thresholds=BAD_IF_ANY),
+                Column("待装安全更新主机", thresholds=WARN_IF_ANY),
+                Column(f"磁盘超{pct(use.disk_almost_full)}%", thresholds=WARN_IF_ANY),
+                Column(f"证书<{tls_days:g}天", thresholds=WARN_IF_ANY),
             ],
             labels={"township": "乡镇"},
             sort_by="严重告警",
@@ -186,7 +176,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     legend="{{township}}",
                 )
             ],
-            thresholds=steps(GREEN, (1, RED)),
+            thresholds=BAD_IF_ANY,
             min_value=0,
         )
     )
@@ -210,8 +200,8 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         table(
             "主机一览 Hosts",
             "每台主机一行；点击主机地址进入主机详情。颜色阈值与告警规则一致："
-            f"CPU {_pct(cpu_warn)}%，内存 {_pct(mem_warn)}%/{_pct(mem_crit)}%，"
-            f"磁盘 {_pct(fs_warn)}%/{_pct(fs_crit)}%，系统停更前 {eol_warn_days:g} 天。",
+            f"CPU {pct(use.cpu_warn)}%，内存 {pct(use.memory_warn)}%/{pct(use.memory_crit)}%，"
+            f"磁盘 {pct(use.disk_warn)}%/{pct(use.disk_crit)}%，系统停更前 {eol_warn_days:g} 天。",
             [
                 Query(f"max by (township, instance) (up{{{FLEET}}})"),
                 Query(
@@ -240,28 +230,19 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 ),
             ],
             columns=[
-                Column("在线", thresholds=steps(RED, (1, GREEN))),
-                Column("CPU", unit="percentunit", decimals=1, thresholds=steps(GREEN, (cpu_warn, ORANGE))),
-                Column(
-                    "内存", unit="percentunit", decimals=1, thresholds=steps(GREEN, (mem_warn, ORANGE), (mem_crit, RED))
-                ),
-                Column(
-                    "最满磁盘",
-                    unit="percentunit",
-                    decimals=1,
-                    thresholds=steps(GREEN, (fs_ratio, YELLOW), (fs_warn, ORANGE), (fs_crit, RED)),
-                ),
-                Column("待装安全更新", thresholds=steps(GREEN, (1, ORANGE))),
-                Column("弱口令账户", thresholds=bad_if_any),
-                Column("严重告警", thresholds=bad_if_any),
-                Column(
-                    "系统停更剩余", unit="d", decimals=0, thresholds=steps(RED, (0, ORANGE), (eol_warn_days, GREEN))
-                ),
+                Column("在线", thresholds=GOOD_IF_ONE),
+                Column("CPU", unit="percentunit", decimals=1, thresholds=use.cpu_steps()),
+                Column("内存", unit="percentunit", decimals=1, thresholds=use.memory_steps()),
+                Column("最满磁盘", unit="percentunit", decimals=1, thresholds=use.disk_steps()),
+                Column("待装安全更新", thresholds=WARN_IF_ANY),
+                Column("弱口令账户", thresholds=BAD_IF_ANY),
+                Column("严重告警", thresholds=BAD_IF_ANY),
+                Column("系统停更剩余", unit="d", decimals=0, thresholds=worse_below(eol_warn_days, 0)),
             ],
-            labels={"township": "乡镇", "instance": "主机"},
+            labels=HOST_LABELS,
             sort_by="严重告警",
             height=14,
-            links={"主机": [link_to_host()]},
+            links=HOST_LINKS,
         )
     )
     return d

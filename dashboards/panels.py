@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, TypeVar
 
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash_b
@@ -31,6 +31,13 @@ __all__ = [
     "Query",
     "Step",
     "steps",
+    "worse_above",
+    "worse_below",
+    "BAD_IF_ANY",
+    "WARN_IF_ANY",
+    "GOOD_IF_ONE",
+    "HOST_LABELS",
+    "HOST_LINKS",
     "stat",
     "timeseries",
     "table",
@@ -43,7 +50,7 @@ __all__ = [
 DATASOURCE_UID = "shaobing-prometheus"
 DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
-GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"
+GREEN, ORANGE, RED, BLUE, YELLOW = "green", "orange", "red", "blue", "yellow"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,22 @@ Step = tuple[Optional[float], str]
 def steps(base: str, *rest: tuple[float, str]) -> list[Step]:
     """Absolute threshold steps: the base colour, then (value, colour) pairs from low to high."""
     return [(None, base), *rest]
+
+
+def worse_above(warn: float, crit: Optional[float] = None) -> list[Step]:
+    """Green, orange from ``warn``, red from ``crit``: for values where higher is worse (usage, age, skew)."""
+    return steps(GREEN, (warn, ORANGE)) if crit is None else steps(GREEN, (warn, ORANGE), (crit, RED))
+
+
+def worse_below(warn: float, crit: float) -> list[Step]:
+    """Red below ``crit``, orange below ``warn``, green above: for time left (certificates, support)."""
+    return steps(RED, (crit, ORANGE), (warn, GREEN))
+
+
+# Counts of findings: any is a problem (BAD) or worth a look (WARN). GOOD_IF_ONE is for 0/1 "up" gauges.
+BAD_IF_ANY = steps(GREEN, (1, RED))
+WARN_IF_ANY = steps(GREEN, (1, ORANGE))
+GOOD_IF_ONE = steps(RED, (1, GREEN))
 
 
 def _thresholds(values: Sequence[Step]) -> dash_b.ThresholdsConfig:
@@ -85,6 +108,24 @@ def _targets(queries: Sequence[Query], *, table_format: bool = False) -> list[Bu
     return out
 
 
+Panel = TypeVar("Panel", stat_b.Panel, ts_b.Panel)
+
+
+def _panel(
+    panel: Panel, title: str, description: str, targets: list[Builder[Dataquery]], unit: str, width: int, height: int
+) -> Panel:
+    """What a stat and a time series share: texts, the datasource variable, queries, unit and size."""
+    return (
+        panel.title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(targets)
+        .unit(unit)
+        .span(width)
+        .height(height)
+    )
+
+
 def stat(
     title: str,
     description: str,
@@ -98,16 +139,10 @@ def stat(
     no_value: str = "无数据",
     graph: bool = False,
 ) -> stat_b.Panel:
+    # Without a sparkline only the latest value is shown: an instant query, cheap even over 30 days.
+    targets = _targets([Query(q.expr, q.legend, instant=q.instant or not graph) for q in queries])
     panel = (
-        stat_b.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        # Without a sparkline only the latest value is shown: an instant query, cheap even over 30 days.
-        .targets(_targets([Query(q.expr, q.legend, instant=q.instant or not graph) for q in queries]))
-        .unit(unit)
-        .span(width)
-        .height(height)
+        _panel(stat_b.Panel(), title, description, targets, unit, width, height)
         .no_value(no_value)
         .color_mode(common.BigValueColorMode.BACKGROUND if thresholds else common.BigValueColorMode.VALUE)
         .graph_mode(common.BigValueGraphMode.AREA if graph else common.BigValueGraphMode.NONE)
@@ -134,14 +169,7 @@ def timeseries(
     time_from: Optional[str] = None,
 ) -> ts_b.Panel:
     panel = (
-        ts_b.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .targets(_targets(queries))
-        .unit(unit)
-        .span(width)
-        .height(height)
+        _panel(ts_b.Panel(), title, description, _targets(queries), unit, width, height)
         .fill_opacity(10 if not stacked else 40)
         .line_width(1)
         .legend(
@@ -272,6 +300,11 @@ def link_to_fleet_township() -> DataLink:
         "只看这个乡镇 Filter to this township",
         "/d/shaobing-fleet/shaobing-fleet?var-datasource=${datasource}&var-township=${__value.raw}&${__url_time_range}",
     )
+
+
+# The label columns of a per-host table, and a click on the host that opens 主机详情.
+HOST_LABELS = {"township": "乡镇", "instance": "主机"}
+HOST_LINKS = {"主机": [link_to_host()]}
 
 
 def row(title: str) -> dash_b.Row:

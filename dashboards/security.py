@@ -7,15 +7,19 @@ recording rules where they exist so a 30-day range stays cheap.
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.builders import timeseries as ts_b
 
 from dashboards.frame import frame
+from dashboards.levels import Currency
 from dashboards.panels import (
+    BAD_IF_ANY,
     GREEN,
+    HOST_LABELS,
+    HOST_LINKS,
     ORANGE,
-    RED,
+    WARN_IF_ANY,
     Column,
     Query,
-    link_to_host,
     row,
     stat,
     steps,
@@ -24,24 +28,24 @@ from dashboards.panels import (
 )
 from dashboards.thresholds import Thresholds
 from dashboards.variables import FLEET, RISKY_PASSWORD
+from dashboards.variables import ROLLUP as R
 
 __all__ = ["UID", "build"]
 
 UID = "shaobing-security"
 
-R = 'township=~"$township"'
-HOST_LABELS = {"township": "乡镇", "instance": "主机"}
 TREND = "30d"
 
 
-def build(t: Thresholds) -> dash_b.Dashboard:
-    eol_warn = t.number("currency.eol_warning_days")
-    upd_warn = t.number("currency.security_updates_warning_days")
-    upd_crit = t.number("currency.security_updates_critical_days")
+def _trend(title: str, description: str, query: Query, width: int) -> ts_b.Panel:
+    """A 30-day trend, whatever the dashboard's time range: these numbers move over weeks."""
+    return timeseries(title, description, [query], min_value=0, time_from=TREND, width=width)
 
-    bad_if_any = steps(GREEN, (1, RED))
-    warn_if_any = steps(GREEN, (1, ORANGE))
-    host_link = {"主机": [link_to_host()]}
+
+def build(t: Thresholds) -> dash_b.Dashboard:
+    cur = Currency.read(t)
+    eol_warn, upd_warn, upd_crit = cur.eol_warn, cur.updates_warn, cur.updates_crit
+
     d = frame(
         UID,
         "安全与版本 Security and currency",
@@ -55,7 +59,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "系统已停更 OS EOL",
             "操作系统已过支持期的主机数。",
             [Query(f'count(shaobing_eol_timestamp_seconds{{{FLEET},kind="os"}} > 0 <= time()) or vector(0)')],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
         )
     )
     d = d.with_panel(
@@ -68,7 +72,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     " or vector(0)"
                 )
             ],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
         )
     )
     d = d.with_panel(
@@ -76,7 +80,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "落后软件 Outdated software",
             "版本落后于基线的软件（主机 × 软件）数。",
             [Query(f"count(shaobing_software_outdated{{{FLEET}}} == 1) or vector(0)")],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
         )
     )
     d = d.with_panel(
@@ -89,7 +93,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     f" > {upd_warn:g} and shaobing_security_updates_pending{{{FLEET}}} > 0) or vector(0)"
                 )
             ],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
         )
     )
     d = d.with_panel(
@@ -97,7 +101,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "弱口令账户 Weak password accounts",
             "空口令与字典弱口令账户总数。",
             [Query(f'sum(shaobing_password_accounts{{{FLEET},reason=~"empty|dictionary"}}) or vector(0)')],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
         )
     )
     d = d.with_panel(
@@ -111,7 +115,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     f" + (sum(shaobing_ssh_risky_setting{{{FLEET}}}) or vector(0))"
                 )
             ],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
         )
     )
 
@@ -126,12 +130,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     f"((shaobing_eol_timestamp_seconds{{{FLEET}}} > 0) - time()) / 86400 < {eol_warn:g}"
                 )
             ],
-            columns=[Column("剩余天数", unit="d", decimals=0, thresholds=steps(RED, (0, ORANGE), (eol_warn, GREEN)))],
+            columns=[Column("剩余天数", unit="d", decimals=0, thresholds=cur.eol_steps())],
             labels={**HOST_LABELS, "product": "产品", "cycle": "版本线", "kind": "类别"},
             sort_by="剩余天数",
             sort_desc=False,
             width=16,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -142,7 +146,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             columns=[Column("未知")],
             labels={**HOST_LABELS, "product": "产品", "cycle": "版本线"},
             width=8,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -155,10 +159,10 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     f" * on (instance, job, software) group_left () (shaobing_software_outdated{{{FLEET}}} == 1))"
                 )
             ],
-            columns=[Column("落后", thresholds=warn_if_any)],
+            columns=[Column("落后", thresholds=WARN_IF_ANY)],
             labels={**HOST_LABELS, "software": "软件", "version": "版本", "source": "来源"},
             width=12,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -174,12 +178,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             ],
             columns=[
                 Column("待装个数"),
-                Column("已等待", unit="d", decimals=1, thresholds=steps(GREEN, (upd_warn, ORANGE), (upd_crit, RED))),
+                Column("已等待", unit="d", decimals=1, thresholds=cur.update_age_steps()),
             ],
             labels=HOST_LABELS,
             sort_by="已等待",
             width=12,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
 
@@ -194,11 +198,11 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                     f"sum by (township, instance, reason) (shaobing_password_accounts{{{FLEET},{RISKY_PASSWORD}}}) > 0"
                 )
             ],
-            columns=[Column("账户数", thresholds=warn_if_any)],
+            columns=[Column("账户数", thresholds=WARN_IF_ANY)],
             labels={**HOST_LABELS, "reason": "原因"},
             sort_by="账户数",
             width=12,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -206,10 +210,10 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "风险端口 Exposed ports",
             "监听在所有地址上的风险端口（数据库、远程管理、Docker 等）及其进程。",
             [Query(f"max by (township, instance, port, service, process) (shaobing_exposed_port{{{FLEET}}} == 1)")],
-            columns=[Column("暴露", thresholds=warn_if_any)],
+            columns=[Column("暴露", thresholds=WARN_IF_ANY)],
             labels={**HOST_LABELS, "port": "端口", "service": "服务", "process": "进程"},
             width=12,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -217,10 +221,10 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "服务弱口令 Weak service credentials",
             "本机服务（Redis、PostgreSQL、FTP、Tomcat 等）接受弱口令或免认证。",
             [Query(f"max by (township, instance, port, service) (shaobing_service_weak_credentials{{{FLEET}}} == 1)")],
-            columns=[Column("弱口令", thresholds=bad_if_any)],
+            columns=[Column("弱口令", thresholds=BAD_IF_ANY)],
             labels={**HOST_LABELS, "service": "服务", "port": "端口"},
             width=8,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -228,10 +232,10 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "SSH 风险设置 Risky sshd settings",
             "sshd 有效配置中的风险设置（如允许 root 登录、允许口令认证）。",
             [Query(f"max by (township, instance, setting) (shaobing_ssh_risky_setting{{{FLEET}}} == 1)")],
-            columns=[Column("存在", thresholds=warn_if_any)],
+            columns=[Column("存在", thresholds=WARN_IF_ANY)],
             labels={**HOST_LABELS, "setting": "设置"},
             width=8,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -242,59 +246,42 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             columns=[Column("已启用", thresholds=steps(ORANGE, (1, GREEN)))],
             labels=HOST_LABELS,
             width=8,
-            links=host_link,
+            links=HOST_LINKS,
         )
     )
 
     d = d.with_row(row("近 30 天趋势 30-day trends"))
-    d = d.with_panel(
-        timeseries(
+    for title, description, query, width in (
+        (
             "停更主机 Hosts on EOL systems",
             "各乡镇操作系统已停更的主机数。",
-            [Query(f"township:shaobing_hosts_os_eol:count{{{R}}}", legend="{{township}}")],
-            min_value=0,
-            time_from=TREND,
-            width=8,
-        )
-    )
-    d = d.with_panel(
-        timeseries(
+            Query(f"township:shaobing_hosts_os_eol:count{{{R}}}", legend="{{township}}"),
+            8,
+        ),
+        (
             "待装安全更新 Security updates pending",
             "各乡镇待装安全更新总数。",
-            [Query(f"township:shaobing_security_updates_pending:sum{{{R}}}", legend="{{township}}")],
-            min_value=0,
-            time_from=TREND,
-            width=8,
-        )
-    )
-    d = d.with_panel(
-        timeseries(
+            Query(f"township:shaobing_security_updates_pending:sum{{{R}}}", legend="{{township}}"),
+            8,
+        ),
+        (
             "弱口令主机 Hosts with weak passwords",
             "各乡镇存在空口令或字典弱口令账户的主机数。",
-            [Query(f"township:shaobing_hosts_weak_password:count{{{R}}}", legend="{{township}}")],
-            min_value=0,
-            time_from=TREND,
-            width=8,
-        )
-    )
-    d = d.with_panel(
-        timeseries(
+            Query(f"township:shaobing_hosts_weak_password:count{{{R}}}", legend="{{township}}"),
+            8,
+        ),
+        (
             "口令问题按原因 Password findings by reason",
             "全域按原因的问题账户数。",
-            [Query(f"sum by (reason) (shaobing_password_accounts{{{FLEET},{RISKY_PASSWORD}}})", legend="{{reason}}")],
-            min_value=0,
-            time_from=TREND,
-            width=12,
-        )
-    )
-    d = d.with_panel(
-        timeseries(
+            Query(f"sum by (reason) (shaobing_password_accounts{{{FLEET},{RISKY_PASSWORD}}})", legend="{{reason}}"),
+            12,
+        ),
+        (
             "风险端口 Exposed ports",
             "全域监听在所有地址上的风险端口数（按端口）。",
-            [Query(f"sum by (port) (shaobing_exposed_port{{{FLEET}}})", legend="{{port}}")],
-            min_value=0,
-            time_from=TREND,
-            width=12,
-        )
-    )
+            Query(f"sum by (port) (shaobing_exposed_port{{{FLEET}}})", legend="{{port}}"),
+            12,
+        ),
+    ):
+        d = d.with_panel(_trend(title, description, query, width))
     return d

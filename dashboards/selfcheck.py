@@ -6,17 +6,21 @@ from grafana_foundation_sdk.builders import dashboard as dash_b
 
 from dashboards.frame import frame
 from dashboards.panels import (
+    BAD_IF_ANY,
+    GOOD_IF_ONE,
     GREEN,
-    ORANGE,
+    HOST_LABELS,
+    HOST_LINKS,
     RED,
+    WARN_IF_ANY,
     Column,
     Query,
-    link_to_host,
     row,
     stat,
     steps,
     table,
     timeseries,
+    worse_above,
 )
 from dashboards.thresholds import Thresholds
 from dashboards.variables import FLEET, RELAY_JOB
@@ -43,9 +47,8 @@ def build(t: Thresholds) -> dash_b.Dashboard:
     failures_ratio = t.number("relay.failures_critical_ratio")
     failures_window = t.duration("relay.failures_window")
     failed = f'{RELAY},outcome=~"{FAILED_OUTCOMES}"'
+    backlog_steps = worse_above(backlog_warn, backlog_crit)
 
-    bad_if_any = steps(GREEN, (1, RED))
-    warn_if_any = steps(GREEN, (1, ORANGE))
     d = frame(
         UID,
         "运维自检 Monitoring self-check",
@@ -58,7 +61,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "失败的采集器 Failing collectors",
             "本轮运行失败的采集器（主机 × 采集器）数；不适用于本机的不计入。",
             [Query(f"count({FAILING}) or vector(0)")],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
         )
     )
     d = d.with_panel(
@@ -75,7 +78,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             [Query(f"max(scrape_duration_seconds{{{FLEET}}})")],
             unit="s",
             decimals=3,
-            thresholds=steps(GREEN, (0.5, ORANGE)),
+            thresholds=worse_above(0.5),
         )
     )
     d = d.with_panel(
@@ -84,7 +87,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             f"代理进程常驻内存的最大值；告警阈值 {rss_warn / 1048576:g} MiB。",
             [Query(f"max(process_resident_memory_bytes{{{FLEET}}})")],
             unit="bytes",
-            thresholds=steps(GREEN, (rss_warn, ORANGE)),
+            thresholds=worse_above(rss_warn),
         )
     )
     d = d.with_panel(
@@ -99,7 +102,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "正在触发的告警 Firing alerts",
             "Prometheus 中所有正在触发的告警条数（不限乡镇）。",
             [Query('count(ALERTS{alertstate="firing"}) or vector(0)')],
-            thresholds=warn_if_any,
+            thresholds=WARN_IF_ANY,
         )
     )
 
@@ -117,17 +120,17 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 ),
             ],
             columns=[
-                Column("成功", thresholds=steps(RED, (1, GREEN))),
+                Column("成功", thresholds=GOOD_IF_ONE),
                 Column("适用"),
                 Column("耗时", unit="s", decimals=3),
                 Column("距上次成功", unit="s", decimals=0),
             ],
-            labels={"township": "乡镇", "instance": "主机", "collector": "采集器"},
+            labels={**HOST_LABELS, "collector": "采集器"},
             sort_by="成功",
             sort_desc=False,
             width=14,
             height=10,
-            links={"主机": [link_to_host()]},
+            links=HOST_LINKS,
         )
     )
     d = d.with_panel(
@@ -157,7 +160,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             [Query(f"process_resident_memory_bytes{{{FLEET}}}", legend="{{instance}}")],
             unit="bytes",
             min_value=0,
-            thresholds=steps(GREEN, (rss_warn, ORANGE)),
+            thresholds=worse_above(rss_warn),
         )
     )
     d = d.with_panel(
@@ -190,15 +193,13 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             ],
             columns=[
                 Column("距上次运行", unit="d", decimals=1),
-                Column(
-                    "距上次完成", unit="d", decimals=1, thresholds=steps(GREEN, (min(pw_stale, audit_stale), ORANGE))
-                ),
-                Column("口令审计预算用尽", thresholds=warn_if_any),
+                Column("距上次完成", unit="d", decimals=1, thresholds=worse_above(min(pw_stale, audit_stale))),
+                Column("口令审计预算用尽", thresholds=WARN_IF_ANY),
             ],
-            labels={"township": "乡镇", "instance": "主机", "audit": "审计"},
+            labels={**HOST_LABELS, "audit": "审计"},
             sort_by="距上次完成",
             width=12,
-            links={"主机": [link_to_host()]},
+            links=HOST_LINKS,
         )
     )
 
@@ -226,7 +227,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_by="级别",
             width=12,
             height=8,
-            links={"主机": [link_to_host()]},
+            links=HOST_LINKS,
         )
     )
 
@@ -236,7 +237,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "转发服务在线 Relay up",
             "Prometheus 能否抓取告警转发服务（1 = 能）。",
             [Query(f"up{{{RELAY}}}")],
-            thresholds=steps(RED, (1, GREEN)),
+            thresholds=GOOD_IF_ONE,
             no_value="未部署",
             width=6,
         )
@@ -247,7 +248,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             f"尚未送达的最早一条消息已等待的时间；告警阈值 {backlog_warn:g} s / {backlog_crit:g} s。",
             [Query(f"max(shaobing_relay_oldest_pending_age_seconds{{{RELAY}}})")],
             unit="s",
-            thresholds=steps(GREEN, (backlog_warn, ORANGE), (backlog_crit, RED)),
+            thresholds=backlog_steps,
             width=6,
         )
     )
@@ -256,7 +257,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             "死信 Dead letters",
             "重试后仍无法送达、等待人工处理的消息数。",
             [Query(f"sum(shaobing_relay_dead_letters{{{RELAY}}})")],
-            thresholds=bad_if_any,
+            thresholds=BAD_IF_ANY,
             width=6,
         )
     )
@@ -311,7 +312,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="s",
             min_value=0,
             width=6,
-            thresholds=steps(GREEN, (backlog_warn, ORANGE), (backlog_crit, RED)),
+            thresholds=backlog_steps,
         )
     )
     return d

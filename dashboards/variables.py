@@ -18,6 +18,7 @@ __all__ = [
     "FLEET",
     "HOST",
     "RISKY_PASSWORD",
+    "ROLLUP",
     "TOWNSHIP",
     "variables",
 ]
@@ -29,6 +30,8 @@ RELAY_JOB = "shaobing-relay"
 TOWNSHIP = f'job="{AGENT_JOB}",township=~"$township"'
 FLEET = f'{TOWNSHIP},instance=~"$instance"'
 HOST = f'job="{AGENT_JOB}",instance="$instance"'
+# The township:* recording rules keep only the township label (no job, no instance).
+ROLLUP = 'township=~"$township"'
 # shaobing_password_accounts reasons that are findings; "locked" is counted too, but a locked account is fine.
 RISKY_PASSWORD = 'reason=~"empty|dictionary|legacy_hash|uid0_extra|nopasswd_sudo|unsupported_hash"'
 
