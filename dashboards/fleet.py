@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
-from dashboards.frame import frame
+from dashboards.frame import frame, section
 from dashboards.levels import Usage, pct
 from dashboards.panels import (
     BAD_IF_ANY,
@@ -20,7 +20,6 @@ from dashboards.panels import (
     Column,
     Query,
     link_to_fleet_township,
-    row,
     stat,
     table,
     timeseries,
@@ -51,8 +50,9 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         "各乡镇主机在线、严重告警、系统停更、弱口令、安全更新、磁盘与证书；点击进入主机详情。",
     )
 
-    d = d.with_row(row("全域 Fleet"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "全域 Fleet",
         stat(
             "在线/总数 Hosts up/total",
             "所选乡镇中最近一次抓取成功（up == 1）的主机数，和登记的抓取目标总数。",
@@ -61,76 +61,63 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 Query(f"sum(township:shaobing_hosts:count{{{R}}})", legend="总数"),
             ],
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "离线主机 Hosts down",
             "抓取失败的主机数（主机宕机、网络不通或代理未运行）。",
             [Query(f"sum(township:shaobing_hosts:count{{{R}}}) - sum(township:shaobing_hosts_up:sum{{{R}}})")],
             thresholds=BAD_IF_ANY,
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "严重告警 Critical alerts",
             "正在触发（firing）的 severity=critical 告警条数。",
             [Query(f'sum(township:shaobing_alerts_firing:count{{{R},severity="critical"}}) or vector(0)')],
             thresholds=BAD_IF_ANY,
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "系统已停更 OS end of life",
             "操作系统已过厂商支持期（EOL）的主机数。",
             [Query(f"sum(township:shaobing_hosts_os_eol:count{{{R}}})")],
             thresholds=BAD_IF_ANY,
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "弱口令主机 Weak passwords",
             "存在空口令或字典弱口令账户的主机数。",
             [Query(f"sum(township:shaobing_hosts_weak_password:count{{{R}}})")],
             thresholds=BAD_IF_ANY,
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "待装安全更新 Security updates",
             "有待安装安全更新的主机数（不支持安全通告数据的系统不计入）。",
             [Query(f"sum(township:shaobing_hosts_security_updates_pending:count{{{R}}})")],
             thresholds=WARN_IF_ANY,
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             f"磁盘超 {pct(use.disk_almost_full)}% Disks full",
             f"已用空间超过 {pct(use.disk_almost_full)}% 的可写文件系统个数。",
             [Query(f"sum(township:shaobing_filesystems_almost_full:count{{{R}}})")],
             thresholds=WARN_IF_ANY,
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             f"证书 <{tls_days:g} 天 TLS expiring",
             f"剩余有效期不足 {tls_days:g} 天的 TLS 证书个数（含已过期）。",
             [Query(f"sum(township:shaobing_tls_certs_expiring:count{{{R}}})")],
             thresholds=WARN_IF_ANY,
             width=3,
-        )
+        ),
     )
 
     # Table queries aggregate "by (township)" so every frame has exactly the township column (no __name__):
     # Grafana's merge transformation joins rows on all non-value columns.
-    d = d.with_row(row("各乡镇 By township"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "各乡镇 By township",
         table(
             "乡镇一览 Townships",
             f"每个乡镇一行；点击乡镇名只看该乡镇。"
@@ -164,9 +151,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_by="严重告警",
             height=9,
             links={"乡镇": [link_to_fleet_township()]},
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "各乡镇离线主机 Hosts down by township",
             "每个乡镇抓取失败的主机数随时间变化。",
@@ -178,9 +163,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             ],
             thresholds=BAD_IF_ANY,
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "各乡镇严重告警 Critical alerts by township",
             "每个乡镇正在触发的严重告警条数随时间变化。",
@@ -192,11 +175,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 )
             ],
             min_value=0,
-        )
+        ),
     )
 
-    d = d.with_row(row("主机 Hosts"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "主机 Hosts",
         table(
             "主机一览 Hosts",
             "每台主机一行；点击主机地址进入主机详情。颜色阈值与告警规则一致："
@@ -243,6 +227,6 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_by="严重告警",
             height=14,
             links=HOST_LINKS,
-        )
+        ),
     )
     return d

@@ -1,13 +1,16 @@
-"""The frame every Shaobing dashboard shares: uid, tags, time range, variables, links to its siblings."""
+"""The frame every Shaobing dashboard shares: uid, tags, time range, variables, links to its siblings; and
+``section``, which lays out one titled row of panels in it."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as dash_m
 
+from dashboards.panels import row
 from dashboards.variables import variables
 
-__all__ = ["TAG", "frame"]
+__all__ = ["TAG", "frame", "section"]
 
 TAG = "shaobing"
 
@@ -42,3 +45,11 @@ def frame(
             .keep_time(True)
         )
     )
+
+
+def section(d: dash_b.Dashboard, title: str, *panels: Builder[dash_m.Panel]) -> dash_b.Dashboard:
+    """A row titled ``title``, then its panels left to right, wrapping at the grid's 24 columns."""
+    d = d.with_row(row(title))
+    for panel in panels:
+        d = d.with_panel(panel)
+    return d

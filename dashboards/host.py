@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
-from dashboards.frame import frame
+from dashboards.frame import frame, section
 from dashboards.host_security import with_security_rows
 from dashboards.levels import Usage, pct
 from dashboards.panels import (
@@ -18,7 +18,6 @@ from dashboards.panels import (
     WARN_IF_ANY,
     Column,
     Query,
-    row,
     stat,
     table,
     timeseries,
@@ -55,34 +54,29 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         time_from="now-3h",
     )
 
-    d = d.with_row(row("概览 Overview"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "概览 Overview",
         stat(
             "在线 Up",
             "Prometheus 最近一次抓取本机代理是否成功（1 = 成功）。",
             [Query(f"up{{{HOST}}}")],
             thresholds=GOOD_IF_ONE,
             width=2,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "运行时长 Uptime",
             "自上次开机以来的时间。",
             [Query(f"node_time_seconds{{{HOST}}} - node_boot_time_seconds{{{HOST}}}")],
             unit="dtdurations",
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "CPU 核数 Cores",
             "逻辑 CPU 个数。",
             [Query(CPUS)],
             width=2,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "CPU 使用率 CPU busy",
             f"非空闲 CPU 时间占比；告警阈值 {pct(use.cpu_warn)}%。",
@@ -92,9 +86,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             thresholds=use.cpu_steps(),
             width=3,
             graph=True,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "内存使用率 Memory used",
             f"1 - 可用内存/总内存；告警阈值 {pct(use.memory_warn)}% / {pct(use.memory_crit)}%。",
@@ -104,9 +96,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             thresholds=use.memory_steps(),
             width=3,
             graph=True,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "最满磁盘 Fullest disk",
             f"可写文件系统中已用空间最大的比例；告警阈值 {pct(use.disk_warn)}% / {pct(use.disk_crit)}%。",
@@ -115,9 +105,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             decimals=1,
             thresholds=use.disk_steps(),
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "1 分钟负载/核 Load1 per core",
             f"1 分钟平均负载除以核数；告警阈值 {load_warn:g}。",
@@ -125,9 +113,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             decimals=2,
             thresholds=worse_above(load_warn),
             width=3,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "待重启 Reboot pending",
             f"系统更新后需要重启（1 = 是）；超过 {reboot_days:g} 天告警。",
@@ -135,9 +121,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             thresholds=WARN_IF_ANY,
             width=2,
             no_value="-",
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "时钟偏差 Clock skew",
             f"主机时钟与 Prometheus 抓取时刻之差；告警阈值 {skew_warn:g} s / {skew_crit:g} s。",
@@ -146,11 +130,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             decimals=1,
             thresholds=worse_above(skew_warn, skew_crit),
             width=3,
-        )
+        ),
     )
 
-    d = d.with_row(row("CPU 与负载 CPU and load"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "CPU 与负载 CPU and load",
         timeseries(
             "CPU 按模式 CPU by mode",
             "各模式 CPU 时间占全部 CPU 的比例（堆叠，不含 idle）。",
@@ -165,9 +150,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             stacked=True,
             min_value=0,
             max_value=1,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "系统负载 Load average",
             f"1/5/15 分钟平均负载与 CPU 核数；告警阈值为核数 × {load_warn:g}。",
@@ -178,11 +161,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 Query(CPUS, legend="CPU 核数"),
             ],
             min_value=0,
-        )
+        ),
     )
 
-    d = d.with_row(row("内存 Memory"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "内存 Memory",
         timeseries(
             "内存 Memory",
             "总内存、已用（总量 - 可用）、缓存与缓冲。",
@@ -198,9 +182,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             ],
             unit="bytes",
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "交换分区 Swap",
             "交换分区总量与已用量；持续使用交换说明内存不足。",
@@ -212,11 +194,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             ],
             unit="bytes",
             min_value=0,
-        )
+        ),
     )
 
-    d = d.with_row(row("磁盘 Disks"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "磁盘 Disks",
         table(
             "文件系统 Filesystems",
             f"每个挂载点的容量与使用率；阈值 {pct(use.disk_almost_full)}%（总览统计）、"
@@ -252,9 +235,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_by="空间使用率",
             width=12,
             height=8,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "空间使用率 Space used",
             "各挂载点已用空间比例；虚线为告警阈值。",
@@ -268,9 +249,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             min_value=0,
             max_value=1,
             thresholds=worse_above(use.disk_warn, use.disk_crit),
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "磁盘吞吐 Disk throughput",
             "每个块设备每秒读（正）写（负）字节数。",
@@ -281,9 +260,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 ),
             ],
             unit="Bps",
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "磁盘繁忙度 Disk busy",
             "设备处理 I/O 的时间占比（io_time 的速率）；接近 100% 表示磁盘饱和。",
@@ -291,11 +268,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="percentunit",
             min_value=0,
             max_value=1,
-        )
+        ),
     )
 
-    d = d.with_row(row("网络 Network"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "网络 Network",
         timeseries(
             "网络流量 Network traffic",
             "每个网卡每秒接收（正）发送（负）比特数，不含 lo。",
@@ -309,9 +287,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 ),
             ],
             unit="bps",
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "网络错误与丢包 Errors and drops",
             "每个网卡每秒错误包与丢弃包数；持续非零说明链路或驱动有问题。",
@@ -335,11 +311,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             ],
             unit="pps",
             min_value=0,
-        )
+        ),
     )
 
-    d = d.with_row(row("服务与探测 Services and probes"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "服务与探测 Services and probes",
         table(
             "服务 Services",
             "本机关键服务是否在运行、进程数与常驻内存。",
@@ -364,9 +341,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_desc=False,
             width=12,
             height=8,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "探测 Probes",
             "本机发起的 TCP/HTTP/TLS 探测：是否成功、耗时、HTTP 状态码、"
@@ -394,9 +369,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_desc=False,
             width=12,
             height=8,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "失败的 systemd 单元 Failed units",
             "处于 failed 状态的 systemd 单元数。",
@@ -404,9 +377,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             thresholds=WARN_IF_ANY,
             width=4,
             no_value="-",
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "探测耗时 Probe duration",
             "每个探测目标的耗时。",
@@ -414,9 +385,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="s",
             width=10,
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "证书剩余天数 TLS certificate expiry",
             f"证书到期前的天数；虚线为告警阈值 {tls_warn:g} / {tls_crit:g} 天。",
@@ -424,6 +393,6 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="d",
             width=10,
             thresholds=tls_steps,
-        )
+        ),
     )
     return with_security_rows(d, t)

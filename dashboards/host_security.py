@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
+from dashboards.frame import section
 from dashboards.levels import Currency
 from dashboards.panels import (
     BAD_IF_ANY,
@@ -17,7 +18,6 @@ from dashboards.panels import (
     WARN_IF_ANY,
     Column,
     Query,
-    row,
     stat,
     steps,
     table,
@@ -35,8 +35,9 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
     pw_stale = t.number("security.password_audit_stale_days")
     audit_stale = t.number("security.security_audit_stale_days")
 
-    d = d.with_row(row("版本与停更 Versions and end of life"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "版本与停更 Versions and end of life",
         table(
             "操作系统 Operating system",
             "os-release 中的系统名称与版本，uname 中的内核与架构。",
@@ -51,9 +52,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             labels={"pretty_name": "系统", "version_id": "版本", "release": "内核", "machine": "架构"},
             width=12,
             height=4,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "待装安全更新 Security updates",
             "包管理器报告的待安装安全更新数；不支持安全通告的系统显示为空（未知，不是 0）。",
@@ -66,9 +65,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             thresholds=WARN_IF_ANY,
             width=4,
             no_value="未知",
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "安全更新积压 Update age",
             f"最早一个待装安全更新已等待的天数；告警阈值 {cur.updates_warn:g} / {cur.updates_crit:g} 天。",
@@ -83,18 +80,14 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             thresholds=cur.update_age_steps(),
             width=4,
             no_value="-",
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "可升级软件包 Upgradable",
             "apt/yum 报告的全部可升级软件包数（含非安全更新）。",
             [Query(f"sum(apt_upgrades_pending{{{HOST}}}) or sum(yum_upgrades_pending{{{HOST}}})")],
             width=4,
             no_value="-",
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "生命周期 End of life",
             f"操作系统、运行时与服务端软件距停止支持（EOL）的天数；少于 {cur.eol_warn:g} 天告警，负数为已停更。",
@@ -111,9 +104,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             sort_desc=False,
             width=12,
             height=8,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "软件版本 Software",
             "检测到的软件及版本；落后于基线的标为 1。",
@@ -130,11 +121,12 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             sort_by="落后",
             width=12,
             height=8,
-        )
+        ),
     )
 
-    d = d.with_row(row("安全审计 Security audit"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "安全审计 Security audit",
         table(
             "口令问题账户 Password findings",
             "有问题的账户数，按原因：empty 空口令、dictionary 字典弱口令、legacy_hash/unsupported_hash 旧哈希算法、"
@@ -145,9 +137,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             sort_by="账户数",
             width=8,
             height=8,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "SSH 风险配置 Risky sshd settings",
             "sshd -T 的有效配置中存在风险的设置（1 = 存在）。",
@@ -157,9 +147,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             sort_by="存在",
             width=5,
             height=8,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "服务弱口令 Weak service credentials",
             "本机服务（Redis、PostgreSQL、FTP 等）接受弱口令或免认证（1 = 是）。",
@@ -169,9 +157,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             sort_by="弱口令",
             width=5,
             height=8,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "防火墙 Firewall",
             "主机防火墙是否启用（1 = 是）。",
@@ -179,9 +165,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             thresholds=steps(ORANGE, (1, GREEN)),
             width=6,
             no_value="-",
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "风险端口 Exposed ports",
             "监听在所有地址上的风险端口及其进程（1 = 暴露）。",
@@ -191,9 +175,7 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             sort_by="暴露",
             width=12,
             height=6,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "审计距今 Audit age",
             f"每项审计距最近一次完整运行的天数；口令审计超过 {pw_stale:g} 天、其他审计超过 {audit_stale:g} 天告警。",
@@ -202,6 +184,6 @@ def with_security_rows(d: dash_b.Dashboard, t: Thresholds) -> dash_b.Dashboard:
             labels={"audit": "审计"},
             width=12,
             height=6,
-        )
+        ),
     )
     return d

@@ -9,7 +9,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.builders import timeseries as ts_b
 
-from dashboards.frame import frame
+from dashboards.frame import frame, section
 from dashboards.levels import Currency
 from dashboards.panels import (
     BAD_IF_ANY,
@@ -20,7 +20,6 @@ from dashboards.panels import (
     WARN_IF_ANY,
     Column,
     Query,
-    row,
     stat,
     steps,
     table,
@@ -53,16 +52,15 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         time_from="now-7d",
     )
 
-    d = d.with_row(row("全域 Fleet"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "全域 Fleet",
         stat(
             "系统已停更 OS EOL",
             "操作系统已过支持期的主机数。",
             [Query(f'count(shaobing_eol_timestamp_seconds{{{FLEET},kind="os"}} > 0 <= time()) or vector(0)')],
             thresholds=BAD_IF_ANY,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             f"{eol_warn:g} 天内停更 EOL soon",
             f"操作系统、运行时或服务端软件将在 {eol_warn:g} 天内停止支持的条目数。",
@@ -73,17 +71,13 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 )
             ],
             thresholds=WARN_IF_ANY,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "落后软件 Outdated software",
             "版本落后于基线的软件（主机 × 软件）数。",
             [Query(f"count(shaobing_software_outdated{{{FLEET}}} == 1) or vector(0)")],
             thresholds=WARN_IF_ANY,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             f"安全更新积压超 {upd_warn:g} 天 Update backlog",
             f"有安全更新等待超过 {upd_warn:g} 天的主机数。",
@@ -94,17 +88,13 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 )
             ],
             thresholds=WARN_IF_ANY,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "弱口令账户 Weak password accounts",
             "空口令与字典弱口令账户总数。",
             [Query(f'sum(shaobing_password_accounts{{{FLEET},reason=~"empty|dictionary"}}) or vector(0)')],
             thresholds=BAD_IF_ANY,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "风险暴露 Risky exposures",
             "监听在所有地址上的风险端口、服务弱口令与 SSH 风险设置之和。",
@@ -116,11 +106,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
                 )
             ],
             thresholds=WARN_IF_ANY,
-        )
+        ),
     )
 
-    d = d.with_row(row("版本与停更 Currency"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "版本与停更 Currency",
         table(
             "停更清单 End of life",
             f"已停更或 {eol_warn:g} 天内停更的系统与软件（负数为已停更天数）；支持期未知的另见右表。",
@@ -136,9 +127,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_desc=False,
             width=16,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "支持期未知 EOL unknown",
             "没有可靠来源给出支持期的系统或软件（不做猜测）。",
@@ -147,9 +136,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             labels={**HOST_LABELS, "product": "产品", "cycle": "版本线"},
             width=8,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "落后软件 Outdated software",
             "包管理器之外安装、版本落后于基线的软件。",
@@ -163,9 +150,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             labels={**HOST_LABELS, "software": "软件", "version": "版本", "source": "来源"},
             width=12,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "安全更新积压 Security-update age",
             f"有待装安全更新的主机：个数与最早一个已等待的天数（告警 {upd_warn:g} / {upd_crit:g} 天）。",
@@ -184,11 +169,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_by="已等待",
             width=12,
             links=HOST_LINKS,
-        )
+        ),
     )
 
-    d = d.with_row(row("口令与暴露 Passwords and exposure"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "口令与暴露 Passwords and exposure",
         table(
             "口令问题 Password findings by reason",
             "按原因的账户数：empty 空口令、dictionary 字典弱口令、legacy_hash/unsupported_hash 旧哈希算法、"
@@ -203,9 +189,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_by="账户数",
             width=12,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "风险端口 Exposed ports",
             "监听在所有地址上的风险端口（数据库、远程管理、Docker 等）及其进程。",
@@ -214,9 +198,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             labels={**HOST_LABELS, "port": "端口", "service": "服务", "process": "进程"},
             width=12,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "服务弱口令 Weak service credentials",
             "本机服务（Redis、PostgreSQL、FTP、Tomcat 等）接受弱口令或免认证。",
@@ -225,9 +207,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             labels={**HOST_LABELS, "service": "服务", "port": "端口"},
             width=8,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "SSH 风险设置 Risky sshd settings",
             "sshd 有效配置中的风险设置（如允许 root 登录、允许口令认证）。",
@@ -236,9 +216,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             labels={**HOST_LABELS, "setting": "设置"},
             width=8,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "防火墙未启用 Firewall off",
             "主机防火墙（nftables/iptables/firewalld）未启用的主机。",
@@ -247,41 +225,41 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             labels=HOST_LABELS,
             width=8,
             links=HOST_LINKS,
-        )
+        ),
     )
 
-    d = d.with_row(row("近 30 天趋势 30-day trends"))
-    for title, description, query, width in (
-        (
+    d = section(
+        d,
+        "近 30 天趋势 30-day trends",
+        _trend(
             "停更主机 Hosts on EOL systems",
             "各乡镇操作系统已停更的主机数。",
             Query(f"township:shaobing_hosts_os_eol:count{{{R}}}", legend="{{township}}"),
-            8,
+            width=8,
         ),
-        (
+        _trend(
             "待装安全更新 Security updates pending",
             "各乡镇待装安全更新总数。",
             Query(f"township:shaobing_security_updates_pending:sum{{{R}}}", legend="{{township}}"),
-            8,
+            width=8,
         ),
-        (
+        _trend(
             "弱口令主机 Hosts with weak passwords",
             "各乡镇存在空口令或字典弱口令账户的主机数。",
             Query(f"township:shaobing_hosts_weak_password:count{{{R}}}", legend="{{township}}"),
-            8,
+            width=8,
         ),
-        (
+        _trend(
             "口令问题按原因 Password findings by reason",
             "全域按原因的问题账户数。",
             Query(f"sum by (reason) (shaobing_password_accounts{{{FLEET},{RISKY_PASSWORD}}})", legend="{{reason}}"),
-            12,
+            width=12,
         ),
-        (
+        _trend(
             "风险端口 Exposed ports",
             "全域监听在所有地址上的风险端口数（按端口）。",
             Query(f"sum by (port) (shaobing_exposed_port{{{FLEET}}})", legend="{{port}}"),
-            12,
+            width=12,
         ),
-    ):
-        d = d.with_panel(_trend(title, description, query, width))
+    )
     return d

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 
-from dashboards.frame import frame
+from dashboards.frame import frame, section
 from dashboards.panels import (
     BAD_IF_ANY,
     GOOD_IF_ONE,
@@ -15,7 +15,6 @@ from dashboards.panels import (
     WARN_IF_ANY,
     Column,
     Query,
-    row,
     stat,
     steps,
     table,
@@ -55,23 +54,20 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         "采集器是否成功、耗时，抓取耗时，审计是否按时完成，告警转发（relay）的投递与积压。",
     )
 
-    d = d.with_row(row("代理 Agents"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "代理 Agents",
         stat(
             "失败的采集器 Failing collectors",
             "本轮运行失败的采集器（主机 × 采集器）数；不适用于本机的不计入。",
             [Query(f"count({FAILING}) or vector(0)")],
             thresholds=BAD_IF_ANY,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "不适用的采集器 Not applicable",
             "在本机不适用（如非 systemd 系统上的单元检查）的采集器数，不是故障。",
             [Query(f"count(shaobing_collector_applicable{{{FLEET}}} == 0) or vector(0)")],
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "最慢抓取 Slowest scrape",
             "Prometheus 抓取代理 /metrics 的最长耗时；代理从缓存返回，应远小于 1 秒。",
@@ -79,34 +75,25 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="s",
             decimals=3,
             thresholds=worse_above(0.5),
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "代理最大内存 Max agent RSS",
             f"代理进程常驻内存的最大值；告警阈值 {rss_warn / 1048576:g} MiB。",
             [Query(f"max(process_resident_memory_bytes{{{FLEET}}})")],
             unit="bytes",
             thresholds=worse_above(rss_warn),
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "代理版本数 Agent versions",
             "全域运行中的代理版本个数；升级期间会大于 1。",
             [Query(f"count(count by (version) (shaobing_build_info{{{FLEET}}}))")],
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "正在触发的告警 Firing alerts",
             "Prometheus 中所有正在触发的告警条数（不限乡镇）。",
             [Query('count(ALERTS{alertstate="firing"}) or vector(0)')],
             thresholds=WARN_IF_ANY,
-        )
-    )
-
-    d = d.with_panel(
+        ),
         table(
             "采集器状态 Collectors",
             "每台主机每个采集器：是否成功、是否适用、耗时、距上次成功的时间。",
@@ -131,9 +118,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             width=14,
             height=10,
             links=HOST_LINKS,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "采集耗时 Collector duration",
             "每个采集器最近一次运行耗时（各主机中的最大值）。",
@@ -142,18 +127,14 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             width=10,
             height=10,
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "抓取耗时 Scrape duration",
             "Prometheus 抓取每台主机代理的耗时（scrape_duration_seconds）。",
             [Query(f"scrape_duration_seconds{{{FLEET}}}", legend="{{instance}}")],
             unit="s",
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "代理资源 Agent resources",
             f"代理进程常驻内存（左）；告警阈值 {rss_warn / 1048576:g} MiB。",
@@ -161,18 +142,14 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="bytes",
             min_value=0,
             thresholds=worse_above(rss_warn),
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "代理 CPU Agent CPU",
             "代理进程占用的 CPU 核数（CPU 秒的速率）。",
             [Query(f"rate(process_cpu_seconds_total{{{FLEET}}}[$__rate_interval])", legend="{{instance}}")],
             unit="percentunit",
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "审计时效 Audit staleness",
             f"每项审计距上次开始与上次完整完成的时间；口令审计超过 {pw_stale:g} 天、其他超过 {audit_stale:g} 天告警。",
@@ -200,19 +177,18 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             sort_by="距上次完成",
             width=12,
             links=HOST_LINKS,
-        )
+        ),
     )
 
-    d = d.with_row(row("告警 Alerts"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "告警 Alerts",
         timeseries(
             "正在触发的告警 Firing alerts by severity",
             "Prometheus 中正在触发的告警条数，按级别（critical 严重、warning 警告、info 提示）。",
             [Query('count by (severity) (ALERTS{alertstate="firing"})', legend="{{severity}}")],
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         table(
             "告警清单 Firing alerts",
             "正在触发的告警：名称、级别、乡镇与主机；点击主机进入主机详情。",
@@ -228,11 +204,12 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             width=12,
             height=8,
             links=HOST_LINKS,
-        )
+        ),
     )
 
-    d = d.with_row(row("告警转发 Relay"))
-    d = d.with_panel(
+    d = section(
+        d,
+        "告警转发 Relay",
         stat(
             "转发服务在线 Relay up",
             "Prometheus 能否抓取告警转发服务（1 = 能）。",
@@ -240,9 +217,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             thresholds=GOOD_IF_ONE,
             no_value="未部署",
             width=6,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "最久待发 Oldest pending",
             f"尚未送达的最早一条消息已等待的时间；告警阈值 {backlog_warn:g} s / {backlog_crit:g} s。",
@@ -250,18 +225,14 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="s",
             thresholds=backlog_steps,
             width=6,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             "死信 Dead letters",
             "重试后仍无法送达、等待人工处理的消息数。",
             [Query(f"sum(shaobing_relay_dead_letters{{{RELAY}}})")],
             thresholds=BAD_IF_ANY,
             width=6,
-        )
-    )
-    d = d.with_panel(
+        ),
         stat(
             f"近 {failures_window} 失败率 Failure ratio",
             f"近 {failures_window} 内永久失败（permanent_failure、dead_letter）的投递占比；"
@@ -277,9 +248,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             thresholds=steps(GREEN, (failures_ratio, RED)),
             no_value="-",
             width=6,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "投递 Deliveries",
             "每个渠道每分钟的投递次数，按结果（success 成功、retry 重试、failed 失败等）。",
@@ -292,9 +261,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             ],
             unit="short",
             min_value=0,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "待发队列 Queue depth",
             "每个渠道尚未送达的消息数。",
@@ -302,9 +269,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             unit="short",
             min_value=0,
             width=6,
-        )
-    )
-    d = d.with_panel(
+        ),
         timeseries(
             "最久等待 Oldest pending age",
             f"每个渠道最早一条待发消息的等待时间；虚线为告警阈值 {backlog_warn:g} / {backlog_crit:g} s。",
@@ -313,6 +278,6 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             min_value=0,
             width=6,
             thresholds=backlog_steps,
-        )
+        ),
     )
     return d

@@ -33,23 +33,23 @@ class Thresholds:
     source: Path
     data: Mapping[str, Any]
 
-    def number(self, key: str) -> float:
+    def _lookup(self, key: str) -> Any:
         node: Any = self.data
         for part in key.split("."):
             if not isinstance(node, Mapping) or part not in node:
                 raise ThresholdsError(f"{self.source}: key {key!r} not found (needed by the dashboards)")
             node = node[part]
+        return node
+
+    def number(self, key: str) -> float:
+        node = self._lookup(key)
         if isinstance(node, bool) or not isinstance(node, (int, float)):
             raise ThresholdsError(f"{self.source}: key {key!r} is {node!r}, expected a number")
         return node
 
     def duration(self, key: str) -> str:
         """A Prometheus duration such as ``15m``, checked for shape so it can be spliced into PromQL."""
-        node: Any = self.data
-        for part in key.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                raise ThresholdsError(f"{self.source}: key {key!r} not found (needed by the dashboards)")
-            node = node[part]
+        node = self._lookup(key)
         if not isinstance(node, str) or not _DURATION_RE.match(node):
             raise ThresholdsError(f"{self.source}: key {key!r} is {node!r}, expected a duration such as 15m")
         return node

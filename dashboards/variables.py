@@ -45,40 +45,49 @@ def _datasource() -> dash_b.DatasourceVariable:
     )
 
 
-def _township() -> dash_b.QueryVariable:
+def _query(name: str, label: str, description: str, query: str) -> dash_b.QueryVariable:
     return (
-        dash_b.QueryVariable("township")
-        .label("乡镇 Township")
-        .description("乡镇/街道（目标标签 township）")
+        dash_b.QueryVariable(name)
+        .label(label)
+        .description(description)
         .datasource(DATASOURCE)
-        .query(f'label_values(up{{job="{AGENT_JOB}"}}, township)')
-        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
-    )
-
-
-def _instance(single: bool) -> dash_b.QueryVariable:
-    var = (
-        dash_b.QueryVariable("instance")
-        .label("主机 Host")
-        .description("主机（目标标签 instance），按所选乡镇过滤")
-        .datasource(DATASOURCE)
-        .query(f"label_values(up{{{TOWNSHIP}}}, instance)")
+        .query(query)
         .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
     )
-    if single:
-        return var.multi(False).include_all(False)
+
+
+def _multi_with_all(var: dash_b.QueryVariable) -> dash_b.QueryVariable:
+    """Several values or "All", which matches any value (``.*``) and is selected by default."""
     return (
         var.multi(True)
         .include_all(True)
         .all_value(".*")
         .current(dash_m.VariableOption(selected=True, text="All", value="$__all"))
     )
+
+
+def _township() -> dash_b.QueryVariable:
+    return _multi_with_all(
+        _query(
+            "township",
+            "乡镇 Township",
+            "乡镇/街道（目标标签 township）",
+            f'label_values(up{{job="{AGENT_JOB}"}}, township)',
+        )
+    )
+
+
+def _instance(single: bool) -> dash_b.QueryVariable:
+    var = _query(
+        "instance",
+        "主机 Host",
+        "主机（目标标签 instance），按所选乡镇过滤",
+        f"label_values(up{{{TOWNSHIP}}}, instance)",
+    )
+    if single:
+        return var.multi(False).include_all(False)
+    return _multi_with_all(var)
 
 
 def variables(single_instance: bool = False) -> list[dash_b.DatasourceVariable | dash_b.QueryVariable]:
