@@ -136,8 +136,10 @@ def test_burst_of_1000_alerts_respects_limits_and_forms_digests(
         feishu = [at for (at,) in conn.execute("SELECT at FROM sends WHERE dest='feishu' ORDER BY at")]
     assert len(feishu) == len(fakes.got("feishu")) >= 1
     assert all(sum(1 for t in feishu if start <= t < start + 1.0) <= 5 for start in feishu)  # 5 per second
-    arrivals = sorted(r.at for r in fakes.got("feishu"))  # as the fake saw them, allowing network jitter
-    assert all(sum(1 for t in arrivals if start <= t < start + 0.8) <= 5 for start in arrivals)
+    # As the fake saw them: a loaded 2-core machine can delay a request by a few hundred milliseconds, so the
+    # window allows 0.5 s of jitter; the send log above is the exact check.
+    arrivals = sorted(r.at for r in fakes.got("feishu"))
+    assert all(sum(1 for t in arrivals if start <= t < start + 0.5) <= 5 for start in arrivals)
     assert relay.metric("shaobing_relay_digests_total", channel="ding") >= 1
     assert any("告警汇总" in r.body["markdown"]["text"] for r in fakes.got("dingtalk"))
     # SMS: 1 per person per minute by default; the backlog waits as one digest.
