@@ -35,15 +35,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 from urllib.parse import quote, urlencode, urlsplit
-
-import httpx
 
 from agent import __version__
 from agent.catalog import MetricSet, MetricSpec, render
 from agent.exporter import ExpositionCache
 from agent.schema import Problem, SchemaError
+
+if TYPE_CHECKING:
+    # Imported where used: agent.config imports this module on every host, push mode or not, and httpx costs
+    # megabytes of RSS.
+    import httpx
 
 __all__ = ["PUSH_METRICS", "PUSH_OWNER", "PushOptions", "DiskBuffer", "Pusher", "timestamped_lines"]
 
@@ -213,6 +216,8 @@ class Pusher:
         self._failing_since: Optional[float] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        import httpx
+
         self._client = httpx.Client(
             timeout=options.timeout,
             transport=transport,
@@ -286,6 +291,8 @@ class Pusher:
         return self._send("PUT", self.options.url.rstrip("/") + path, page, [], gzipped=False)
 
     def _send(self, method: str, url: str, body: bytes, params: list[tuple[str, str]], gzipped: bool) -> bool:
+        import httpx
+
         headers = {"Content-Type": "text/plain; version=0.0.4"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
@@ -333,6 +340,8 @@ def _verify(options: PushOptions) -> bool | ssl.SSLContext:
 
 
 def _auth(options: PushOptions) -> Optional[httpx.BasicAuth]:
+    import httpx
+
     if options.username is None or options.password_file is None:
         return None
     try:
