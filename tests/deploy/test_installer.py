@@ -15,7 +15,8 @@ import pytest
 
 from tests.deploy.rootfs import DebianRoot
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("needs_root")]
+# The first run on a machine builds the Debian roots (~75 s each) and the bundle: more than the default 300 s.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("needs_root"), pytest.mark.timeout(900)]
 
 SUITES = os.environ.get("SHAOBING_INSTALLER_SUITES", "bullseye trixie").split()
 PY_VERSION = {"bullseye": "3.9", "trixie": "3.13", "bookworm": "3.11"}
