@@ -148,6 +148,9 @@ def test_bad_inputs_fail_cleanly(trixie: DebianRoot) -> None:
     holder = ("python3 -c 'import socket,time; s=socket.socket(); s.bind((\"0.0.0.0\",10130)); s.listen(); "
               "time.sleep(60)' & sleep 1; bash /bundle/install.sh")
     _fails_cleanly(trixie, holder, 6, "port 10130 is in use", '"python3"')
+    # Without ss (no iproute2) the port is still checked, and the message says how to learn the holder.
+    no_ss = "mv /usr/bin/ss /usr/lib/hidden-ss; " + holder + "; rc=$?; mv /usr/lib/hidden-ss /usr/bin/ss; exit $rc"
+    _fails_cleanly(trixie, no_ss, 6, "port 10130 is in use", "install iproute2")
 
     hide = "for f in /usr/bin/python3*; do mv $f /usr/lib/hidden-${f##*/}; done; "
     unhide = "; rc=$?; for f in /usr/lib/hidden-python3*; do mv $f /usr/bin/${f##*/hidden-}; done; exit $rc"
