@@ -85,6 +85,7 @@ def test_install_run_upgrade_uninstall(root: DebianRoot) -> None:
     assert m, first.stdout
     password = m.group(1)
     assert "job_name: shaobing" in first.stdout and 'township: "城关镇"' in first.stdout
+    assert re.search(r"^  \S+,\S+:10130,城关镇,<role>,镇政府 机房$", first.stdout, re.M), first.stdout
 
     agent_yml = root.read("etc/shaobing/agent.yml")
     web_yml = root.read("etc/shaobing/web.yml")
