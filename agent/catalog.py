@@ -143,17 +143,18 @@ def render(families: Iterable[tuple[MetricSpec, Sequence[Sample]]]) -> bytes:
 def all_metrics() -> list[MetricSpec]:
     """Every metric the agent can emit, sorted by name, with its owning collector."""
     from agent.collectors import registry  # late import: collectors import this module
-
-    specs: dict[str, MetricSpec] = {}
-    for cls in registry():
-        for spec in cls.metrics:
-            if spec.name in specs:
-                raise ValueError(f"metric {spec.name} declared twice ({specs[spec.name].collector}, {cls.name})")
-            specs[spec.name] = MetricSpec(spec.name, spec.type, spec.help, spec.labels, spec.unit, cls.name)
+    from agent.push import PUSH_METRICS
     from agent.scheduler import SCHEDULER_METRICS
 
-    for spec in SCHEDULER_METRICS:
-        specs[spec.name] = MetricSpec(spec.name, spec.type, spec.help, spec.labels, spec.unit, "scheduler")
+    # Owners beside the collectors: the scheduler's per-collector health and push mode's own state.
+    owners: list[tuple[str, Sequence[MetricSpec]]] = [(cls.name, cls.metrics) for cls in registry()]
+    owners += [("scheduler", SCHEDULER_METRICS), ("push", PUSH_METRICS)]
+    specs: dict[str, MetricSpec] = {}
+    for owner, declared in owners:
+        for spec in declared:
+            if spec.name in specs:
+                raise ValueError(f"metric {spec.name} declared twice ({specs[spec.name].collector}, {owner})")
+            specs[spec.name] = MetricSpec(spec.name, spec.type, spec.help, spec.labels, spec.unit, owner)
     return [specs[name] for name in sorted(specs)]
 
 
