@@ -55,6 +55,7 @@ def make_ca(dirpath: Path, name: str = "ca", days: int = 365) -> Issued:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
@@ -97,6 +98,11 @@ def make_cert(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        # Python 3.13 verifies with VERIFY_X509_STRICT, which wants the Authority Key Identifier.
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key((ca.key if ca else key).public_key()), critical=False
+        )
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
             critical=False,
