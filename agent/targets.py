@@ -2,14 +2,22 @@
 
 The inventory is the list a county office already keeps, one row per township server::
 
-    host,address,township,role,site
-    zf-web-01,10.20.1.11,城关镇,web,镇政府机房
-    zf-db-01,10.20.1.12:10130,城关镇,db,
+    host,address,township,role,site,scheme
+    zf-web-01,10.20.1.11,城关镇,web,镇政府机房,
+    zf-db-01,10.20.1.12:10130,城关镇,db,,http
 
-``address`` is an IP or DNS name, with an optional ``:port`` (default 10130); ``site`` is optional. Every row
-becomes one target with the labels ``host``, ``township``, ``role`` (and ``site`` when given); targets that
-share the same labels except ``host`` are still separate groups, so Prometheus shows each host by name. All
-problems are reported at once, each with ``file:line``; nothing is written unless the whole file is valid.
+``address`` is an IP or DNS name, with an optional ``:port`` (default 10130); ``site`` and ``scheme`` are
+optional columns. Every row becomes one target with the labels ``host``, ``township``, ``role`` (and ``site``
+when given); targets that share the same labels except ``host`` are still separate groups, so Prometheus shows
+each host by name.
+
+``scheme`` is ``https`` (an agent installed with ``--tls-cert/--tls-key``) or ``http`` (one installed without
+a certificate); empty means the scrape job's own ``scheme``, which is ``https`` in deploy/central/prometheus.yml.
+A given value is emitted as the target label ``__scheme__``, which Prometheus uses for that target instead of
+the job's scheme and drops after relabelling, so one ``shaobing`` job (the one every alert rule selects) scrapes
+a mixed fleet with one password and one CA.
+
+All problems are reported at once, each with ``file:line``; nothing is written unless the whole file is valid.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ __all__ = ["Target", "parse_inventory", "file_sd_json", "DEFAULT_AGENT_PORT"]
 
 DEFAULT_AGENT_PORT = 10130
 REQUIRED = ("host", "address", "township", "role")
-OPTIONAL = ("site",)
+OPTIONAL = ("site", "scheme")
+SCHEMES = ("https", "http")
+_COLUMNS = "host,address,township,role[,site][,scheme]"
 _HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _DNS_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}"
                      r"[A-Za-z0-9])?)*$")
@@ -43,11 +53,14 @@ class Target:
     role: str
     site: str = ""
     line: int = 0
+    scheme: str = ""  # "" = the job's scheme
 
     def labels(self) -> dict[str, str]:
         out = {"host": self.host, "township": self.township, "role": self.role}
         if self.site:
             out["site"] = self.site
+        if self.scheme:
+            out["__scheme__"] = self.scheme
         return out
 
 
@@ -91,8 +104,7 @@ def parse_inventory(text: str, filename: str) -> list[Target]:
     while start < len(lines) and (not lines[start].strip() or lines[start].lstrip().startswith("#")):
         start += 1
     if start == len(lines):
-        raise SchemaError([Problem(filename, None, "", "empty inventory: expected a header line "
-                                   "host,address,township,role[,site]")])
+        raise SchemaError([Problem(filename, None, "", f"empty inventory: expected a header line {_COLUMNS}")])
     reader = csv.reader(io.StringIO("\n".join(lines[start:])))
     header = [h.strip().lower() for h in next(reader)]
     header_line = start + 1
@@ -105,7 +117,7 @@ def parse_inventory(text: str, filename: str) -> list[Target]:
         if unknown:
             what.append(f"unknown column(s) {', '.join(unknown)}")
         raise SchemaError([Problem(filename, header_line, "header",
-                                   f"{'; '.join(what)} (expected host,address,township,role[,site])")])
+                                   f"{'; '.join(what)} (expected {_COLUMNS})")])
     targets: list[Target] = []
     seen_hosts: dict[str, int] = {}
     seen_addresses: dict[str, int] = {}
@@ -132,6 +144,11 @@ def parse_inventory(text: str, filename: str) -> list[Target]:
         if controls:
             problems.append(Problem(filename, line, controls[0], "contains control characters"))
             continue
+        scheme = cells.get("scheme", "").lower()
+        if scheme and scheme not in SCHEMES:
+            problems.append(Problem(filename, line, "scheme",
+                                    f"must be https or http (empty: the job's scheme), got {cells['scheme']!r}"))
+            continue
         try:
             address = _address(cells["address"])
         except ValueError as exc:
@@ -147,7 +164,8 @@ def parse_inventory(text: str, filename: str) -> list[Target]:
             continue
         seen_hosts[cells["host"]] = line
         seen_addresses[address] = line
-        targets.append(Target(cells["host"], address, cells["township"], cells["role"], cells.get("site", ""), line))
+        targets.append(Target(cells["host"], address, cells["township"], cells["role"], cells.get("site", ""),
+                              line, scheme))
     if problems:
         raise SchemaError(problems)
     if not targets:

@@ -16,7 +16,7 @@ import yaml
 from agent.cli import main
 from agent.config import load_config
 from agent.schema import SchemaError
-from agent.targets import parse_inventory
+from agent.targets import file_sd_json, parse_inventory
 from tests.support.prometheus import PROMTOOL_BIN, PrometheusServer, run_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,4 +165,19 @@ def test_targets_errors_name_file_and_line(tmp_path: Path, capsys: pytest.Captur
         assert expected in err, err
     with pytest.raises(SchemaError, match="missing column"):
         parse_inventory("host,ip,township,role\n", "x.csv")
+    with pytest.raises(SchemaError) as exc:
+        parse_inventory("host,address,township,role,scheme\na,10.0.0.1,镇,web,HTTP\nb,10.0.0.2,镇,web,ftp\n"
+                        "c,10.0.0.3,镇,web,https:\n", "s.csv")
+    assert str(exc.value).count("scheme: must be https or http") == 2, exc.value
+    assert "s.csv:3: scheme: must be https or http (empty: the job's scheme), got 'ftp'" in str(exc.value)
+    assert "s.csv:4: scheme:" in str(exc.value)
     assert main(["targets", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_targets_scheme_column() -> None:
+    """An empty scheme leaves the job's; a given one becomes __scheme__ (normalised to lower case)."""
+    targets = parse_inventory("host,scheme,address,township,role\n"
+                              "a,,10.0.0.1,镇,web\nb,HTTP,10.0.0.2,镇,web\nc,https,10.0.0.3,镇,web\n", "s.csv")
+    groups = {g["labels"]["host"]: g["labels"] for g in json.loads(file_sd_json(targets))}
+    assert "__scheme__" not in groups["a"]
+    assert groups["b"]["__scheme__"] == "http" and groups["c"]["__scheme__"] == "https"
