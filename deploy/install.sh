@@ -2,13 +2,15 @@
 # 哨兵 Shaobing agent installer — run as root from the unpacked offline bundle; never uses the network.
 #
 #   bash install.sh [--township 城关镇] [--site 镇政府机房] [--listen 0.0.0.0:10130] [--python /path/python3]
-#                   [--tls-cert agent.crt --tls-key agent.key]
+#                   [--tls-cert agent.crt --tls-key agent.key] [--password-file agent_scrape_password]
 #   bash install.sh --uninstall [--purge]
 #
 # Install:   venv /opt/shaobing/venv from ./wheelhouse only; /etc/shaobing/{agent.yml,web.yml} (first install
-#            only: a random scrape password, bcrypt-hashed); user "shaobing"; systemd unit; start; verify
-#            that /metrics answers; print the password and the Prometheus scrape snippet once.
-# Re-run:    upgrades the agent; configuration and state are kept.
+#            only); user "shaobing"; systemd unit; start; verify that /metrics answers; print the scrape snippet.
+#            Scrape password: --password-file FILE = the fleet's one password (the county's
+#            secrets/agent_scrape_password; not world-readable; never shown), bcrypt-hashed into web.yml;
+#            without it a random one, shown once.
+# Re-run:    upgrades the agent; configuration and state are kept (--password-file replaces the hash).
 # Uninstall: removes everything the installer added; /etc/shaobing is kept unless --purge.
 #
 # Exit codes: 0 done, 1 failed (this run's changes rolled back), 2 bad usage, 3 not root, 4 bundle damaged,
@@ -29,12 +31,13 @@ SCRAPE_USER=prometheus
 BUNDLE=$(cd "$(dirname "$0")" && pwd)
 
 township="" site="" listen="0.0.0.0:10130" python_arg="" action=install purge=0 tls_cert="" tls_key=""
+password_file=""
 
 say()  { printf '%s\n' "$*"; }
 warn() { printf '警告 (warning): %s\n' "$*" >&2; }
 die()  { local code=$1; shift; printf '错误 (error): %s\n' "$*" >&2; exit "$code"; }
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
         --python) python_arg=${2-}; shift 2 || die 2 "--python needs a value" ;;
         --tls-cert) tls_cert=${2-}; shift 2 || die 2 "--tls-cert needs a file" ;;
         --tls-key) tls_key=${2-}; shift 2 || die 2 "--tls-key needs a file" ;;
+        --password-file) password_file=${2-}; shift 2 || die 2 "--password-file needs a file" ;;
         --uninstall) action=uninstall; shift ;;
         --purge) purge=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -63,6 +67,14 @@ if [ -n "$tls_cert$tls_key" ]; then
     [ -n "$tls_cert" ] && [ -n "$tls_key" ] || die 2 "--tls-cert 与 --tls-key 需同时给出 (give both --tls-cert and --tls-key)"
     [ -r "$tls_cert" ] || die 2 "无法读取证书 (cannot read certificate): $tls_cert"
     [ -r "$tls_key" ] || die 2 "无法读取私钥 (cannot read key): $tls_key"
+fi
+if [ -n "$password_file" ] && [ "$action" = install ]; then
+    [ -f "$password_file" ] && [ -r "$password_file" ] || die 2 "无法读取口令文件 (cannot read password file): $password_file"
+    # Refused rather than warned: a readable copy on a township machine is the whole fleet's password.
+    mode=$(stat -L -c %a "$password_file")
+    if (( 8#$mode & 8#006 )); then
+        die 2 "口令文件其他用户可读写 (password file is accessible to all users, mode $mode): chmod 600 $password_file"
+    fi
 fi
 
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
@@ -198,6 +210,21 @@ EOF
 }
 
 find_python
+# Checked before any change. Prometheus trims whitespace around a password_file's content, so the same file
+# gives the same password on both sides; bcrypt only uses the first 72 bytes, which would silently weaken it.
+if [ -n "$password_file" ]; then
+    why=$(timeout 20 "$PYTHON" - "$password_file" <<'EOF' 2>&1
+import sys
+secret = open(sys.argv[1], "rb").read().strip()
+if not secret:
+    sys.exit("empty")
+if len(secret) > 72:
+    sys.exit(f"{len(secret)} bytes; bcrypt uses at most 72")
+if any(c < 0x20 or c == 0x7f for c in secret):
+    sys.exit("contains control characters or line breaks")
+EOF
+    ) || die 2 "口令文件不可用 (unusable password file) $password_file: ${why:-unreadable}"
+fi
 lock=$BUNDLE/wheelhouse/lock-cp${PYTHON_VERSION/./}-$(uname -m).txt
 if [ ! -f "$lock" ]; then
     die 5 "此安装包不含 Python $PYTHON_VERSION / $(uname -m) 的软件包 (this bundle has no wheels for Python" \
@@ -227,6 +254,7 @@ created=()          # paths this run created, removed on failure (reverse order)
 user_created=0
 old_venv=""
 old_unit=""
+old_web=""
 committed=0
 
 rollback() {
@@ -237,6 +265,7 @@ rollback() {
     echo "安装失败, 正在回滚本次更改 (install failed; rolling back this run's changes)" >&2
     stop_agent 2>/dev/null || true
     local i
+    if [ -n "$old_web" ] && [ -f "$old_web" ]; then mv -f "$old_web" "$CONF_DIR/web.yml"; fi
     for (( i=${#created[@]}-1; i>=0; i-- )); do rm -rf "${created[$i]}"; done
     if [ -n "$old_venv" ] && [ -d "$old_venv" ]; then rm -rf "$VENV"; mv "$old_venv" "$VENV"; fi
     if [ -n "$old_unit" ] && [ -f "$old_unit" ]; then mv -f "$old_unit" "$UNIT"; fi
@@ -291,15 +320,23 @@ chmod 0700 "$STATE_DIR"
 
 yaml_quote() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
+# The password goes in on stdin, never on a command line another user could read in ps.
+bcrypt_stdin() {
+    "$VENV/bin/python" -c \
+        'import sys, bcrypt; print(bcrypt.hashpw(sys.stdin.buffer.read().strip(), bcrypt.gensalt(10)).decode())'
+}
+
 password=""
 if [ ! -d "$CONF_DIR" ]; then mkdir -p "$CONF_DIR"; created+=("$CONF_DIR"); fi
 chgrp "$SVC_USER" "$CONF_DIR"
 chmod 0750 "$CONF_DIR"
 if [ ! -f "$CONF_DIR/web.yml" ]; then
-    password=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')
-    # The password goes in on stdin, never on a command line another user could read in ps.
-    hash=$(printf '%s' "$password" | "$VENV/bin/python" -c \
-        'import sys, bcrypt; print(bcrypt.hashpw(sys.stdin.buffer.read(), bcrypt.gensalt(10)).decode())')
+    if [ -n "$password_file" ]; then
+        hash=$(bcrypt_stdin < "$password_file")
+    else
+        password=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))')
+        hash=$(printf '%s' "$password" | bcrypt_stdin)
+    fi
     created+=("$CONF_DIR/web.yml")
     {
         echo "# exporter-toolkit web configuration for the Shaobing agent (written by install.sh)."
@@ -313,8 +350,37 @@ if [ ! -f "$CONF_DIR/web.yml" ]; then
         printf 'tls_server_config:\n  cert_file: tls/agent.crt\n  key_file: tls/agent.key\n' >> "$CONF_DIR/web.yml"
     fi
     chgrp "$SVC_USER" "$CONF_DIR/web.yml"; chmod 0640 "$CONF_DIR/web.yml"
-elif [ -n "$tls_cert" ]; then
-    warn "保留现有 $CONF_DIR/web.yml (existing web config kept; --tls-cert/--tls-key ignored): edit it to change TLS"
+else
+    if [ -n "$password_file" ]; then
+        # An explicit operator action: the new hash replaces the old one; TLS and other users stay as they are.
+        old_web=$CONF_DIR/web.yml.previous
+        cp -p "$CONF_DIR/web.yml" "$old_web"
+        hash=$(bcrypt_stdin < "$password_file")
+        if ! printf '%s' "$hash" | "$VENV/bin/python" -c '
+import sys, yaml
+path, user = sys.argv[1], sys.argv[2]
+try:
+    doc = yaml.safe_load(open(path, encoding="utf-8")) or {}
+except (OSError, yaml.YAMLError) as exc:
+    sys.exit(f"{path}: {exc}")
+if not isinstance(doc, dict) or not isinstance(doc.get("basic_auth_users") or {}, dict):
+    sys.exit(f"{path}: expected a mapping with basic_auth_users: {{user: hash}}")
+doc["basic_auth_users"] = {**(doc.get("basic_auth_users") or {}), user: sys.stdin.read().strip()}
+with open(path + ".new", "w", encoding="utf-8") as out:
+    out.write("# exporter-toolkit web configuration for the Shaobing agent (written by install.sh;\n"
+              "# scrape password hash replaced from --password-file).\n")
+    yaml.safe_dump(doc, out, allow_unicode=True, sort_keys=False)
+' "$CONF_DIR/web.yml" "$SCRAPE_USER"; then
+            rm -f "$CONF_DIR/web.yml.new"
+            die 1 "无法更新 (cannot update) $CONF_DIR/web.yml"
+        fi
+        chgrp "$SVC_USER" "$CONF_DIR/web.yml.new"; chmod 0640 "$CONF_DIR/web.yml.new"
+        mv -f "$CONF_DIR/web.yml.new" "$CONF_DIR/web.yml"
+        say "  已用 $password_file 替换 $CONF_DIR/web.yml 中的抓取口令哈希 (scrape password hash replaced)"
+    fi
+    if [ -n "$tls_cert" ]; then
+        warn "保留现有 $CONF_DIR/web.yml 的 TLS 设置 (existing TLS settings kept; --tls-cert/--tls-key ignored): edit it to change TLS"
+    fi
 fi
 scheme=http
 if grep -q '^tls_server_config:' "$CONF_DIR/web.yml"; then scheme=https; fi
@@ -357,10 +423,12 @@ fi
 verify() {  # verify PASSWORD -> 0 when /metrics answers (200 with our metrics; 401 from us when no password)
     local host=${listen%:*}
     case $host in ''|0.0.0.0) host=127.0.0.1 ;; '[::]') host='[::1]' ;; esac
-    SHAOBING_VERIFY_PASSWORD=$1 timeout 40 "$VENV/bin/python" - "$scheme://$host:$port/metrics" "$SCRAPE_USER" <<'EOF'
+    SHAOBING_VERIFY_PASSWORD=$1 SHAOBING_VERIFY_PASSWORD_FILE=$password_file timeout 40 "$VENV/bin/python" - "$scheme://$host:$port/metrics" "$SCRAPE_USER" <<'EOF'
 import base64, os, ssl, sys, time, urllib.error, urllib.request
 url, user = sys.argv[1], sys.argv[2]
 password = os.environ["SHAOBING_VERIFY_PASSWORD"]
+if os.environ["SHAOBING_VERIFY_PASSWORD_FILE"]:  # the fleet password: proves the new hash matches it
+    password = open(os.environ["SHAOBING_VERIFY_PASSWORD_FILE"], "rb").read().strip().decode("utf-8", "replace")
 deadline = time.monotonic() + 30
 while time.monotonic() < deadline:
     req = urllib.request.Request(url)
@@ -425,21 +493,27 @@ fi
     fi
 } > "$MANIFEST.new"
 mv "$MANIFEST.new" "$MANIFEST"
-rm -rf "$PREFIX/venv.previous" "$PREFIX/unit.previous"
+rm -rf "$PREFIX/venv.previous" "$PREFIX/unit.previous" "$CONF_DIR/web.yml.previous"
 committed=1
 trap - EXIT
 
 say "完成 (done): 哨兵 Shaobing $version, $started"
 say "  配置 (config): $CONF_DIR/agent.yml   状态 (state): $STATE_DIR   卸载 (uninstall): bash $0 --uninstall"
-if [ -n "$password" ]; then
+if [ -n "$password$password_file" ]; then
     address=$(hostname -I 2>/dev/null | awk '{print $1}')
     address=${address:-$(hostname)}
     say ""
-    say "抓取口令只显示这一次, 请立即保存到县级 Prometheus (the scrape password is shown only once; store it now):"
-    say "  user: $SCRAPE_USER   password: $password"
+    if [ -n "$password" ]; then
+        say "抓取口令只显示这一次, 请立即保存到县级 Prometheus (the scrape password is shown only once; store it now):"
+        say "  user: $SCRAPE_USER   password: $password"
+    else
+        say "抓取口令取自 $password_file, 不显示 (scrape password taken from that file, not shown):"
+        say "  user: $SCRAPE_USER; 县级 secrets/agent_scrape_password 须为同一口令 (the centre's file must match)"
+    fi
     say ""
     say "县级清单 inventory.csv 一行 (one line for the county's inventory; then: shaobing targets inventory.csv):"
-    say "  $(hostname),${address}:$port,${township:-<乡镇>},<role>,$site"
+    say "  host,address,township,role,site,scheme"
+    say "  $(hostname),${address}:$port,${township:-<乡镇>},<role>,$site,$scheme"
     say ""
     say "或 Prometheus 抓取配置 (or a scrape snippet for prometheus.yml):"
     say "  - job_name: shaobing"

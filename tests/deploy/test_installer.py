@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.deploy.rootfs import DebianRoot
 
@@ -85,7 +86,7 @@ def test_install_run_upgrade_uninstall(root: DebianRoot) -> None:
     assert m, first.stdout
     password = m.group(1)
     assert "job_name: shaobing" in first.stdout and 'township: "城关镇"' in first.stdout
-    assert re.search(r"^  \S+,\S+:10130,城关镇,<role>,镇政府 机房$", first.stdout, re.M), first.stdout
+    assert re.search(r"^  \S+,\S+:10130,城关镇,<role>,镇政府 机房,http$", first.stdout, re.M), first.stdout
 
     agent_yml = root.read("etc/shaobing/agent.yml")
     web_yml = root.read("etc/shaobing/web.yml")
@@ -161,6 +162,13 @@ def test_bad_inputs_fail_cleanly(trixie: DebianRoot) -> None:
     _fails_cleanly(trixie, hide + old + "bash /bundle/install.sh; rc=$?; rm /usr/bin/python3; (exit $rc)" + unhide,
                    5, "python3=3.6")
 
+    # The fleet password file: refused when other users can read it, empty, or longer than bcrypt takes.
+    _fails_cleanly(trixie, "printf 'secret\\n' > /tmp/pw; chmod 0644 /tmp/pw; bash /bundle/install.sh "
+                   "--password-file /tmp/pw; rc=$?; rm /tmp/pw; exit $rc", 2, "mode 644", "chmod 600 /tmp/pw")
+    _fails_cleanly(trixie, "printf ' \\n' > /tmp/pw; chmod 0600 /tmp/pw; bash /bundle/install.sh "
+                   "--password-file /tmp/pw; rc=$?; rm /tmp/pw; exit $rc", 2, "(unusable password file) /tmp/pw: empty")
+    _fails_cleanly(trixie, "bash /bundle/install.sh --password-file /nonexistent", 2, "cannot read password file")
+
     _fails_cleanly(trixie, "echo x >> /bundle/VERSION; bash /bundle/install.sh; rc=$?; "
                    "sed -i '$d' /bundle/VERSION; exit $rc", 4, "checksum")
 
@@ -175,23 +183,58 @@ def test_failure_after_changes_rolls_back(trixie: DebianRoot) -> None:
     _fails_cleanly(trixie, breaking, 1, "rolling back", "offline pip install failed")
 
 
-def test_install_with_tls(trixie: DebianRoot, tmp_path: Path) -> None:
+def _password_file(root: DebianRoot, name: str, password: str) -> str:
+    path = root.path / "tmp" / name
+    path.write_text(password + "\n", encoding="utf-8")  # as an editor saves it; both sides trim the newline
+    path.chmod(0o600)
+    return f"/tmp/{name}"
+
+
+def test_install_with_tls_and_fleet_password(trixie: DebianRoot, tmp_path: Path) -> None:
+    """The county's way: its CA's certificate and the fleet's one scrape password; a re-run can rotate it."""
+    import bcrypt
+
     from tests.support.tls import make_ca, make_cert
 
     ca = make_ca(tmp_path / "pki")
     cert = make_cert(tmp_path / "pki", "agent", ca, hosts=["127.0.0.1", "localhost"], days=30)
     for src, name in ((cert.cert_file, "agent.crt"), (cert.key_file, "agent.key"), (ca.cert_file, "ca.crt")):
         (trixie.path / "tmp" / name).write_bytes(src.read_bytes())
-    result = trixie.run("bash /bundle/install.sh --tls-cert /tmp/agent.crt --tls-key /tmp/agent.key")
+    password = "county fleet password 2026"
+    pw_file = _password_file(trixie, "agent_scrape_password", password)
+    result = trixie.run("bash /bundle/install.sh --tls-cert /tmp/agent.crt --tls-key /tmp/agent.key "
+                        f"--township 城关镇 --password-file {pw_file}")
     assert result.returncode == 0, result.output
-    assert "scheme: https" in result.stdout
-    password = re.search(r"password: (\S+)", result.stdout).group(1)  # type: ignore[union-attr]
-    assert "tls_server_config:" in trixie.read("etc/shaobing/web.yml")
+    assert "scheme: https" in result.stdout and "password:" not in result.stdout
+    assert password not in result.output and "taken from that file, not shown" in result.stdout
+    assert re.search(r"^  \S+,\S+:10130,城关镇,<role>,,https$", result.stdout, re.M), result.stdout
+    web_yml = trixie.read("etc/shaobing/web.yml")
+    assert "tls_server_config:" in web_yml and password not in web_yml
+    hash_ = re.search(r"prometheus: '(\S+)'", web_yml).group(1)  # type: ignore[union-attr]
+    assert bcrypt.checkpw(password.encode(), hash_.encode())
     key = trixie.path / "etc/shaobing/tls/agent.key"
     assert oct(key.stat().st_mode & 0o777) == "0o640"
     # The agent itself (as user shaobing) must read its key; the scrape verifies the chain against the CA.
-    scraped = trixie.run(f"PASSWORD={password} URL=https://127.0.0.1:10130/metrics CA=/tmp/ca.crt\n" + SCRAPE)
+    scraped = trixie.run(f"PASSWORD='{password}' URL=https://127.0.0.1:10130/metrics CA=/tmp/ca.crt\n" + SCRAPE)
     assert scraped.returncode == 0, scraped.output
     assert "shaobing_collector_success" in scraped.stdout
+
+    # Re-run with a new fleet password: an explicit action, so the hash is replaced (and said so); TLS is kept.
+    rotated = "rotated fleet password"
+    again = trixie.run(f"bash /bundle/install.sh --password-file {_password_file(trixie, 'new_pw', rotated)}")
+    assert again.returncode == 0, again.output
+    assert "scrape password hash replaced" in again.stdout and rotated not in again.output
+    web_yml = trixie.read("etc/shaobing/web.yml")
+    doc = yaml.safe_load(web_yml)
+    assert bcrypt.checkpw(rotated.encode(), doc["basic_auth_users"]["prometheus"].encode())
+    assert not bcrypt.checkpw(password.encode(), doc["basic_auth_users"]["prometheus"].encode())
+    assert doc["tls_server_config"] == {"cert_file": "tls/agent.crt", "key_file": "tls/agent.key"}
+    assert oct((trixie.path / "etc/shaobing/web.yml").stat().st_mode & 0o777) == "0o640"
+    assert not (trixie.path / "etc/shaobing/web.yml.previous").exists()
+    scraped = trixie.run(f"PASSWORD='{rotated}' URL=https://127.0.0.1:10130/metrics CA=/tmp/ca.crt\n" + SCRAPE)
+    assert scraped.returncode == 0, scraped.output
+    # A plain re-run keeps the rotated hash.
+    assert trixie.run("bash /bundle/install.sh").returncode == 0
+    assert trixie.read("etc/shaobing/web.yml") == web_yml
     purged = trixie.run("bash /bundle/install.sh --uninstall --purge")
     assert purged.returncode == 0 and not (trixie.path / "etc/shaobing").exists()
