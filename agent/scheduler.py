@@ -50,6 +50,9 @@ SCHEDULER_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("shaobing_collector_applicable", "gauge",
                "1 if the collector applies to this host, 0 if it has nothing to look at here (not a failure).",
                ("collector",)),
+    MetricSpec("shaobing_collector_cpu_seconds_total", "counter",
+               "CPU time the collector's runs used in the agent process (commands it runs are not included).",
+               ("collector",), "seconds"),
 )
 
 SCHEDULER_OWNER = "~scheduler"  # sorts after the collectors in the page
@@ -93,6 +96,7 @@ class CollectorRunner:
         self._worker: Optional[threading.Thread] = None
         self._lock = threading.Lock()
         self._generation = 0
+        self.cpu_seconds = 0.0  # added to by each run's own thread when it ends, even after a timeout
 
     @property
     def name(self) -> str:
@@ -136,12 +140,15 @@ class CollectorRunner:
             return result
 
     def _target(self, box: dict[str, object]) -> None:
+        started = time.thread_time()
         out = self.collector.new_metric_set()
         try:
             self.collector.collect(out)
         except BaseException as exc:  # noqa: BLE001 - any failure of a collector is reported, never raised
             box["error"] = exc
         box["out"] = out
+        with self._lock:
+            self.cpu_seconds += time.thread_time() - started
 
     def _finish(self, result: RunResult, chunk: Optional[bytes]) -> None:
         if result.success:
@@ -165,6 +172,7 @@ def render_scheduler_metrics(runners: Sequence[CollectorRunner]) -> bytes:
         out.add("shaobing_collector_success", 1 if r.last.success else 0, labels)
         out.add("shaobing_collector_duration_seconds", r.last.duration, labels)
         out.add("shaobing_collector_applicable", 1 if r.last.applicable else 0, labels)
+        out.add("shaobing_collector_cpu_seconds_total", r.cpu_seconds, labels)
         if r.last_success_at is not None:
             out.add("shaobing_collector_last_success_timestamp_seconds", r.last_success_at, labels)
     return render(out.families())

@@ -119,12 +119,23 @@ class Agent:
         return True
 
     def run_forever(self) -> None:
-        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        wake = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            (self._reload if signum == getattr(signal, "SIGHUP", None) else self._stop).set()
+            wake.set()
+
+        for name in ("SIGHUP", "SIGTERM", "SIGINT"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), on_signal)
         self.start()
+        # The main thread sleeps until a signal arrives: no periodic wake-ups, which on a small VM cost more
+        # CPU than the health collector itself. (A lock wait is interrupted by signals; the handler sets
+        # ``wake``.) The long timeout only matters where signals cannot interrupt a wait (Windows).
         while not self._stop.is_set():
-            if self._reload.wait(0.5):
+            wake.wait(3600 if os.name == "posix" else 1.0)
+            wake.clear()
+            if self._reload.is_set():
                 self._reload.clear()
                 self.reload()
         log.info("stopping")
