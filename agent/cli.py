@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
 
-    targets = sub.add_parser("targets", help="inventory CSV (host,address,township,role[,site][,scheme]) -> file_sd JSON")
+    targets = sub.add_parser(
+        "targets", help="inventory CSV (host,address,township,role[,site][,scheme]) -> file_sd JSON"
+    )
     targets.add_argument("inventory")
     targets.add_argument("-o", "--output", help="write here (atomically) instead of standard output")
     targets.set_defaults(func=cmd_targets)
