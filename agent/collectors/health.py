@@ -38,7 +38,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional  # noqa: F401 - agent.schema resolves the inherited option hints here
+from typing import Literal
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
@@ -55,6 +55,7 @@ from agent.platform.mounts import (
     select_mounts,
     statvfs_usage,
 )
+from agent.platform.os_release import parse_os_release
 from agent.platform.timex import TimexReading, read_timex
 from agent.report import Section
 
@@ -440,7 +441,7 @@ class HealthCollector(Collector):
                 return self._os_cache[2]
             try:
                 with open(path, encoding="utf-8", errors="replace") as fh:
-                    fields = linux_proc.parse_os_release(fh.read())
+                    fields = parse_os_release(fh.read())
             except OSError as exc:
                 self._warn_once("os-release", "cannot read %s: %s", path, exc)
                 continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Literal, Optional  # noqa: F401 - agent.schema resolves the inherited Optional[...] here
+from typing import Literal
 
 from agent.catalog import MetricSet
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shlex
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ __all__ = [
     "parse_vmstat",
     "parse_diskstats",
     "parse_netdev",
-    "parse_os_release",
     "parse_tcp_listeners",
 ]
 
@@ -208,29 +206,6 @@ def parse_netdev(text: str) -> Iterator[NetDevStats]:
             transmit_errs=f[10],
             transmit_drop=f[11],
         )
-
-
-def parse_os_release(text: str) -> dict[str, str]:
-    """Parse os-release(5): shell-style ``KEY=value`` lines, values optionally quoted.
-
-    >>> parse_os_release('NAME="Debian GNU/Linux"\\nID=debian\\n# comment\\nVERSION_ID="12"\\n')
-    {'NAME': 'Debian GNU/Linux', 'ID': 'debian', 'VERSION_ID': '12'}
-    """
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().isidentifier():
-            continue
-        try:
-            words = shlex.split(value, comments=False, posix=True)
-            out[key.strip()] = " ".join(words)
-        except ValueError:
-            # An unbalanced quote: keep the text rather than dropping the field.
-            out[key.strip()] = value.strip().strip("\"'")
-    return out
 
 
 _TCP_LISTEN = "0A"
