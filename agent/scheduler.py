@@ -97,6 +97,8 @@ class CollectorRunner:
         self._lock = threading.Lock()
         self._generation = 0
         self.cpu_seconds = 0.0  # added to by each run's own thread when it ends, even after a timeout
+        # Set when a reload replaced this scheduler: a run still in flight must not put its samples back.
+        self.retired = False
 
     @property
     def name(self) -> str:
@@ -159,6 +161,8 @@ class CollectorRunner:
             # Log a failure when it starts or changes, not on every run of a collector that keeps failing.
             log.warning("collector %s failed: %s", self.name, result.error)
         self.last = result
+        if self.retired:
+            return
         # A failed run drops the collector's samples: stale numbers must not look current.
         self.cache.put(self.name, chunk if chunk is not None else b"")
 
@@ -191,7 +195,8 @@ class Scheduler:
     def run_job(self, runner: CollectorRunner) -> RunResult:
         result = runner.run()
         with self._meta_lock:
-            self.cache.put(SCHEDULER_OWNER, render_scheduler_metrics(self.runners))
+            if not runner.retired:
+                self.cache.put(SCHEDULER_OWNER, render_scheduler_metrics(self.runners))
         if runner.collector.interval >= RARE_INTERVAL:
             # Rare, heavy runs (package lists, audits) leave freed memory in malloc's arenas; hand it back so
             # the agent's resident size stays at its steady state instead of its peak.
@@ -232,6 +237,9 @@ class Scheduler:
             f"{r.name}/{r.collector.interval:g}s" for r in self.runners) or "(none)")
 
     def stop(self) -> None:
+        with self._meta_lock:
+            for r in self.runners:
+                r.retired = True
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None

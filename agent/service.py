@@ -87,6 +87,15 @@ class Agent:
             self.pusher = Pusher(config.push, self.cache, resolve_state_dir(config.state_dir), config.labels)
             self.pusher.start()
 
+    @staticmethod
+    def _signal_pipe() -> Optional[int]:
+        if os.name != "posix":
+            return None
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
+        return read_end
+
     def reload(self) -> bool:
         """Re-read the configuration; on any problem keep running the old one and say why."""
         if self.config_path is None:
@@ -119,22 +128,22 @@ class Agent:
         return True
 
     def run_forever(self) -> None:
-        wake = threading.Event()
-
         def on_signal(signum: int, _frame: object) -> None:
             (self._reload if signum == getattr(signal, "SIGHUP", None) else self._stop).set()
-            wake.set()
 
         for name in ("SIGHUP", "SIGTERM", "SIGINT"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), on_signal)
+        wake_read = self._signal_pipe()
         self.start()
-        # The main thread sleeps until a signal arrives: no periodic wake-ups, which on a small VM cost more
-        # CPU than the health collector itself. (A lock wait is interrupted by signals; the handler sets
-        # ``wake``.) The long timeout only matters where signals cannot interrupt a wait (Windows).
         while not self._stop.is_set():
-            wake.wait(3600 if os.name == "posix" else 1.0)
-            wake.clear()
+            if wake_read is not None:
+                # Sleep until a signal arrives, with no periodic wake-ups (on a small VM they cost more CPU than
+                # the health collector). The kernel may deliver the signal to any thread; the C-level handler
+                # writes it to the wake-up pipe, so the main thread wakes and runs the Python handler.
+                os.read(wake_read, 512)
+            else:
+                self._stop.wait(1.0)  # no wake-up pipe (Windows): poll
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload()

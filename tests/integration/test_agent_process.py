@@ -123,6 +123,9 @@ def test_sighup_reload_and_bad_reload(tmp_path: Path) -> None:
         while "shaobing_build_info" in agent.scrape() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "shaobing_build_info" not in agent.scrape()
+        deadline = time.monotonic() + 10  # the log line follows the swap by a few milliseconds
+        while "configuration reloaded" not in agent.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert "configuration reloaded" in agent.log()
 
         agent.config_file.write_text("collectors:\n  health:\n    interval: often\n")
