@@ -148,6 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(socketserver.TCPServer):
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: a burst of connections queues instead of being refused
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], cache: ExpositionCache, web: WebConfig) -> None:
