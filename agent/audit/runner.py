@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from agent.state import write_private_json
+
 __all__ = ["Verdict", "WorkItem", "ChildResult", "ResultCache", "run_child", "lower_priority", "DEFAULT_CAPS"]
 
 Verdict = Literal["weak", "empty", "ok", "unsupported", "pending"]
@@ -122,11 +124,7 @@ class ResultCache:
     def save(self, entries: Mapping[str, tuple[Verdict, int]]) -> None:
         self._ensure_dir()
         doc = {"format": _STATE_FORMAT, "entries": {k: {"v": v, "n": n} for k, (v, n) in sorted(entries.items())}}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=None, separators=(",", ":"))
-        os.replace(tmp, self.path)
+        write_private_json(self.path, doc, separators=(",", ":"))
 
 
 def lower_priority() -> None:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from agent.state import write_private_json
+
 __all__ = ["AuditName", "AUDITS", "record_run", "read_runs", "expect_run", "run_finished", "wait_first_runs"]
 
 AuditName = Literal["passwords", "ssh", "services", "exposure"]
@@ -75,10 +77,6 @@ def record_run(state_dir: Path, audit: AuditName, ts: float, complete: bool) -> 
             entry["run"] = ts
             if complete:
                 entry["complete"] = ts
-            tmp = state_dir / f".{_FILE}.{os.getpid()}.tmp"
-            wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(wfd, "w", encoding="utf-8") as fh:
-                json.dump(runs, fh, sort_keys=True)
-            os.replace(tmp, state_dir / _FILE)
+            write_private_json(state_dir / _FILE, runs, sort_keys=True)
         finally:
             os.close(fd)

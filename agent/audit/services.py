@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from agent.report import Severity
+from agent.state import write_private_json
 
 __all__ = [
     "ServiceFinding",
@@ -258,9 +258,4 @@ class AttemptBudget:
         return True
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"day": self.day, "counts": self.counts, "last": self.last}, fh, sort_keys=True)
-        os.replace(tmp, self.path)
+        write_private_json(self.path, {"day": self.day, "counts": self.counts, "last": self.last}, sort_keys=True)

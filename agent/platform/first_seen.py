@@ -7,10 +7,10 @@ file is treated as "not seen before": the worst case is a later "since", never a
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
+
+from agent.state import write_private_json
 
 __all__ = ["FirstSeen"]
 
@@ -46,16 +46,4 @@ class FirstSeen:
         return first
 
     def _write(self, value: float) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"since": value}, handle)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_private_json(self.path, {"since": value})
