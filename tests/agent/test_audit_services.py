@@ -20,15 +20,10 @@ from agent.audit.services import inspect_pg_hba, inspect_redis, inspect_tomcat_u
 from agent.collector import AgentContext
 from agent.collectors.exposure import ExposureCollector, ExposureOptions
 from agent.collectors.service_credentials import ServiceCredentialsCollector, ServiceCredentialsOptions
+from tests.support.prometheus import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audit"
 STRONG = "Vq7-xR2m-Lp9w-Tz4k"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:

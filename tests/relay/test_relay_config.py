@@ -10,7 +10,8 @@ import pytest
 from relay.cli import main
 from relay.config import ConfigError, load_config
 from tests.relay.relay_fakes import FakeProviders
-from tests.relay.relay_testlib import config_text, free_port
+from tests.relay.relay_testlib import config_text
+from tests.support.prometheus import free_port
 
 
 def _write(tmp: Path, text: str) -> Path:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.relay.relay_fakes import FakeProviders
-from tests.relay.relay_testlib import RelayProcess, alert, config_text, free_port, payload, wait_until, write_secrets
+from tests.relay.relay_testlib import RelayProcess, alert, config_text, payload, wait_until, write_secrets
+from tests.support.prometheus import free_port
 
 SMS_FAST = "    rate_limits: [{window_seconds: 1, max: 50}]\n"
 

@@ -15,7 +15,8 @@ from relay.config.model import Config
 from relay.providers import Outbound, Outcome, Provider, Reconcile, build_provider
 from relay.templates import sanitize_sms
 from tests.relay.relay_fakes import FakeProviders
-from tests.relay.relay_testlib import config_text, free_port, write_secrets
+from tests.relay.relay_testlib import config_text, write_secrets
+from tests.support.prometheus import free_port
 
 
 def _all_channels(tmp: Path, fakes: FakeProviders) -> Config:
