@@ -42,7 +42,6 @@ class ExpositionCache:
         self._lock = threading.Lock()
         # (plain, gzipped) swapped as one tuple: readers never see a half-built page.
         self._page: tuple[bytes, bytes] = (b"", gzip.compress(b"", compresslevel=6))
-        self.updated_at = 0.0
 
     def set_order(self, owners: list[str]) -> None:
         with self._lock:
@@ -70,7 +69,6 @@ class ExpositionCache:
         ordered = [o for o in self._order if o in self._chunks] + sorted(set(self._chunks) - set(self._order))
         body = b"".join(self._chunks[o] for o in ordered)
         self._page = (body, gzip.compress(body, compresslevel=6))
-        self.updated_at = time.time()
 
     def page(self) -> tuple[bytes, bytes]:
         return self._page

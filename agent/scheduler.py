@@ -95,7 +95,6 @@ class CollectorRunner:
         self.last_success_at: Optional[float] = None
         self._worker: Optional[threading.Thread] = None
         self._lock = threading.Lock()
-        self._generation = 0
         self.cpu_seconds = 0.0  # added to by each run's own thread when it ends, even after a timeout
         # Set when a reload replaced this scheduler: a run still in flight must not put its samples back.
         self.retired = False
@@ -110,8 +109,6 @@ class CollectorRunner:
                 result = RunResult(False, True, self.collector.timeout, "previous run is still running (hung)")
                 self._finish(result, None)
                 return result
-            self._generation += 1
-            generation = self._generation
             box: dict[str, object] = {}
             worker = threading.Thread(target=self._target, args=(box,), name=f"collector-{self.name}", daemon=True)
             self._worker = worker
@@ -124,8 +121,6 @@ class CollectorRunner:
                 result = RunResult(False, True, duration, f"timed out after {self.collector.timeout:g}s")
                 self._finish(result, None)
                 return result
-            if generation != self._generation:  # pragma: no cover - defensive: a newer run owns the state
-                return RunResult(False, True, duration, "superseded")
             error = box.get("error")
             if isinstance(error, NotApplicable):
                 result = RunResult(True, False, duration, str(error))
