@@ -56,7 +56,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Self, Union
 
 import yaml
 
@@ -198,7 +198,7 @@ class _Server:
     def _log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
-    def start(self, timeout: float = 30.0) -> _Server:
+    def start(self, timeout: float = 30.0) -> Self:
         """Start and wait until /-/ready answers 200; retry on a fresh port if the port was taken."""
         for _attempt in range(_START_ATTEMPTS):
             self.port = free_port()
@@ -240,7 +240,7 @@ class _Server:
             proc.kill()
             proc.wait(timeout=10)
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -270,13 +270,6 @@ class PrometheusServer(_Server):
             "--web.enable-lifecycle",
             "--log.level=info",
         ]
-
-    def start(self, timeout: float = 30.0) -> PrometheusServer:
-        super().start(timeout)
-        return self
-
-    def __enter__(self) -> PrometheusServer:
-        return self.start()
 
     def _api(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         doc = self._get_json(f"/api/v1/{path}", params)
@@ -371,13 +364,6 @@ class AlertmanagerServer(_Server):
             "--cluster.listen-address=",
             "--log.level=info",
         ]
-
-    def start(self, timeout: float = 30.0) -> AlertmanagerServer:
-        super().start(timeout)
-        return self
-
-    def __enter__(self) -> AlertmanagerServer:
-        return self.start()
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         """Alerts held by Alertmanager (/api/v2/alerts); filters such as active="true" are passed through."""
