@@ -98,6 +98,9 @@ class MetricSet:
             return []
         return [Sample(k, v) for k, v in fam.samples.items()]
 
+    def names(self) -> set[str]:
+        return set(self._families)
+
     def families(self) -> Iterator[tuple[MetricSpec, list[Sample]]]:
         for name in sorted(self._families):
             fam = self._families[name]
