@@ -22,9 +22,10 @@ from starlette.routing import Route
 from relay.config.model import AuthConfig, Config
 from relay.delivery import Deliverer
 from relay.group_commit import GroupCommitter
-from relay.ingest import PayloadError, dedup_key, parse_payload, plan_messages
+from relay.heartbeat import heartbeat_sources
+from relay.ingest import PayloadError, build_webhook, parse_payload
 from relay.metrics import Metrics
-from relay.store import NewMessage, Store, StoreError
+from relay.store import Store, StoreError
 
 __all__ = ["create_app", "check_auth"]
 
@@ -59,6 +60,12 @@ def check_auth(auth: AuthConfig, header: str) -> bool:
     return ok or auth.allow_unauthenticated
 
 
+def _is_json(content_type: str) -> bool:
+    """application/json (Alertmanager's), with or without parameters; +json types as well."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -86,12 +93,17 @@ def create_app(
         metrics.inc("shaobing_relay_http_requests_total", code=str(status))
         return JSONResponse(body, status_code=status, headers=headers)
 
+    heartbeat = config.heartbeat
+
     async def ingest(request: Request) -> Response:
         route = str(request.path_params["route"])
         if not check_auth(config.server.auth, request.headers.get("authorization", "")):
             return answer(401, {"error": "authentication required"}, {"WWW-Authenticate": 'Bearer realm="shaobing"'})
-        if route not in config.routes:
+        is_heartbeat = heartbeat is not None and route == heartbeat.route
+        if route not in config.routes and not is_heartbeat:
             return answer(404, {"error": f"unknown route '{route[:64]}'"})
+        if not _is_json(request.headers.get("content-type", "")):
+            return answer(415, {"error": "expected Content-Type: application/json (an Alertmanager webhook)"})
         try:
             body = await _read_body(request, config.server.max_body_bytes)
         except _TooLarge:
@@ -100,13 +112,12 @@ def create_app(
             alerts = parse_payload(body)
         except PayloadError as exc:
             return answer(400, {"error": str(exc)})
+        if is_heartbeat:
+            return await _heartbeat(alerts)
         metrics.inc("shaobing_relay_alerts_received_total", len(alerts), route=route)
-        now = clock()
-        items: list[tuple[str, dict[str, Any], list[NewMessage]]] = [
-            (dedup_key(a), a, plan_messages(config, route, a, now)) for a in alerts
-        ]
+        webhook = build_webhook(config, route, alerts, clock())
         try:
-            accepted, duplicates = await asyncio.wrap_future(committer.submit(route, items))
+            accepted, duplicates = await asyncio.wrap_future(committer.submit(webhook))
         except (StoreError, OSError) as exc:
             metrics.inc("shaobing_relay_store_errors_total")
             log.error("cannot persist alerts for route %s: %s", route, exc)
@@ -117,14 +128,28 @@ def create_app(
             deliverer.wake()
         return answer(200, {"status": "accepted", "accepted": accepted, "duplicates": duplicates})
 
+    async def _heartbeat(alerts: list[dict[str, Any]]) -> Response:
+        assert heartbeat is not None
+        sources = heartbeat_sources(alerts, heartbeat.source_label)
+        try:
+            await run_in_threadpool(store.heartbeat, sorted(sources), clock())
+        except StoreError as exc:
+            metrics.inc("shaobing_relay_store_errors_total")
+            log.error("cannot record heartbeat: %s", exc)
+            return answer(503, {"error": "cannot record heartbeat; retry later"})
+        if deliverer is not None:
+            deliverer.wake()
+        return answer(200, {"status": "heartbeat", "sources": sorted(sources)})
+
     async def metrics_endpoint(request: Request) -> Response:
         try:
             stats = await run_in_threadpool(store.stats)
+            beats = await run_in_threadpool(store.heartbeats) if heartbeat is not None else []
         except StoreError as exc:
             metrics.inc("shaobing_relay_store_errors_total")
             log.error("cannot read queue state for /metrics: %s", exc)
-            stats = None
-        return PlainTextResponse(metrics.render(stats, clock()), media_type="text/plain; version=0.0.4")
+            stats, beats = None, []
+        return PlainTextResponse(metrics.render(stats, clock(), beats), media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> Response:
         try:

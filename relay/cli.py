@@ -43,11 +43,14 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _load(path: str) -> Config:
+def _load(path: str, resolve_secrets: bool = True) -> Config:
     try:
-        return load_config(Path(path))
+        return load_config(Path(path), resolve_secrets)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"{len(exc.problems)} problems in {path}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -60,6 +63,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"  channel {channel.name}: {channel.type}{extra}{fallback}")
     for route in config.routes.values():
         print(f"  route {route.name}: POST /alertmanager/{route.name} -> {', '.join(route.channels)}")
+    if config.heartbeat is not None:
+        hb = config.heartbeat
+        print(f"  heartbeat: POST /alertmanager/{hb.route}, silent {hb.timeout_seconds:g}s -> {', '.join(hb.channels)}")
     return 0
 
 
@@ -170,7 +176,8 @@ def cmd_test_send(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     from relay.store import Store
 
-    config = _load(args.config)
+    # Review never talks to a provider: it must work where the provider secrets are not in the environment.
+    config = _load(args.config, resolve_secrets=False)
     store = Store(config.store.path, config.store.synchronous)
     try:
         if args.resend or args.done:

@@ -1,6 +1,6 @@
 """The delivery worker: drains the outbox per destination within its budget, retries with backoff
-and jitter, folds a backlog into digests, reconciles SMS sends of unknown outcome, and hands dead
-messages to the channel's fallback.
+and jitter, folds a backlog into digests, reconciles SMS sends of unknown outcome, hands dead messages
+and sends that need an operator to the channel's fallback, and runs the heartbeat watch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from relay.config.model import ChannelConfig, Config
+from relay.heartbeat import HeartbeatWatch
 from relay.ingest import dest_key, plan_channel
 from relay.metrics import Metrics
 from relay.providers import Outbound, Outcome, Provider, Reconcile, SendResult, build_provider
@@ -69,6 +70,7 @@ class Deliverer:
         self._runner: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self._stopping = False
+        self.heartbeats = HeartbeatWatch(config, store, clock) if config.heartbeat is not None else None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -81,6 +83,8 @@ class Deliverer:
         if retried or reconciled:
             log.warning("recovered in-flight sends after restart: %d retried, %d to reconcile", retried, reconciled)
         self.limiter.seed(await asyncio.to_thread(self.store.recent_sends, now - 86400.0))
+        if self.heartbeats is not None:
+            await asyncio.to_thread(self.heartbeats.start, now)
         self._runner = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -122,6 +126,9 @@ class Deliverer:
 
     async def _tick(self) -> None:
         now = self.clock()
+        if self.heartbeats is not None and await asyncio.to_thread(self.heartbeats.check, now):
+            now = self.clock()
+        await asyncio.to_thread(self.store.release_quiet, now)
         self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
         slots = self.config.delivery.concurrency - len(self._tasks)
         for dest, channel in await asyncio.to_thread(self.store.due_destinations, now):
@@ -169,7 +176,8 @@ class Deliverer:
             limit = available * self.config.delivery.digest_max_items
             rows = await asyncio.to_thread(self.store.due_rows, dest, now, limit)
             for row in await self._plan(rows, available, channel, now):
-                await self._send(row, channel)
+                if await self._send(row, channel) is Outcome.RATE_LIMITED:
+                    break  # the provider said "too fast": every further request now would be refused too
         later = self.clock()
         await asyncio.to_thread(self.store.defer_destination, dest, now, self.limiter.next_free(dest, later), later)
 
@@ -194,17 +202,23 @@ class Deliverer:
 
     async def outbound(self, row: Row, channel: ChannelConfig) -> Outbound:
         alerts = await asyncio.to_thread(self.store.alerts_for, row)
-        ctx = self.renderer.context(alerts, channel.name, row.route)
+        ctx = self.renderer.context(alerts, channel.name, row.route, row.note)
+        links = self.config.links
+        if links.alertmanager:
+            ctx["more_url"] = f"{links.alertmanager}/#/alerts"
+        ctx["grafana_url"] = links.grafana
         person = channel.person(row.recipient)
         params = [
             (name, sanitize_sms(self.renderer.render_inline(expr, ctx), channel.max_param_chars))
             for name, expr in channel.template_params
         ]
+        limit = channel.max_message_bytes
+        text_limit = limit if channel.is_sms else 300
         return Outbound(
             delivery_id=row.delivery_id,
             title=f"【哨兵】{ctx['status_zh']}：{ctx['title']}"[:100],
-            markdown=self.renderer.render("im_markdown", ctx),
-            text=sanitize_sms(self.renderer.render("sms_text", ctx), 300),
+            markdown=self.renderer.render_fitted("im_markdown", ctx, limit, lambda t: len(t.encode("utf-8"))),
+            text=sanitize_sms(self.renderer.render_fitted("sms_text", ctx, text_limit, len), text_limit),
             params=params,
             phone=person.phone if person else "",
             alerts=alerts,
@@ -212,7 +226,7 @@ class Deliverer:
             first_sent_at=row.unknown_since or self.clock(),
         )
 
-    async def _send(self, row: Row, channel: ChannelConfig) -> None:
+    async def _send(self, row: Row, channel: ChannelConfig) -> Outcome:
         provider = self.providers[channel.name]
         try:
             msg = await self.outbound(row, channel)
@@ -220,7 +234,7 @@ class Deliverer:
             raise
         except Exception as exc:  # a template that fails on this alert's data must not stall the queue
             await self._dead(row, channel, f"cannot render message: {type(exc).__name__}: {exc}", "permanent_failure")
-            return
+            return Outcome.PERMANENT
         now = self.clock()
         await asyncio.to_thread(self.store.mark_sending, row.id, row.dest, now)
         self.limiter.record(row.dest, now)
@@ -231,7 +245,12 @@ class Deliverer:
             result = SendResult(Outcome.UNKNOWN if provider.sms else Outcome.RETRY, "deadline exceeded")
         except Exception as exc:
             result = SendResult(Outcome.UNKNOWN if provider.sms else Outcome.RETRY, f"{type(exc).__name__}")
+        if channel.is_sms and result.outcome in (Outcome.PERMANENT, Outcome.RETRY, Outcome.RATE_LIMITED):
+            # The provider refused it: nobody's phone got it, so it costs nobody's per-person budget.
+            self.limiter.forget(row.dest, now)
+            await asyncio.to_thread(self.store.forget_send, row.dest, now)
         await self._apply(row, channel, result, msg)
+        return result.outcome
 
     async def _apply(self, row: Row, channel: ChannelConfig, result: SendResult, msg: Outbound) -> None:
         now = self.clock()
@@ -275,14 +294,22 @@ class Deliverer:
         await asyncio.to_thread(self.store.dead, row.id, now, detail)
         self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome=outcome)
         log.error("message %d on %s failed for good (%s): %s", row.id, channel.name, outcome, detail)
+        await self._to_fallback(row, channel, f"{channel.name} 通道投递失败，改由本通道发送")
+
+    async def _to_fallback(self, row: Row, channel: ChannelConfig, note: str) -> None:
+        """Hand a message's alerts to the channel's fallback, with a note saying why they come this way."""
         fallback = self.config.channels.get(channel.fallback or "")
         if fallback is None or row.fallback_depth >= MAX_FALLBACK_DEPTH:
             return
+        now = self.clock()
         alert_ids = await asyncio.to_thread(self.store.alert_ids_for, row)
         planned: list[tuple[int, list[NewMessage]]] = []
         for alert_id in alert_ids:
             alert = await asyncio.to_thread(self.store.alert_body, alert_id)
-            messages = plan_channel(fallback, alert, now, self.zone)
+            messages = [
+                NewMessage(m.channel, m.recipient, m.dest, m.next_at, m.quiet, note)
+                for m in plan_channel(fallback, alert, now, self.zone)
+            ]
             if messages:
                 planned.append((alert_id, messages))
         if planned:
@@ -322,5 +349,9 @@ class Deliverer:
         elif status is Reconcile.UNSUPPORTED or now - since >= d.reconcile_give_up_seconds:
             await asyncio.to_thread(self.store.review, row.id, now, f"needs operator review: {detail}")
             log.error("message %d on %s needs operator review: %s", row.id, channel.name, detail)
+            who = channel.person(row.recipient)
+            await self._to_fallback(
+                row, channel, f"短信结果未知，请人工核实（{channel.name}，{who.name if who else '-'}）"
+            )
         else:
             await asyncio.to_thread(self.store.unknown, row.id, now + d.reconcile_delay_seconds, now, detail)

@@ -10,15 +10,12 @@ import concurrent.futures
 import queue
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
 
-from relay.store import NewMessage, Store
+from relay.store import Store, Webhook
 
 __all__ = ["GroupCommitter"]
 
-Items = Sequence[tuple[str, dict[str, Any], Sequence[NewMessage]]]
-_Job = tuple[str, Items, "concurrent.futures.Future[tuple[int, int]]"]
+_Job = tuple[Webhook, "concurrent.futures.Future[tuple[int, int]]"]
 
 
 class GroupCommitter:
@@ -29,9 +26,9 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="relay-ingest-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, route: str, items: Items) -> concurrent.futures.Future[tuple[int, int]]:
+    def submit(self, webhook: Webhook) -> concurrent.futures.Future[tuple[int, int]]:
         future: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
-        self._queue.put((route, items, future))
+        self._queue.put((webhook, future))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -55,12 +52,12 @@ class GroupCommitter:
                     break
                 batch.append(job)
             try:
-                results = self.store.ingest_many([(route, items) for route, items, _ in batch], time.time())
+                results = self.store.ingest_many([webhook for webhook, _ in batch], time.time())
             except Exception as exc:
-                for _, _, future in batch:
+                for _, future in batch:
                     future.set_exception(exc)
             else:
-                for (_, _, future), result in zip(batch, results):
+                for (_, future), result in zip(batch, results):
                     future.set_result(result)
             if stop:
                 return

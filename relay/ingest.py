@@ -9,14 +9,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from relay.config.model import ChannelConfig, Config
-from relay.store import NewMessage
+from relay.store import NewMessage, Notice, Webhook
 
-__all__ = ["PayloadError", "parse_payload", "dedup_key", "plan_messages", "plan_channel", "dest_key"]
+__all__ = [
+    "PayloadError",
+    "parse_payload",
+    "dedup_key",
+    "group_key",
+    "firing_set",
+    "build_webhook",
+    "plan_messages",
+    "plan_channel",
+    "dest_key",
+]
 
 MAX_ALERTS = 10000
 STATUSES = ("firing", "resolved")
@@ -63,6 +73,7 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
         raise PayloadError(f"too many alerts in one request ({len(alerts)} > {MAX_ALERTS})")
     group_key = _opt_str(data, "groupKey", "payload")
     receiver = _opt_str(data, "receiver", "payload")
+    external_url = _opt_str(data, "externalURL", "payload")
     out: list[dict[str, Any]] = []
     for i, alert in enumerate(alerts):
         where = f"alerts[{i}]"
@@ -86,6 +97,7 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
             "fingerprint": _opt_str(alert, "fingerprint", where) or _fingerprint(labels),
             "groupKey": group_key,
             "receiver": receiver,
+            "externalURL": external_url,
         }
         out.append(normalized)
     try:
@@ -95,10 +107,29 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def dedup_key(alert: Mapping[str, Any]) -> str:
-    """(groupKey, fingerprint, status, startsAt): Alertmanager resends whole groups and HA pairs both send."""
-    parts = [alert["groupKey"], alert["fingerprint"], alert["status"], alert["startsAt"]]
+def _digest(parts: list[str]) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=True).encode()).hexdigest()
+
+
+def dedup_key(route: str, alert: Mapping[str, Any]) -> str:
+    """(route, receiver, groupKey, fingerprint, status, startsAt).
+
+    Alertmanager resends whole groups and HA pairs both send: those collapse. The route and receiver are
+    part of the key because Alertmanager posts the same group (same groupKey) to every receiver whose route
+    matches -- the SMS and the IM receiver of a critical alert -- and each of them must deliver.
+    """
+    return _digest(
+        [route, alert["receiver"], alert["groupKey"], alert["fingerprint"], alert["status"], alert["startsAt"]]
+    )
+
+
+def group_key(route: str, alert: Mapping[str, Any]) -> str:
+    return _digest([route, alert["receiver"], alert["groupKey"]])
+
+
+def firing_set(alerts: Sequence[Mapping[str, Any]]) -> str:
+    """What Alertmanager compares to decide whether a group changed: its firing alerts."""
+    return _digest(sorted(f"{a['fingerprint']}@{a['startsAt']}" for a in alerts if a["status"] == "firing"))
 
 
 def dest_key(channel: str, recipient: str) -> str:
@@ -119,7 +150,8 @@ def plan_channel(channel: ChannelConfig, alert: Mapping[str, Any], now: float, z
         local = dt.datetime.fromtimestamp(now, zone)
         if quiet.active(local):
             next_at = quiet.end_after(local).timestamp()
-    return [NewMessage(channel.name, r, dest_key(channel.name, r), next_at) for r in channel.destinations()]
+    held = next_at > now
+    return [NewMessage(channel.name, r, dest_key(channel.name, r), next_at, held) for r in channel.destinations()]
 
 
 def plan_messages(config: Config, route: str, alert: Mapping[str, Any], now: float) -> list[NewMessage]:
@@ -128,3 +160,18 @@ def plan_messages(config: Config, route: str, alert: Mapping[str, Any], now: flo
     for name in config.routes[route].channels:
         messages.extend(plan_channel(config.channels[name], alert, now, zone))
     return messages
+
+
+def build_webhook(config: Config, route: str, alerts: Sequence[dict[str, Any]], now: float) -> Webhook:
+    """One parsed request -> what the store needs: notices with their planned messages and the group's state."""
+    notices = [Notice(dedup_key(route, a), a, plan_messages(config, route, a, now)) for a in alerts]
+    first = alerts[0] if alerts else {"receiver": "", "groupKey": ""}
+    gaps = {name: config.channels[name].reminder_gap() for name in config.routes[route].channels}
+    return Webhook(
+        route=route,
+        group=group_key(route, first),
+        firing=firing_set(alerts),
+        notices=notices,
+        reminder_gaps=gaps,
+        duplicate_window=config.delivery.duplicate_window_seconds,
+    )

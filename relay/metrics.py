@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from relay import __version__
-from relay.store import ChannelStats
+from relay.store import ChannelStats, HeartbeatState
 
 __all__ = ["Metrics", "OUTCOMES", "CATALOGUE"]
 
@@ -25,6 +25,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "shaobing_relay_deliveries_total": ("counter", "Delivery attempts by channel and outcome."),
     "shaobing_relay_queue_depth": ("gauge", "Alert messages not yet delivered (pending, sending, folded, unknown)."),
     "shaobing_relay_oldest_pending_age_seconds": ("gauge", "Age of the oldest undelivered message."),
+    "shaobing_relay_deferred_messages": ("gauge", "Messages held back by quiet hours (not backlog: not due yet)."),
     "shaobing_relay_dead_letters": ("gauge", "Messages that could not be delivered (current count)."),
     "shaobing_relay_unknown_deliveries": ("gauge", "SMS sends with an unknown outcome awaiting reconciliation."),
     "shaobing_relay_review_required": ("gauge", "Sends an operator must check (reconciliation gave up)."),
@@ -32,8 +33,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "shaobing_relay_digests_total": ("counter", "Digest messages formed because a channel was over budget."),
     "shaobing_relay_http_requests_total": ("counter", "Ingest requests by HTTP status code."),
     "shaobing_relay_store_errors_total": ("counter", "Store (SQLite) operations that failed."),
+    "shaobing_relay_heartbeat_last_timestamp_seconds": (
+        "gauge",
+        "When the last heartbeat (ShaobingWatchdog) of a source arrived; tracking start if none yet.",
+    ),
+    "shaobing_relay_heartbeat_missing": ("gauge", "1 while a source's heartbeat is overdue (alert path down)."),
     "shaobing_relay_build_info": ("gauge", "Always 1; the version label says which relay runs."),
 }
+_HEARTBEAT_GAUGES = ("shaobing_relay_heartbeat_last_timestamp_seconds", "shaobing_relay_heartbeat_missing")
 
 
 def _escape(value: str) -> str:
@@ -71,7 +78,12 @@ class Metrics:
         with self._lock:
             return self._counters[name].get(tuple(sorted(labels.items())), 0.0)
 
-    def render(self, stats: Mapping[str, ChannelStats] | None, now: float | None = None) -> str:
+    def render(
+        self,
+        stats: Mapping[str, ChannelStats] | None,
+        now: float | None = None,
+        heartbeats: Iterable[HeartbeatState] = (),
+    ) -> str:
         now = time.time() if now is None else now
         lines: list[str] = []
         with self._lock:
@@ -84,6 +96,10 @@ class Metrics:
                     lines.append(f"{name}{_labels(key)} {value:g}")
             elif name == "shaobing_relay_build_info":
                 lines.append(f"{name}{_labels([('version', __version__)])} 1")
+            elif name in _HEARTBEAT_GAUGES:
+                for beat in heartbeats:
+                    shown = f"{beat.last_at:.3f}" if name.endswith("timestamp_seconds") else str(int(beat.down))
+                    lines.append(f"{name}{_labels([('source', beat.source)])} {shown}")
             elif stats is not None:
                 for channel in sorted(set(self.channels) | set(stats)):
                     lines.append(f"{name}{_labels([('channel', channel)])} {_gauge(name, stats.get(channel), now):g}")
@@ -96,7 +112,9 @@ def _gauge(name: str, stats: ChannelStats | None, now: float) -> float:
     if name == "shaobing_relay_queue_depth":
         return float(stats.queue_depth)
     if name == "shaobing_relay_oldest_pending_age_seconds":
-        return max(now - stats.oldest_created_at, 0.0) if stats.oldest_created_at is not None else 0.0
+        return max(now - stats.oldest_ready_at, 0.0) if stats.oldest_ready_at is not None else 0.0
+    if name == "shaobing_relay_deferred_messages":
+        return float(stats.deferred)
     if name == "shaobing_relay_dead_letters":
         return float(stats.dead)
     if name == "shaobing_relay_unknown_deliveries":

@@ -69,6 +69,12 @@ class WindowLimiter:
     def record(self, dest: str, at: float) -> None:
         self._sends.setdefault(dest, deque()).append(at)
 
+    def forget(self, dest: str, at: float) -> None:
+        """Take back a recorded send that never reached anyone."""
+        sends = self._sends.get(dest)
+        if sends is not None and at in sends:
+            sends.remove(at)
+
     def block(self, dest: str, until: float) -> None:
         """The provider said we are too fast: spend nothing until `until`."""
         self._blocked_until[dest] = max(self._blocked_until.get(dest, 0.0), until)

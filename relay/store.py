@@ -2,7 +2,14 @@
 
 Message states: pending -> sending -> delivered; sending -> pending (retry) | unknown (SMS outcome
 not known; reconcile) | dead (permanent or out of attempts). unknown -> delivered | pending | dead | review.
-Rows folded into a digest are 'folded' and follow their digest row to delivered/dead.
+Rows folded into a digest are 'folded' and follow their digest row to delivered/dead. Rows held back by
+quiet hours are 'quiet' until their time comes (not backlog: nothing is late yet), then 'pending'.
+
+Deduplication is per notice: (route, receiver, groupKey, fingerprint, status, startsAt). The same notice on
+another route (Alertmanager's SMS and IM receivers share one groupKey) is another notice. A notice seen
+again is a duplicate (HA pairs, group_interval resends of a group that changed elsewhere), except when its
+whole group arrives unchanged after the duplicate window: that is Alertmanager's repeat_interval, and the
+firing alerts in it become reminders (number 1, 2, ...), each channel applying its own reminder policy.
 """
 
 from __future__ import annotations
@@ -11,12 +18,12 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "Row", "NewMessage", "ChannelStats", "StoreError"]
+__all__ = ["Store", "Row", "NewMessage", "Notice", "Webhook", "ChannelStats", "HeartbeatState", "StoreError"]
 
 StoreError = sqlite3.Error
 
@@ -52,7 +59,38 @@ CREATE INDEX IF NOT EXISTS messages_due ON messages(state, next_at);
 CREATE INDEX IF NOT EXISTS messages_digest ON messages(digest_id);
 CREATE TABLE IF NOT EXISTS sends (dest TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sends_dest ON sends(dest, at);
+CREATE TABLE IF NOT EXISTS notices (
+    key TEXT PRIMARY KEY,
+    first_at REAL NOT NULL,
+    last_at REAL NOT NULL,
+    reminders INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS groups (
+    key TEXT PRIMARY KEY,
+    firing TEXT NOT NULL,
+    last_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS channel_notices (
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    last_at REAL NOT NULL,
+    PRIMARY KEY (key, channel)
+);
+CREATE TABLE IF NOT EXISTS heartbeats (
+    source TEXT PRIMARY KEY,
+    last_at REAL NOT NULL,
+    down INTEGER NOT NULL DEFAULT 0,
+    down_since REAL,
+    received INTEGER NOT NULL DEFAULT 0
+);
 """
+
+# Columns added after the first release: (table, column, declaration). Existing databases get them
+# with ALTER TABLE at open, so an upgrade keeps every queued message.
+_MIGRATIONS = (
+    ("messages", "note", "TEXT NOT NULL DEFAULT ''"),
+    ("messages", "ready_at", "REAL"),
+)
 
 _LIVE = ("pending", "sending", "folded", "unknown")
 
@@ -63,6 +101,39 @@ class NewMessage:
     recipient: str
     dest: str
     next_at: float
+    quiet: bool = False  # held back by quiet hours until next_at
+    note: str = ""  # shown above the message (fallback reason, heartbeat context)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One alert of a webhook: its dedup key and the messages planned for every channel of the route."""
+
+    key: str
+    alert: dict[str, Any]
+    messages: Sequence[NewMessage]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One accepted Alertmanager request, with what the store needs to tell a duplicate from a reminder."""
+
+    route: str
+    group: str  # (route, receiver, groupKey)
+    firing: str  # the group's firing set (fingerprint, startsAt), hashed
+    notices: Sequence[Notice]
+    # channel -> least seconds between two reminders of one alert; None: that channel sends no reminders.
+    reminder_gaps: Mapping[str, float | None]
+    duplicate_window: float
+
+
+@dataclass(frozen=True)
+class HeartbeatState:
+    source: str
+    last_at: float
+    down: bool
+    down_since: float | None
+    received: bool  # a heartbeat has arrived at least once (else last_at is when tracking began)
 
 
 @dataclass(frozen=True)
@@ -82,20 +153,22 @@ class Row:
     fallback_depth: int
     provider_ref: str
     last_error: str
+    note: str
 
 
 @dataclass
 class ChannelStats:
     queue_depth: int = 0
-    oldest_created_at: float | None = None
+    oldest_ready_at: float | None = None
     dead: int = 0
     unknown: int = 0
     review: int = 0
+    deferred: int = 0
 
 
 _ROW_COLS = (
     "id, channel, recipient, dest, kind, state, attempts, created_at, next_at, unknown_since, "
-    "delivery_id, route, fallback_depth, provider_ref, last_error"
+    "delivery_id, route, fallback_depth, provider_ref, last_error, note"
 )
 
 
@@ -115,6 +188,11 @@ class Store:
         self._conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(_SCHEMA)
+        for table, column, decl in _MIGRATIONS:
+            have = {str(r[1]) for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        self._conn.execute("UPDATE messages SET ready_at=created_at WHERE ready_at IS NULL")
 
     def close(self) -> None:
         with self._lock:
@@ -137,38 +215,76 @@ class Store:
 
     # -- ingest -------------------------------------------------------------------------------------
 
-    def ingest(
-        self, route: str, items: Sequence[tuple[str, dict[str, Any], Sequence[NewMessage]]], now: float
-    ) -> tuple[int, int]:
-        """Persist alerts (deduplicated) and their outbox messages in one transaction."""
-        return self.ingest_many([(route, items)], now)[0]
+    def ingest(self, webhook: Webhook, now: float) -> tuple[int, int]:
+        """Persist a webhook's new notices and their outbox messages in one transaction."""
+        return self.ingest_many([webhook], now)[0]
 
-    def ingest_many(
-        self, batches: Sequence[tuple[str, Sequence[tuple[str, dict[str, Any], Sequence[NewMessage]]]]], now: float
-    ) -> list[tuple[int, int]]:
-        """Several webhooks in one transaction (group commit): one fsync for all of them."""
+    def ingest_many(self, webhooks: Sequence[Webhook], now: float) -> list[tuple[int, int]]:
+        """Several webhooks in one transaction (group commit): one fsync for all of them.
+        Returns (accepted, duplicates) per webhook; a reminder counts as accepted."""
         results: list[tuple[int, int]] = []
         with self._lock:
             conn = self._tx()
             try:
-                for route, items in batches:
-                    accepted = duplicates = 0
-                    for dedup, alert, messages in items:
-                        cur = conn.execute(
-                            "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
-                            (dedup, route, now, json.dumps(alert, ensure_ascii=True)),
-                        )
-                        if cur.rowcount != 1:
-                            duplicates += 1
-                            continue
-                        accepted += 1
-                        self._insert_messages(conn, cur.lastrowid or 0, route, messages, now, 0)
-                    results.append((accepted, duplicates))
+                for webhook in webhooks:
+                    results.append(self._ingest_one(conn, webhook, now))
                 self._commit()
             except BaseException:
                 self._rollback()
                 raise
         return results
+
+    def _ingest_one(self, conn: sqlite3.Connection, webhook: Webhook, now: float) -> tuple[int, int]:
+        group = conn.execute("SELECT firing, last_at FROM groups WHERE key=?", (webhook.group,)).fetchone()
+        unchanged = group is not None and group[0] == webhook.firing
+        repeat = unchanged and now - float(group[1]) >= webhook.duplicate_window
+        accepted = duplicates = 0
+        for notice in webhook.notices:
+            seen = conn.execute("SELECT first_at, reminders FROM notices WHERE key=?", (notice.key,)).fetchone()
+            if seen is None:
+                number, first_at = 0, now
+                conn.execute(
+                    "INSERT INTO notices(key, first_at, last_at, reminders) VALUES (?, ?, ?, 0)", (notice.key, now, now)
+                )
+            elif notice.alert.get("status") == "firing" and repeat:
+                number, first_at = int(seen[1]) + 1, float(seen[0])
+                conn.execute("UPDATE notices SET last_at=?, reminders=? WHERE key=?", (now, number, notice.key))
+            else:
+                duplicates += 1
+                continue
+            accepted += 1
+            body = dict(notice.alert, reminder=number, notifiedAt=now, firstNotifiedAt=first_at)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
+                (f"{notice.key}#{number}", webhook.route, now, json.dumps(body, ensure_ascii=True)),
+            )
+            if cur.rowcount != 1:
+                continue
+            messages = list(notice.messages)
+            if number:
+                messages = [m for m in messages if self._reminder_due(conn, notice.key, m.channel, webhook, now)]
+            for channel in {m.channel for m in messages}:
+                conn.execute(
+                    "INSERT INTO channel_notices(key, channel, last_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(key, channel) DO UPDATE SET last_at=excluded.last_at",
+                    (notice.key, channel, now),
+                )
+            self._insert_messages(conn, cur.lastrowid or 0, webhook.route, messages, now, 0)
+        if not unchanged or repeat:
+            conn.execute(
+                "INSERT INTO groups(key, firing, last_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET firing=excluded.firing, last_at=excluded.last_at",
+                (webhook.group, webhook.firing, now),
+            )
+        return accepted, duplicates
+
+    @staticmethod
+    def _reminder_due(conn: sqlite3.Connection, key: str, channel: str, webhook: Webhook, now: float) -> bool:
+        gap = webhook.reminder_gaps.get(channel, 0.0)
+        if gap is None:
+            return False
+        last = conn.execute("SELECT last_at FROM channel_notices WHERE key=? AND channel=?", (key, channel)).fetchone()
+        return last is None or now - float(last[0]) >= gap
 
     @staticmethod
     def _insert_messages(
@@ -176,13 +292,48 @@ class Store:
     ) -> None:
         conn.executemany(
             "INSERT INTO messages(channel, recipient, dest, kind, alert_id, state, created_at, next_at, "
-            "updated_at, delivery_id, route, fallback_depth) "
-            "VALUES (?, ?, ?, 'single', ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            "updated_at, delivery_id, route, fallback_depth, note, ready_at) "
+            "VALUES (?, ?, ?, 'single', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (m.channel, m.recipient, m.dest, alert_id, now, m.next_at, now, uuid.uuid4().hex, route, depth)
+                (
+                    m.channel,
+                    m.recipient,
+                    m.dest,
+                    alert_id,
+                    "quiet" if m.quiet else "pending",
+                    now,
+                    m.next_at,
+                    now,
+                    uuid.uuid4().hex,
+                    route,
+                    depth,
+                    m.note,
+                    m.next_at,
+                )
                 for m in messages
             ],
         )
+
+    def add_alert(
+        self, dedup: str, route: str, alert: dict[str, Any], messages: Sequence[NewMessage], now: float
+    ) -> bool:
+        """An alert the relay makes itself (the heartbeat watch): stored and queued like a received one.
+        False when `dedup` was stored before (the same event is never announced twice)."""
+        with self._lock:
+            conn = self._tx()
+            try:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
+                    (dedup, route, now, json.dumps(alert, ensure_ascii=True)),
+                )
+                added = cur.rowcount == 1
+                if added:
+                    self._insert_messages(conn, cur.lastrowid or 0, route, messages, now, 0)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        return added
 
     # -- delivery -----------------------------------------------------------------------------------
 
@@ -205,7 +356,7 @@ class Store:
     def next_due_at(self) -> float | None:
         with self._lock:
             (value,) = self._conn.execute(
-                "SELECT MIN(next_at) FROM messages WHERE state IN ('pending', 'unknown')"
+                "SELECT MIN(next_at) FROM messages WHERE state IN ('pending', 'unknown', 'quiet')"
             ).fetchone()
         return float(value) if value is not None else None
 
@@ -237,7 +388,9 @@ class Store:
             try:
                 cur = conn.execute(
                     "INSERT INTO messages(channel, recipient, dest, kind, state, created_at, next_at, updated_at, "
-                    "delivery_id, route, fallback_depth) VALUES (?, ?, ?, 'digest', 'pending', ?, ?, ?, ?, ?, ?)",
+                    "delivery_id, route, fallback_depth, ready_at) "
+                    "SELECT ?, ?, ?, 'digest', 'pending', ?, ?, ?, ?, ?, ?, MIN(COALESCE(ready_at, created_at)) "
+                    f"FROM messages WHERE id IN ({','.join('?' for _ in child_ids)})",
                     (
                         template.channel,
                         template.recipient,
@@ -248,6 +401,7 @@ class Store:
                         uuid.uuid4().hex,
                         template.route,
                         template.fallback_depth,
+                        *child_ids,
                     ),
                 )
                 digest_id = cur.lastrowid or 0
@@ -295,6 +449,21 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
+
+    def forget_send(self, dest: str, at: float) -> None:
+        """A send that provably did not reach anyone (rejected, failed) gives its budget back."""
+        with self._lock:
+            self._conn.execute(
+                "DELETE FROM sends WHERE rowid=(SELECT rowid FROM sends WHERE dest=? AND at=? LIMIT 1)", (dest, at)
+            )
+
+    def release_quiet(self, now: float) -> int:
+        """Quiet hours are over for these rows: they join the queue (and count as backlog from now on)."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE messages SET state='pending', updated_at=? WHERE state='quiet' AND next_at<=?", (now, now)
+            )
+        return int(cur.rowcount)
 
     def _finish(self, message_id: int, state: str, now: float, ref: str, error: str) -> None:
         with self._lock:
@@ -404,6 +573,9 @@ class Store:
             try:
                 conn.execute("DELETE FROM sends WHERE at<?", (now - 2 * 86400,))
                 conn.execute("DELETE FROM messages WHERE state='delivered' AND updated_at<?", (cutoff,))
+                conn.execute("DELETE FROM notices WHERE last_at<?", (cutoff,))
+                conn.execute("DELETE FROM groups WHERE last_at<?", (cutoff,))
+                conn.execute("DELETE FROM channel_notices WHERE last_at<?", (cutoff,))
                 conn.execute(
                     "DELETE FROM alerts WHERE received_at<? AND id NOT IN "
                     "(SELECT alert_id FROM messages WHERE alert_id IS NOT NULL)",
@@ -420,8 +592,8 @@ class Store:
         out: dict[str, ChannelStats] = {}
         with self._lock:
             rows = self._conn.execute(
-                "SELECT channel, state, kind, COUNT(*), MIN(created_at) FROM messages "
-                "WHERE state IN ('pending', 'sending', 'folded', 'unknown', 'dead', 'review') "
+                "SELECT channel, state, kind, COUNT(*), MIN(COALESCE(ready_at, created_at)) FROM messages "
+                "WHERE state IN ('pending', 'sending', 'folded', 'unknown', 'dead', 'review', 'quiet') "
                 "GROUP BY channel, state, kind"
             ).fetchall()
         for channel, state, kind, count, oldest in rows:
@@ -429,14 +601,16 @@ class Store:
             if state in _LIVE and kind == "single":
                 stats.queue_depth += int(count)
             if state in _LIVE and oldest is not None:
-                current = stats.oldest_created_at
-                stats.oldest_created_at = float(oldest) if current is None else min(current, float(oldest))
+                current = stats.oldest_ready_at
+                stats.oldest_ready_at = float(oldest) if current is None else min(current, float(oldest))
             if state == "dead" and kind == "single":
                 stats.dead += int(count)
             if state == "unknown":
                 stats.unknown += int(count)
             if state == "review":
                 stats.review += int(count)
+            if state == "quiet" and kind == "single":
+                stats.deferred += int(count)
         return out
 
     def counts_by_state(self) -> dict[str, int]:
@@ -456,3 +630,35 @@ class Store:
         with self._lock:
             (count,) = self._conn.execute("SELECT COUNT(*) FROM alerts").fetchone()
         return int(count)
+
+    # -- heartbeats (the dead man's switch) ----------------------------------------------------------
+
+    def heartbeat(self, sources: Iterable[str], now: float) -> None:
+        with self._lock:
+            self._conn.executemany(
+                "INSERT INTO heartbeats(source, last_at, received) VALUES (?, ?, 1) "
+                "ON CONFLICT(source) DO UPDATE SET last_at=MAX(last_at, excluded.last_at), received=1",
+                [(s, now) for s in sources],
+            )
+
+    def track_heartbeats(self, sources: Iterable[str], now: float) -> None:
+        """Expected sources start their clock when first tracked, so one that never reports also alarms."""
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO heartbeats(source, last_at, received) VALUES (?, ?, 0)",
+                [(s, now) for s in sources],
+            )
+
+    def heartbeats(self) -> list[HeartbeatState]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT source, last_at, down, down_since, received FROM heartbeats ORDER BY source"
+            ).fetchall()
+        return [
+            HeartbeatState(str(s), float(a), bool(d), None if ds is None else float(ds), bool(r))
+            for s, a, d, ds, r in rows
+        ]
+
+    def set_heartbeat_down(self, source: str, down: bool, since: float | None) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE heartbeats SET down=?, down_since=? WHERE source=?", (int(down), since, source))

@@ -7,7 +7,9 @@ are refused with a did-you-mean, so a typo never silently disables a channel.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -18,6 +20,8 @@ from relay.config.model import (
     ChannelConfig,
     Config,
     DeliveryConfig,
+    HeartbeatConfig,
+    LinksConfig,
     Person,
     RouteConfig,
     ServerConfig,
@@ -28,9 +32,11 @@ from relay.templates import TEMPLATE_NAMES, Renderer, TemplateProblem
 
 __all__ = ["ConfigError", "Config", "ChannelConfig", "Secret", "load_config", "build_renderer"]
 
+T = TypeVar("T")
 _PHONE = re.compile(r"^\+?\d{6,15}$")
 _ROUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_TOP = ("server", "store", "delivery", "timezone", "people", "channels", "routes", "templates")
+_TOP = ("server", "store", "delivery", "timezone", "people", "channels", "routes", "templates", "heartbeats", "links")
+_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
 def _server(r: Reader, node: yaml.Node) -> ServerConfig:
@@ -95,6 +101,7 @@ def _delivery(r: Reader, node: yaml.Node) -> DeliveryConfig:
         "reconcile_grace_seconds": (0.0, 86400.0),
         "reconcile_give_up_seconds": (0.01, 7 * 86400.0),
         "poll_interval_seconds": (0.01, 60.0),
+        "duplicate_window_seconds": (0.0, 86400.0),
     }
     ints = {"max_attempts": (1, 1000), "digest_max_items": (2, 500), "concurrency": (1, 256)}
     keys = r.mapping(node, "delivery", tuple(floats) + tuple(ints))
@@ -108,38 +115,106 @@ def _delivery(r: Reader, node: yaml.Node) -> DeliveryConfig:
     return DeliveryConfig(**values)  # type: ignore[arg-type]
 
 
-def _people(r: Reader, node: yaml.Node) -> dict[str, Person]:
+def _people(r: Reader, node: yaml.Node, errors: list[ConfigError]) -> dict[str, Person]:
     people: dict[str, Person] = {}
     for key, value in r.free_mapping(node, "people").items():
-        sub = f"people.{key}"
-        entry = r.mapping(value, sub, ("name", "phone"), required=("phone",))
-        phone = r.string(entry["phone"], f"{sub}.phone").replace(" ", "").replace("-", "")
-        if not _PHONE.match(phone):
-            raise r.fail(
-                entry["phone"],
-                f"{sub}.phone",
-                "expected a phone number such as 13800001234 or +8613800001234",
-            )
-        name = r.string(entry["name"], f"{sub}.name") if "name" in entry else key
-        people[key] = Person(key, name, phone)
+        try:
+            people[key] = _person(r, key, value)
+        except ConfigError as exc:
+            errors.append(exc)
     return people
 
 
-def _routes(r: Reader, node: yaml.Node, channels: dict[str, ChannelConfig]) -> dict[str, RouteConfig]:
+def _person(r: Reader, key: str, value: yaml.Node) -> Person:
+    sub = f"people.{key}"
+    entry = r.mapping(value, sub, ("name", "phone"), required=("phone",))
+    phone = r.string(entry["phone"], f"{sub}.phone").replace(" ", "").replace("-", "")
+    if not _PHONE.match(phone):
+        raise r.fail(
+            entry["phone"],
+            f"{sub}.phone",
+            "expected a phone number such as 13800001234 or +8613800001234",
+        )
+    name = r.string(entry["name"], f"{sub}.name") if "name" in entry else key
+    return Person(key, name, phone)
+
+
+def _channel_list(
+    r: Reader, node: yaml.Node, keypath: str, channels: Mapping[str, object], broken: set[str]
+) -> list[str]:
+    names = r.strings(node, keypath)
+    for i, item in enumerate(r.sequence(node, keypath)):
+        if names[i] not in channels and names[i] not in broken:
+            raise r.fail(item, f"{keypath}[{i}]", f"unknown channel '{names[i]}'")
+    return names
+
+
+def _routes(
+    r: Reader, node: yaml.Node, channels: dict[str, ChannelConfig], broken: set[str], errors: list[ConfigError]
+) -> dict[str, RouteConfig]:
     routes: dict[str, RouteConfig] = {}
     for name, value in r.free_mapping(node, "routes").items():
         sub = f"routes.{name}"
-        if not _ROUTE.match(name):
-            raise r.fail(value, sub, "route names may use letters, digits, '.', '_' and '-' (they appear in the URL)")
-        entry = r.mapping(value, sub, ("channels",), required=("channels",))
-        names = r.strings(entry["channels"], f"{sub}.channels")
-        for i, item in enumerate(r.sequence(entry["channels"], f"{sub}.channels")):
-            if names[i] not in channels:
-                raise r.fail(item, f"{sub}.channels[{i}]", f"unknown channel '{names[i]}'")
-        routes[name] = RouteConfig(name, tuple(names))
-    if not routes:
+        try:
+            if not _ROUTE.match(name):
+                raise r.fail(
+                    value, sub, "route names may use letters, digits, '.', '_' and '-' (they appear in the URL)"
+                )
+            entry = r.mapping(value, sub, ("channels",), required=("channels",))
+            routes[name] = RouteConfig(
+                name, tuple(_channel_list(r, entry["channels"], f"{sub}.channels", channels, broken))
+            )
+        except ConfigError as exc:
+            errors.append(exc)
+    if not routes and not errors:
         raise r.fail(node, "routes", "define at least one route")
     return routes
+
+
+def _heartbeats(
+    r: Reader, node: yaml.Node, channels: dict[str, ChannelConfig], broken: set[str], routes: Mapping[str, object]
+) -> HeartbeatConfig:
+    keys = r.mapping(
+        node,
+        "heartbeats",
+        ("route", "channels", "source_label", "timeout_seconds", "restart_grace_seconds", "sources"),
+        required=("channels",),
+    )
+    route = "heartbeat"
+    if "route" in keys:
+        route = r.string(keys["route"], "heartbeats.route")
+        if not _ROUTE.match(route):
+            raise r.fail(
+                keys["route"], "heartbeats.route", "use letters, digits, '.', '_' and '-' (it appears in the URL)"
+            )
+    if route in routes:
+        raise r.fail(keys.get("route", node), "heartbeats.route", f"'{route}' is already an alert route under routes:")
+    names = _channel_list(r, keys["channels"], "heartbeats.channels", channels, broken)
+    if not names:
+        raise r.fail(keys["channels"], "heartbeats.channels", "give at least one channel")
+    values: dict[str, object] = {}
+    if "source_label" in keys:
+        values["source_label"] = r.string(keys["source_label"], "heartbeats.source_label")
+    if "timeout_seconds" in keys:
+        values["timeout_seconds"] = r.number(keys["timeout_seconds"], "heartbeats.timeout_seconds", 1.0, 7 * 86400.0)
+    if "restart_grace_seconds" in keys:
+        values["restart_grace_seconds"] = r.number(
+            keys["restart_grace_seconds"], "heartbeats.restart_grace_seconds", 0.0, 86400.0
+        )
+    if "sources" in keys:
+        values["sources"] = tuple(r.strings(keys["sources"], "heartbeats.sources"))
+    return HeartbeatConfig(route, tuple(names), **values)  # type: ignore[arg-type]
+
+
+def _links(r: Reader, node: yaml.Node) -> LinksConfig:
+    keys = r.mapping(node, "links", ("alertmanager", "grafana"))
+    values: dict[str, str] = {}
+    for key, value in keys.items():
+        text = r.string(value, f"links.{key}")
+        if not _URL.match(text):
+            raise r.fail(value, f"links.{key}", f"'{text}' is not an http(s) URL")
+        values[key] = text.rstrip("/")
+    return LinksConfig(**values)
 
 
 def _templates(r: Reader, node: yaml.Node) -> dict[str, str]:
@@ -166,9 +241,13 @@ def build_renderer(config: Config) -> Renderer:
     return renderer
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate a config file. Raises ConfigError with file, key path and line."""
-    r = Reader(path)
+def load_config(path: Path, resolve_secrets: bool = True) -> Config:
+    """Read and validate a config file. Raises ConfigError naming file, key path and line of every problem
+    found (one per section entry: each channel, person and route is checked even after another failed).
+
+    With resolve_secrets=False, secrets are not read (their values are empty): for commands such as
+    `review` that never talk to a provider and may run where the provider secrets are not set."""
+    r = Reader(path, resolve_secrets)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -182,38 +261,72 @@ def load_config(path: Path) -> Config:
     if root is None:
         raise ConfigError(f"{path}: the file is empty")
     keys = r.mapping(root, "", _TOP, required=("channels", "routes"))
-    server = _server(r, keys["server"]) if "server" in keys else ServerConfig()
+    errors: list[ConfigError] = []
+
+    def section(parse: Callable[[], T], default: T) -> T:
+        try:
+            return parse()
+        except ConfigError as exc:
+            errors.append(exc)
+            return default
+
+    server = section(lambda: _server(r, keys["server"]), ServerConfig()) if "server" in keys else ServerConfig()
     auth = server.auth
-    if not auth.bearer_tokens and not auth.basic and not auth.allow_unauthenticated:
-        raise r.fail(
-            keys.get("server", root),
-            "server.auth",
-            "callers must authenticate: set bearer_tokens or basic (or allow_unauthenticated: true)",
+    if not auth.bearer_tokens and not auth.basic and not auth.allow_unauthenticated and not errors:
+        errors.append(
+            r.fail(
+                keys.get("server", root),
+                "server.auth",
+                "callers must authenticate: set bearer_tokens or basic (or allow_unauthenticated: true)",
+            )
         )
-    store = _store(r, keys["store"]) if "store" in keys else StoreConfig(path.parent / "relay.db")
-    delivery = _delivery(r, keys["delivery"]) if "delivery" in keys else DeliveryConfig()
+    default_store = StoreConfig(path.parent / "relay.db")
+    store = section(lambda: _store(r, keys["store"]), default_store) if "store" in keys else default_store
+    delivery = (
+        section(lambda: _delivery(r, keys["delivery"]), DeliveryConfig()) if "delivery" in keys else DeliveryConfig()
+    )
     timezone = "Asia/Shanghai"
     if "timezone" in keys:
-        timezone = r.string(keys["timezone"], "timezone")
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise r.fail(keys["timezone"], "timezone", f"unknown time zone '{timezone}'") from None
-    people = _people(r, keys["people"]) if "people" in keys else {}
+        timezone = section(lambda: _timezone(r, keys["timezone"]), timezone)
+    no_people: dict[str, Person] = {}
+    people = section(lambda: _people(r, keys["people"], errors), no_people) if "people" in keys else no_people
 
     channels: dict[str, ChannelConfig] = {}
+    broken: set[str] = set()
     fallbacks: dict[str, yaml.Node | None] = {}
-    for name, node in r.free_mapping(keys["channels"], "channels").items():
-        channels[name], fallbacks[name] = parse_channel(r, name, node, people)
+    no_nodes: dict[str, yaml.Node] = {}
+    for name, node in section(lambda: r.free_mapping(keys["channels"], "channels"), no_nodes).items():
+        try:
+            channels[name], fallbacks[name] = parse_channel(r, name, node, people)
+        except ConfigError as exc:
+            errors.append(exc)
+            broken.add(name)
     for name, fb_node in fallbacks.items():
         target = channels[name].fallback
-        if target is not None and (target not in channels or target == name):
-            raise r.fail(fb_node, f"channels.{name}.fallback", f"'{target}' is not another defined channel")
-    routes = _routes(r, keys["routes"], channels)
-    templates = _templates(r, keys["templates"]) if "templates" in keys else {}
-    config = Config(path, server, store, delivery, timezone, people, channels, routes, templates)
+        if target is not None and target not in broken and (target not in channels or target == name):
+            errors.append(r.fail(fb_node, f"channels.{name}.fallback", f"'{target}' is not another defined channel"))
+    no_routes: dict[str, RouteConfig] = {}
+    routes = section(lambda: _routes(r, keys["routes"], channels, broken, errors), no_routes)
+    no_templates: dict[str, str] = {}
+    templates = section(lambda: _templates(r, keys["templates"]), no_templates) if "templates" in keys else {}
+    heartbeat: HeartbeatConfig | None = None
+    if "heartbeats" in keys:
+        heartbeat = section(lambda: _heartbeats(r, keys["heartbeats"], channels, broken, routes), None)
+    links = section(lambda: _links(r, keys["links"]), LinksConfig()) if "links" in keys else LinksConfig()
+    if errors:
+        raise ConfigError("\n".join(str(e) for e in errors), [str(e) for e in errors])
+    config = Config(path, server, store, delivery, timezone, people, channels, routes, templates, heartbeat, links)
     try:
         build_renderer(config)
     except TemplateProblem as exc:
         raise ConfigError(str(exc)) from None
     return config
+
+
+def _timezone(r: Reader, node: yaml.Node) -> str:
+    timezone = r.string(node, "timezone")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise r.fail(node, "timezone", f"unknown time zone '{timezone}'") from None
+    return timezone

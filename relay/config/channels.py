@@ -33,11 +33,40 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
 DEFAULT_TEMPLATE_PARAMS: tuple[tuple[str, str], ...] = (
     ("status", "{{ status_zh }}"),
     ("alert", "{{ title }}"),
-    ("target", "{{ target }}"),
+    ("target", "{{ place }}"),
     ("time", "{{ time }}"),
 )
 
-_COMMON = ("type", "fallback", "severities", "send_resolved", "quiet_hours", "rate_limits", "description")
+# Reminders for an alert that stays firing: SMS at most every 4 hours per person (cost, and sleep), chat
+# robots at every Alertmanager repeat_interval (0: no extra spacing).
+DEFAULT_REMINDER_SECONDS = {"sms": 4 * 3600.0, "im": 0.0}
+
+# The largest message a provider takes, in UTF-8 bytes of the rendered text. WeCom documents 4096 bytes for
+# markdown content; Feishu 20 KB for the whole request body (the card JSON around the text needs room);
+# DingTalk answers over-long messages with an error, 20,000 bytes is the commonly quoted limit. SMS: the text
+# of a generic gateway message, in characters: 5 concatenated segments of 67 UCS-2 characters.
+DEFAULT_MESSAGE_LIMITS = {
+    "dingtalk": 18000,
+    "wecom": 4000,
+    "feishu": 16000,
+    "webhook": 65536,
+    "aliyun_sms": 335,
+    "tencent_sms": 335,
+    "sms_gateway": 335,
+}
+
+_COMMON = (
+    "type",
+    "fallback",
+    "severities",
+    "send_resolved",
+    "quiet_hours",
+    "rate_limits",
+    "description",
+    "reminders",
+    "reminder_interval_seconds",
+    "max_message_bytes",
+)
 _SMS_COMMON = (
     "recipients",
     "per_recipient_hourly",
@@ -220,6 +249,17 @@ def parse_channel(
         if "max_param_chars" in keys:
             max_chars = reader.integer(keys["max_param_chars"], f"{keypath}.max_param_chars", 1, 500)
 
+    reminder: float | None = DEFAULT_REMINDER_SECONDS["sms" if is_sms else "im"]
+    if "reminder_interval_seconds" in keys:
+        reminder = reader.number(
+            keys["reminder_interval_seconds"], f"{keypath}.reminder_interval_seconds", 0.0, 30 * 86400.0
+        )
+    if "reminders" in keys and not reader.boolean(keys["reminders"], f"{keypath}.reminders"):
+        reminder = None
+    limit = DEFAULT_MESSAGE_LIMITS[ctype]
+    if "max_message_bytes" in keys:
+        limit = reader.integer(keys["max_message_bytes"], f"{keypath}.max_message_bytes", 70, 1 << 20)
+
     fallback_node = keys.get("fallback")
     fallback = reader.string(fallback_node, f"{keypath}.fallback") if fallback_node is not None else None
     channel = ChannelConfig(
@@ -235,5 +275,7 @@ def parse_channel(
         rate_limits=limits,
         template_params=params,
         max_param_chars=max_chars,
+        reminder_interval=reminder,
+        max_message_bytes=limit,
     )
     return channel, fallback_node

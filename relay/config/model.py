@@ -19,6 +19,8 @@ __all__ = [
     "RouteConfig",
     "ServerConfig",
     "StoreConfig",
+    "HeartbeatConfig",
+    "LinksConfig",
     "SMS_TYPES",
     "IM_TYPES",
     "CHANNEL_TYPES",
@@ -63,6 +65,10 @@ class DeliveryConfig:
     digest_max_items: int = 30
     concurrency: int = 8
     poll_interval_seconds: float = 1.0
+    # A notice seen again within this time is a duplicate even when its whole group is unchanged (HA pairs,
+    # webhook retries); after it, an unchanged group is Alertmanager's repeat_interval: a reminder.
+    # Keep it below the shortest repeat_interval of the routes that post here.
+    duplicate_window_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,13 @@ class ChannelConfig:
     rate_limits: tuple[tuple[float, int], ...] = ()
     template_params: tuple[tuple[str, str], ...] = ()
     max_param_chars: int = 20
+    # Least seconds between two reminders of one alert on this channel; None: no reminders at all.
+    reminder_interval: float | None = 0.0
+    # Size limit of one rendered message (UTF-8 bytes for chat; characters of the text for SMS).
+    max_message_bytes: int = 4000
+
+    def reminder_gap(self) -> float | None:
+        return self.reminder_interval
 
     @property
     def is_sms(self) -> bool:
@@ -127,6 +140,28 @@ class RouteConfig:
 
 
 @dataclass(frozen=True)
+class HeartbeatConfig:
+    """The dead man's switch: an always-firing alert (ShaobingWatchdog) posted to `route` by every
+    Alertmanager; a source (the value of `source_label`) silent for `timeout_seconds` is announced on
+    `channels`, and again when it is back."""
+
+    route: str
+    channels: tuple[str, ...]
+    source_label: str = "prometheus"
+    timeout_seconds: float = 600.0
+    restart_grace_seconds: float = 120.0
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinksConfig:
+    """Where an operator sees what a digest left out (else the Alertmanager URL from the webhook)."""
+
+    alertmanager: str = ""
+    grafana: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -137,3 +172,5 @@ class Config:
     channels: dict[str, ChannelConfig]
     routes: dict[str, RouteConfig]
     templates: dict[str, str]
+    heartbeat: HeartbeatConfig | None = None
+    links: LinksConfig = field(default_factory=LinksConfig)

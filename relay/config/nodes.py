@@ -14,7 +14,12 @@ __all__ = ["ConfigError", "Reader", "Secret"]
 
 
 class ConfigError(Exception):
-    """A problem in the relay configuration; the message names file, key path and line."""
+    """A problem in the relay configuration; the message names file, key path and line.
+    `problems` lists each problem when several were found at once."""
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,9 @@ class Secret:
 class Reader:
     """Helpers that read one node kind and raise ConfigError with a precise location."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, resolve_secrets: bool = True) -> None:
         self.path = path
+        self.resolve_secrets = resolve_secrets
 
     def fail(self, node: yaml.Node | None, keypath: str, message: str) -> ConfigError:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
@@ -146,6 +152,9 @@ class Reader:
         keys = self.mapping(node, keypath, ("secret_env", "secret_file"))
         if len(keys) != 1:
             raise self.fail(node, keypath, "give exactly one of secret_env or secret_file")
+        if not self.resolve_secrets:
+            which = "secret_env" if "secret_env" in keys else "secret_file"
+            return Secret(f"{which}:{self.string(keys[which], f'{keypath}.{which}')}", "")
         if "secret_env" in keys:
             name = self.string(keys["secret_env"], f"{keypath}.secret_env")
             value = os.environ.get(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.resources
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,10 @@ SEVERITY_ZH = {"critical": "严重", "warning": "警告", "info": "提示"}
 ICONS = {"firing": "🔴", "resolved": "✅"}
 
 _ALERT_KEYS = (
+    "township",
+    "place",
+    "reminder",
+    "duration",
     "status",
     "status_zh",
     "severity",
@@ -46,7 +50,21 @@ _ALERT_KEYS = (
     "generator_url",
     "fingerprint",
 )
-_TOP_KEYS = ("alerts", "digest", "count", "firing_count", "resolved_count", "channel", "route") + _ALERT_KEYS
+_TOP_KEYS = (
+    "alerts",
+    "digest",
+    "count",
+    "firing_count",
+    "resolved_count",
+    "channel",
+    "route",
+    "note",
+    "groups",
+    "shown_count",
+    "omitted",
+    "more_url",
+    "grafana_url",
+) + _ALERT_KEYS
 GATEWAY_SAMPLE = {"phone": "13800001234", "delivery_id": "sample", "text": "sample", "params": {}}
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
 _GO_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
@@ -78,6 +96,18 @@ def sanitize_sms(text: str, limit: int) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: max(limit - 1, 0)] + "…"
 
 
+def duration_zh(seconds: float) -> str:
+    """A duration the way a Chinese message says it: 2 天 3 小时, 3 小时 20 分钟, 12 分钟."""
+    minutes = max(int(seconds // 60), 0)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} 天 {hours} 小时" if hours else f"{days} 天"
+    if hours:
+        return f"{hours} 小时 {mins} 分钟" if mins else f"{hours} 小时"
+    return f"{mins} 分钟"
+
+
 def _fmt(when: dt.datetime | None, zone: ZoneInfo, short: bool) -> str:
     if when is None:
         return ""
@@ -94,15 +124,27 @@ def alert_context(alert: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     ends = parse_time(str(alert.get("endsAt", "")))
     shown = ends if status == "resolved" and ends else starts
     alertname = labels.get("alertname", "")
+    target = labels.get("instance") or labels.get("host") or labels.get("job") or "-"
+    township = labels.get("township", "")
+    reminder = int(alert.get("reminder") or 0)
+    notified = float(alert.get("notifiedAt") or 0.0)
+    duration = duration_zh(notified - starts.timestamp()) if starts and notified else ""
+    status_zh = STATUS_ZH.get(status, status)
+    if reminder and status == "firing":
+        status_zh = f"仍在告警(第{reminder}次提醒)"
     return {
+        "township": township,
+        "place": f"{township} {target}" if township else target,
+        "reminder": reminder,
+        "duration": duration,
         "status": status,
-        "status_zh": STATUS_ZH.get(status, status),
+        "status_zh": status_zh,
         "severity": severity,
         "severity_zh": SEVERITY_ZH.get(severity, severity or "未知"),
         "icon": ICONS.get(status, ""),
         "alertname": alertname,
         "title": annotations.get("summary") or alertname or "未命名告警",
-        "target": labels.get("instance") or labels.get("host") or labels.get("job") or "-",
+        "target": target,
         "description": annotations.get("description", ""),
         "labels": labels,
         "annotations": annotations,
@@ -114,13 +156,33 @@ def alert_context(alert: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
+def _groups(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Digest items by township, then alert name (first appearance order), each with its alerts."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for a in items:
+        key = (str(a["township"]), str(a["alertname"]))
+        group = out.setdefault(
+            key, {"township": key[0] or "未标注乡镇", "alertname": key[1], "title": a["title"], "alerts": []}
+        )
+        group["alerts"].append(a)
+    return list(out.values())
+
+
+def _ordered(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    order: dict[tuple[str, str], int] = {}
+    for a in items:
+        order.setdefault((a["township"], a["alertname"]), len(order))
+    return sorted(items, key=lambda a: order[(a["township"], a["alertname"])])
+
+
 def message_context(
-    alerts: Sequence[Mapping[str, Any]], zone: ZoneInfo, channel: str = "", route: str = ""
+    alerts: Sequence[Mapping[str, Any]], zone: ZoneInfo, channel: str = "", route: str = "", note: str = ""
 ) -> dict[str, Any]:
-    items = [alert_context(a, zone) for a in alerts]
+    items = _ordered([alert_context(a, zone) for a in alerts])
     digest = len(items) != 1
     firing = sum(1 for a in items if a["status"] == "firing")
     ctx: dict[str, Any] = dict(items[0]) if items else {k: "" for k in _ALERT_KEYS}
+    external = next((str(a.get("externalURL") or "") for a in alerts if a.get("externalURL")), "")
     ctx.update(
         alerts=items,
         digest=digest,
@@ -129,17 +191,26 @@ def message_context(
         resolved_count=len(items) - firing,
         channel=channel,
         route=route,
+        note=note,
+        groups=_groups(items),
+        shown_count=len(items),
+        omitted=0,
+        more_url=f"{external.rstrip('/')}/#/alerts" if external else "",
+        grafana_url="",
     )
     if digest:
         titles: list[str] = []
         for a in items:
             if a["title"] not in titles:
                 titles.append(a["title"])
+        townships = sorted({a["township"] for a in items if a["township"]})
         ctx.update(
             status="firing" if firing else "resolved",
             status_zh="告警汇总",
             title=f"共{len(items)}条：" + "、".join(titles),
             target="多个对象" if len({a["target"] for a in items}) > 1 else (items[0]["target"] if items else "-"),
+            township="、".join(townships),
+            place="、".join(townships) if townships else "多个对象",
             time=max((a["time"] for a in items), default=""),
         )
     return ctx
@@ -154,12 +225,16 @@ def sample_contexts(zone: ZoneInfo) -> list[dict[str, Any]]:
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus/graph",
         "fingerprint": "0123456789abcdef",
+        "externalURL": "http://alertmanager:9093",
     }
     resolved = dict(firing, status="resolved", endsAt="2026-01-01T00:10:00Z")
+    township = dict(firing, labels={"alertname": "HostDown", "severity": "critical", "township": "城关镇"})
+    reminder = dict(township, reminder=2, notifiedAt=1767232800.0)
     return [
         message_context([firing], zone, "sample", "sample"),
         message_context([resolved], zone, "sample", "sample"),
-        message_context([firing, resolved], zone, "sample", "sample"),
+        message_context([reminder], zone, "sample", "sample", "短信结果未知，请人工核实"),
+        message_context([firing, resolved, township], zone, "sample", "sample"),
     ]
 
 
@@ -249,11 +324,38 @@ class Renderer:
         template = self._compiled.get(name) or self.env.get_template(name)
         return template.render(ctx).strip()
 
+    def render_fitted(self, name: str, ctx: Mapping[str, Any], limit: int, size: Callable[[str], int]) -> str:
+        """Render a digest listing as many of its alerts as fit in `limit` (measured by `size`); the
+        template is told how many it left out (`omitted`) and where to see them (`more_url`)."""
+        text = self.render(name, ctx)
+        items: list[dict[str, Any]] = list(ctx.get("alerts") or [])
+        if not ctx.get("digest") or size(text) <= limit or not items:
+            return text
+
+        def attempt(shown: int) -> str:
+            part = items[:shown]
+            return self.render(
+                name, {**ctx, "groups": _groups(part), "shown_count": shown, "omitted": len(items) - shown}
+            )
+
+        lo, hi = 0, len(items)  # invariant: attempt(lo) fits or lo == 0
+        best = attempt(0)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            candidate = attempt(mid)
+            if size(candidate) <= limit:
+                lo, best = mid, candidate
+            else:
+                hi = mid - 1
+        return best
+
     def render_inline(self, text: str, ctx: Mapping[str, Any]) -> str:
         template = self._inline.get(text)
         if template is None:
             template = self._inline[text] = self.env.from_string(text)
         return template.render(ctx)
 
-    def context(self, alerts: Sequence[Mapping[str, Any]], channel: str = "", route: str = "") -> dict[str, Any]:
-        return message_context(alerts, self.zone, channel, route)
+    def context(
+        self, alerts: Sequence[Mapping[str, Any]], channel: str = "", route: str = "", note: str = ""
+    ) -> dict[str, Any]:
+        return message_context(alerts, self.zone, channel, route, note)

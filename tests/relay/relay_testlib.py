@@ -95,7 +95,7 @@ def alert(i: int, status: str = "firing", severity: str = "critical", **labels: 
     }
 
 
-def payload(alerts: list[dict[str, Any]], group: str = '{}:{alertname="x"}') -> dict[str, Any]:
+def payload(alerts: list[dict[str, Any]], group: str = '{}:{alertname="x"}', receiver: str = "relay") -> dict[str, Any]:
     """Alertmanager's webhook body, version 4, as documented in its configuration reference."""
     firing = any(a["status"] == "firing" for a in alerts)
     return {
@@ -103,7 +103,7 @@ def payload(alerts: list[dict[str, Any]], group: str = '{}:{alertname="x"}') -> 
         "groupKey": group,
         "truncatedAlerts": 0,
         "status": "firing" if firing else "resolved",
-        "receiver": "relay",
+        "receiver": receiver,
         "groupLabels": {"alertname": "x"},
         "commonLabels": {},
         "commonAnnotations": {},

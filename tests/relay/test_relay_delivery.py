@@ -16,7 +16,7 @@ import pytest
 from relay.config import build_renderer, load_config
 from relay.config.model import Config
 from relay.delivery import Deliverer, backoff_delay
-from relay.ingest import dedup_key, parse_payload, plan_channel, plan_messages
+from relay.ingest import build_webhook, parse_payload, plan_channel
 from relay.metrics import Metrics
 from relay.ratelimit import WindowLimiter
 from relay.redact import mask_phone
@@ -31,15 +31,14 @@ class Harness:
         self.store = Store(config.store.path)
         self.metrics = Metrics(config.channels, config.routes)
 
-    def ingest(self, alerts: list[dict[str, object]], route: str = "ops") -> None:
+    def ingest(
+        self, alerts: list[dict[str, object]], route: str = "ops", now: float | None = None, **kw: str
+    ) -> tuple[int, int]:
         import json
 
-        now = time.time()
-        items = [
-            (dedup_key(a), a, plan_messages(self.config, route, a, now))
-            for a in parse_payload(json.dumps(payload(alerts)).encode())
-        ]
-        self.store.ingest(route, items, now)
+        now = time.time() if now is None else now
+        parsed = parse_payload(json.dumps(payload(alerts, **kw)).encode())
+        return self.store.ingest(build_webhook(self.config, route, parsed, now), now)
 
     def run_until(self, done: Callable[[], bool], timeout: float = 15.0) -> bool:
         async def go() -> bool:

@@ -23,6 +23,8 @@ from tests.relay.relay_fakes import SECRETS, FakeProviders
 from tests.relay.relay_testlib import alert, config_text, payload
 
 AUTH = {"Authorization": f"Bearer {SECRETS['bearer']}"}
+# What Alertmanager sends with every webhook (notify/webhook: Content-Type application/json).
+AUTH_JSON = {**AUTH, "Content-Type": "application/json"}
 
 
 class SyncClient:
@@ -111,7 +113,7 @@ def test_basic_auth_and_rejections(relay: Relay) -> None:
     ],
 )
 def test_malformed_payload_is_400_with_reason(relay: Relay, body: bytes, reason: str) -> None:
-    response = relay.client.post("/alertmanager/ops", content=body, headers=AUTH)
+    response = relay.client.post("/alertmanager/ops", content=body, headers=AUTH_JSON)
     assert response.status_code in (400, 413)
     if response.status_code == 400:
         assert reason in response.json()["error"]
@@ -176,7 +178,7 @@ bodies = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies)
 def test_fuzz_never_5xx(relay: Relay, body: bytes) -> None:
-    response = relay.client.post("/alertmanager/ops", content=body, headers=AUTH)
+    response = relay.client.post("/alertmanager/ops", content=body, headers=AUTH_JSON)
     assert response.status_code in (200, 400, 413), response.text
     data: Any = response.json()
     assert isinstance(data, dict)
