@@ -160,3 +160,47 @@ def test_metric_catalogue_matches_docs() -> None:
     documented = set(re.findall(r"`(shaobing_relay_[a-z_]+)`", docs))
     assert documented == set(CATALOGUE), documented ^ set(CATALOGUE)
     assert all(outcome in docs for outcome in OUTCOMES)
+
+
+def test_check_config_reports_every_error_at_once(
+    tmp_path: Path, fakes: FakeProviders, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        config_text(tmp_path, fakes, 10131)
+        .replace("  backoff_max_seconds: 1\n", "  backoff_max_seconds: -1\n")
+        .replace("    sign_name: 哨兵", "    sign_nme: 哨兵")
+        .replace("  li: {name: 李四, phone: \"13900005678\"}", "  li: {name: 李四, phone: \"call me\"}")
+        .replace("    channels: [ding, sms]", "    channels: [ding, sms, nosuch]")
+        .replace("    type: dingtalk\n", "    type: dingtalk\n    quiet_hours: {start: '25:00', end: '07:00'}\n")
+    )
+    path = _write(tmp_path, text)
+    with pytest.raises(SystemExit) as exited:
+        main(["check-config", str(path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    for needle in (
+        "delivery.backoff_max_seconds",
+        "channels.sms.sign_nme: unknown key",
+        "people.li.phone",
+        "routes.ops.channels[2]: unknown channel 'nosuch'",
+        "channels.ding.quiet_hours.start",
+    ):
+        assert needle in err, (needle, err)
+    assert "5 problems in" in err
+    # A channel that failed to parse is not reported a second time as "unknown" where a route uses it.
+    assert "unknown channel 'sms'" not in err
+
+
+def test_review_works_without_provider_secrets(
+    tmp_path: Path, fakes: FakeProviders, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = config_text(tmp_path, fakes, 10131).replace(
+        "access_token: {secret_file: " + str(tmp_path / "secrets") + "/ding_token}",
+        "access_token: {secret_env: SHAOBING_TEST_UNSET_DINGTALK_TOKEN}",
+    )
+    monkeypatch.delenv("SHAOBING_TEST_UNSET_DINGTALK_TOKEN", raising=False)
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match="SHAOBING_TEST_UNSET_DINGTALK_TOKEN is not set"):
+        load_config(path)  # serving needs the secret...
+    assert main(["review", "--config", str(path)]) == 0  # ...reviewing the queue does not
+    capsys.readouterr()

@@ -182,3 +182,16 @@ def test_fuzz_never_5xx(relay: Relay, body: bytes) -> None:
     assert response.status_code in (200, 400, 413), response.text
     data: Any = response.json()
     assert isinstance(data, dict)
+
+
+@pytest.mark.parametrize("content_type", ["", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+def test_a_body_that_is_not_json_is_refused_with_415(relay: Relay, content_type: str) -> None:
+    body = json.dumps(payload([alert(1)]))
+    headers = {**AUTH, "Content-Type": content_type} if content_type else AUTH
+    answer = relay.client.post("/alertmanager/ops", content=body, headers=headers)
+    assert answer.status_code == 415 and "application/json" in answer.json()["error"]
+    assert relay.store.alert_count() == 0
+    ok = relay.client.post(
+        "/alertmanager/ops", content=body, headers={**AUTH, "Content-Type": "application/json; charset=utf-8"}
+    )
+    assert ok.status_code == 200
