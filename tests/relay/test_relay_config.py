@@ -135,7 +135,9 @@ def test_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     import re
 
     alertmanager = (Path(__file__).resolve().parents[2] / "deploy/central/alertmanager.yml").read_text()
-    assert set(config.routes) == set(re.findall(r"url: \S+/alertmanager/([\w-]+)", alertmanager)) == {"sms", "im"}
+    posted = set(re.findall(r"url: \S+/alertmanager/([\w-]+)", alertmanager))
+    assert config.heartbeat is not None
+    assert set(config.routes) | {config.heartbeat.route} == posted == {"sms", "im", "heartbeat"}
     assert config.channels["ops-dingtalk"].fallback == "ops-wecom"
 
 
