@@ -107,8 +107,10 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def _digest(parts: list[str]) -> str:
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=True).encode()).hexdigest()
+def _digest(parts: Sequence[str]) -> str:
+    """128 bits of SHA-256 over length-prefixed parts (unambiguous whatever the parts contain)."""
+    text = "".join(f"{len(p)}:{p}" for p in parts)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def dedup_key(route: str, alert: Mapping[str, Any]) -> str:

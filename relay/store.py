@@ -59,12 +59,6 @@ CREATE INDEX IF NOT EXISTS messages_due ON messages(state, next_at);
 CREATE INDEX IF NOT EXISTS messages_digest ON messages(digest_id);
 CREATE TABLE IF NOT EXISTS sends (dest TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sends_dest ON sends(dest, at);
-CREATE TABLE IF NOT EXISTS notices (
-    key TEXT PRIMARY KEY,
-    first_at REAL NOT NULL,
-    last_at REAL NOT NULL,
-    reminders INTEGER NOT NULL DEFAULT 0
-);
 CREATE TABLE IF NOT EXISTS groups (
     key TEXT PRIMARY KEY,
     firing TEXT NOT NULL,
@@ -90,6 +84,9 @@ CREATE TABLE IF NOT EXISTS heartbeats (
 _MIGRATIONS = (
     ("messages", "note", "TEXT NOT NULL DEFAULT ''"),
     ("messages", "ready_at", "REAL"),
+    # A notice's first alert row (dedup = notice key) counts its reminders and when the last one was.
+    ("alerts", "reminders", "INTEGER NOT NULL DEFAULT 0"),
+    ("alerts", "last_at", "REAL"),
 )
 
 _LIVE = ("pending", "sending", "folded", "unknown")
@@ -240,30 +237,36 @@ class Store:
         repeat = unchanged and now - float(group[1]) >= webhook.duplicate_window
         accepted = duplicates = 0
         for notice in webhook.notices:
-            seen = conn.execute("SELECT first_at, reminders FROM notices WHERE key=?", (notice.key,)).fetchone()
-            if seen is None:
-                number, first_at = 0, now
-                conn.execute(
-                    "INSERT INTO notices(key, first_at, last_at, reminders) VALUES (?, ?, ?, 0)", (notice.key, now, now)
-                )
-            elif notice.alert.get("status") == "firing" and repeat:
-                number, first_at = int(seen[1]) + 1, float(seen[0])
-                conn.execute("UPDATE notices SET last_at=?, reminders=? WHERE key=?", (now, number, notice.key))
-            else:
-                duplicates += 1
-                continue
-            accepted += 1
-            body = dict(notice.alert, reminder=number, notifiedAt=now, firstNotifiedAt=first_at)
+            # New notices are the common case: the insert of the notice's first alert row tells new from seen.
+            body = dict(notice.alert, reminder=0, notifiedAt=now, firstNotifiedAt=now)
             cur = conn.execute(
                 "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
-                (f"{notice.key}#{number}", webhook.route, now, json.dumps(body, ensure_ascii=True)),
+                (notice.key, webhook.route, now, json.dumps(body, ensure_ascii=True)),
             )
+            number = 0
             if cur.rowcount != 1:
-                continue
+                if notice.alert.get("status") != "firing" or not repeat:
+                    duplicates += 1
+                    continue
+                first, reminders = conn.execute(
+                    "SELECT received_at, reminders FROM alerts WHERE dedup=?", (notice.key,)
+                ).fetchone()
+                number = int(reminders) + 1
+                conn.execute("UPDATE alerts SET reminders=?, last_at=? WHERE dedup=?", (number, now, notice.key))
+                body = dict(notice.alert, reminder=number, notifiedAt=now, firstNotifiedAt=float(first))
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
+                    (f"{notice.key}#{number}", webhook.route, now, json.dumps(body, ensure_ascii=True)),
+                )
+                if cur.rowcount != 1:
+                    duplicates += 1
+                    continue
+            accepted += 1
             messages = list(notice.messages)
             if number:
                 messages = [m for m in messages if self._reminder_due(conn, notice.key, m.channel, webhook, now)]
-            for channel in {m.channel for m in messages}:
+            # Only channels that space their reminders need to remember when they last told this alert.
+            for channel in {m.channel for m in messages if webhook.reminder_gaps.get(m.channel)}:
                 conn.execute(
                     "INSERT INTO channel_notices(key, channel, last_at) VALUES (?, ?, ?) "
                     "ON CONFLICT(key, channel) DO UPDATE SET last_at=excluded.last_at",
@@ -283,6 +286,8 @@ class Store:
         gap = webhook.reminder_gaps.get(channel, 0.0)
         if gap is None:
             return False
+        if not gap:
+            return True
         last = conn.execute("SELECT last_at FROM channel_notices WHERE key=? AND channel=?", (key, channel)).fetchone()
         return last is None or now - float(last[0]) >= gap
 
@@ -573,11 +578,10 @@ class Store:
             try:
                 conn.execute("DELETE FROM sends WHERE at<?", (now - 2 * 86400,))
                 conn.execute("DELETE FROM messages WHERE state='delivered' AND updated_at<?", (cutoff,))
-                conn.execute("DELETE FROM notices WHERE last_at<?", (cutoff,))
                 conn.execute("DELETE FROM groups WHERE last_at<?", (cutoff,))
                 conn.execute("DELETE FROM channel_notices WHERE last_at<?", (cutoff,))
                 conn.execute(
-                    "DELETE FROM alerts WHERE received_at<? AND id NOT IN "
+                    "DELETE FROM alerts WHERE COALESCE(last_at, received_at)<? AND id NOT IN "
                     "(SELECT alert_id FROM messages WHERE alert_id IS NOT NULL)",
                     (cutoff,),
                 )
