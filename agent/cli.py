@@ -36,6 +36,10 @@ def _setup_logging(level: str) -> None:
     if not os.environ.get("JOURNAL_STREAM"):
         fmt = "%(asctime)s " + fmt
     logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+    # httpx and httpcore log every request at INFO/DEBUG with its full URL, which may carry credentials
+    # (user:password@, ?token=) and would write a line per push round: ours say what matters, redacted.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     # APScheduler narrates every job run at INFO; our scheduler logs what matters (failures, changes).
     if level.lower() != "debug":
         logging.getLogger("apscheduler").setLevel(logging.WARNING)

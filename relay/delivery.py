@@ -69,6 +69,7 @@ class Deliverer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        self._last_release = 0.0
         self._stopping = False
         self.heartbeats = HeartbeatWatch(config, store, clock) if config.heartbeat is not None else None
 
@@ -128,7 +129,11 @@ class Deliverer:
         now = self.clock()
         if self.heartbeats is not None and await asyncio.to_thread(self.heartbeats.check, now):
             now = self.clock()
-        await asyncio.to_thread(self.store.release_quiet, now)
+        # Quiet hours end on a minute boundary: a look once a second is plenty, and this tick also runs on
+        # every accepted webhook.
+        if now - self._last_release >= 1.0:
+            self._last_release = now
+            await asyncio.to_thread(self.store.release_quiet, now)
         self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
         slots = self.config.delivery.concurrency - len(self._tasks)
         for dest, channel in await asyncio.to_thread(self.store.due_destinations, now):

@@ -190,6 +190,8 @@ class Store:
             if column not in have:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self._conn.execute("UPDATE messages SET ready_at=created_at WHERE ready_at IS NULL")
+        # Group state (firing set, last accepted) as committed, so most webhooks need no lookup for it.
+        self._groups: dict[str, tuple[str, float]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -220,21 +222,30 @@ class Store:
         """Several webhooks in one transaction (group commit): one fsync for all of them.
         Returns (accepted, duplicates) per webhook; a reminder counts as accepted."""
         results: list[tuple[int, int]] = []
+        groups: dict[str, tuple[str, float]] = {}
         with self._lock:
             conn = self._tx()
             try:
                 for webhook in webhooks:
-                    results.append(self._ingest_one(conn, webhook, now))
+                    results.append(self._ingest_one(conn, webhook, now, groups))
                 self._commit()
             except BaseException:
                 self._rollback()
                 raise
+            if len(self._groups) + len(groups) > 100_000:
+                self._groups.clear()  # a bound, not an eviction policy: misses fall back to the table
+            self._groups.update(groups)
         return results
 
-    def _ingest_one(self, conn: sqlite3.Connection, webhook: Webhook, now: float) -> tuple[int, int]:
-        group = conn.execute("SELECT firing, last_at FROM groups WHERE key=?", (webhook.group,)).fetchone()
+    def _ingest_one(
+        self, conn: sqlite3.Connection, webhook: Webhook, now: float, groups: dict[str, tuple[str, float]]
+    ) -> tuple[int, int]:
+        group = groups.get(webhook.group) or self._groups.get(webhook.group)
+        if group is None:
+            found = conn.execute("SELECT firing, last_at FROM groups WHERE key=?", (webhook.group,)).fetchone()
+            group = (str(found[0]), float(found[1])) if found else None
         unchanged = group is not None and group[0] == webhook.firing
-        repeat = unchanged and now - float(group[1]) >= webhook.duplicate_window
+        repeat = group is not None and unchanged and now - group[1] >= webhook.duplicate_window
         accepted = duplicates = 0
         for notice in webhook.notices:
             # New notices are the common case: the insert of the notice's first alert row tells new from seen.
@@ -279,6 +290,7 @@ class Store:
                 "ON CONFLICT(key) DO UPDATE SET firing=excluded.firing, last_at=excluded.last_at",
                 (webhook.group, webhook.firing, now),
             )
+            groups[webhook.group] = (webhook.firing, now)
         return accepted, duplicates
 
     @staticmethod
@@ -579,6 +591,7 @@ class Store:
                 conn.execute("DELETE FROM sends WHERE at<?", (now - 2 * 86400,))
                 conn.execute("DELETE FROM messages WHERE state='delivered' AND updated_at<?", (cutoff,))
                 conn.execute("DELETE FROM groups WHERE last_at<?", (cutoff,))
+                self._groups = {k: v for k, v in self._groups.items() if v[1] >= cutoff}
                 conn.execute("DELETE FROM channel_notices WHERE last_at<?", (cutoff,))
                 conn.execute(
                     "DELETE FROM alerts WHERE COALESCE(last_at, received_at)<? AND id NOT IN "
