@@ -308,7 +308,7 @@ class Pusher:
         ]
         for thread in self._threads:
             thread.start()
-        log.info("pushing to %s (%s) every %gs as instance %s", self.options.url, self.options.mode,
+        log.info("pushing to %s (%s) every %gs as instance %s", _redact(self.options.url), self.options.mode,
                  self.options.interval, self.instance)
 
     def stop(self, timeout: float = 5.0) -> None:

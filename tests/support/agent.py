@@ -134,6 +134,13 @@ class AgentProcess:
         except OSError:
             return ""
 
+    def kill9(self) -> None:
+        """SIGKILL, as a power cut or the OOM killer would: no shutdown code runs."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
