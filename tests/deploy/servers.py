@@ -115,3 +115,26 @@ class Pushgateway(_Server):
     def command(self) -> list[str]:
         return [PUSHGATEWAY_BIN, f"--web.listen-address=127.0.0.1:{self.port}",
                 f"--persistence.file={self.workdir / 'persist'}"]
+
+
+VMALERT_BIN = os.environ.get("SHAOBING_VMALERT", "/usr/bin/vmalert")
+
+
+class VmAlert(_Server):
+    """Debian's vmalert: evaluates Prometheus rule files against VictoriaMetrics, notifies an Alertmanager."""
+
+    ready_path = "/health"
+
+    def __init__(self, workdir: Path, rules: list[Path], datasource: str, notifier: str) -> None:
+        super().__init__(workdir)
+        self.rules, self.datasource, self.notifier = rules, datasource, notifier
+
+    def command(self) -> list[str]:
+        return [VMALERT_BIN, f"-httpListenAddr=127.0.0.1:{self.port}", f"-datasource.url={self.datasource}",
+                f"-notifier.url={self.notifier}", "-evaluationInterval=1s", "-loggerLevel=WARN",
+                *[f"-rule={path}" for path in self.rules]]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        doc = json.loads(self.get("/api/v1/alerts"))
+        alerts: list[dict[str, Any]] = doc["data"]["alerts"] or []  # null when there are none
+        return alerts
