@@ -35,7 +35,10 @@ UID = "shaobing-fleet"
 
 # A zero for every township that has agents, so "no alerts" reads 0 instead of an empty cell.
 ZERO_BY_TOWNSHIP = f"0 * township:shaobing_hosts:count{{{R}}}"
-ZERO_BY_HOST = f"0 * max by (township, instance) (up{{{FLEET}}})"
+# instance:shaobing_host_up:max (alert_rules/records.yml) is 1 for a host whose data arrives: scraped (up), or
+# pushed recently (push hosts behind NAT have no up), so push hosts stand beside pulled ones.
+HOST_UP = f"max by (township, instance) (instance:shaobing_host_up:max{{{FLEET}}})"
+ZERO_BY_HOST = f"0 * {HOST_UP}"
 FS = 'fstype!="",mountpoint!=""'
 
 
@@ -55,7 +58,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         "全域 Fleet",
         stat(
             "在线/总数 Hosts up/total",
-            "所选乡镇中最近一次抓取成功（up == 1）的主机数，和登记的抓取目标总数。",
+            "所选乡镇中数据在送达的主机数（抓取成功，或推送模式下最近推送成功），和已知主机总数（含推送主机）。",
             [
                 Query(f"sum(township:shaobing_hosts_up:sum{{{R}}})", legend="在线"),
                 Query(f"sum(township:shaobing_hosts:count{{{R}}})", legend="总数"),
@@ -187,7 +190,7 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             f"CPU {pct(use.cpu_warn)}%，内存 {pct(use.memory_warn)}%/{pct(use.memory_crit)}%，"
             f"磁盘 {pct(use.disk_warn)}%/{pct(use.disk_crit)}%，系统停更前 {eol_warn_days:g} 天。",
             [
-                Query(f"max by (township, instance) (up{{{FLEET}}})"),
+                Query(HOST_UP),
                 Query(
                     f"1 - avg by (township, instance) "
                     f'(rate(node_cpu_seconds_total{{{FLEET},mode="idle"}}[$__rate_interval]))'

@@ -59,8 +59,8 @@ def build(t: Thresholds) -> dash_b.Dashboard:
         "概览 Overview",
         stat(
             "在线 Up",
-            "Prometheus 最近一次抓取本机代理是否成功（1 = 成功）。",
-            [Query(f"up{{{HOST}}}")],
+            "本机数据是否在送达（1 = 是）：Prometheus 最近一次抓取成功，或推送模式下最近一次推送在告警阈值之内。",
+            [Query(f"max(instance:shaobing_host_up:max{{{HOST}}})")],
             thresholds=GOOD_IF_ONE,
             width=2,
         ),

@@ -32,6 +32,8 @@ FLEET = f'{TOWNSHIP},instance=~"$instance"'
 HOST = f'job="{AGENT_JOB}",instance="$instance"'
 # The township:* recording rules keep only the township label (no job, no instance).
 ROLLUP = 'township=~"$township"'
+# Every agent host, pulled (up) or pushing from behind NAT (no up; its own push-success timestamp).
+HOSTS_SEEN = '__name__=~"up|shaobing_push_last_success_timestamp_seconds"'
 # shaobing_password_accounts reasons that are findings; "locked" is counted too, but a locked account is fine.
 RISKY_PASSWORD = 'reason=~"empty|dictionary|legacy_hash|uid0_extra|nopasswd_sudo|unsupported_hash"'
 
@@ -73,7 +75,7 @@ def _township() -> dash_b.QueryVariable:
             "township",
             "乡镇 Township",
             "乡镇/街道（目标标签 township）",
-            f'label_values(up{{job="{AGENT_JOB}"}}, township)',
+            f"label_values({{{HOSTS_SEEN},job=\"{AGENT_JOB}\"}}, township)",
         )
     )
 
@@ -83,7 +85,7 @@ def _instance(single: bool) -> dash_b.QueryVariable:
         "instance",
         "主机 Host",
         "主机（目标标签 instance），按所选乡镇过滤",
-        f"label_values(up{{{TOWNSHIP}}}, instance)",
+        f"label_values({{{HOSTS_SEEN},{TOWNSHIP}}}, instance)",
     )
     if single:
         return var.multi(False).include_all(False)

@@ -167,7 +167,7 @@ def test_recording_rules_follow_level_metric_operation_naming() -> None:
     records = [r for r in rules() if "record" in r]
     assert records
     for rule in records:
-        assert re.fullmatch(r"township:[a-z_]+:(sum|count|avg|max|min|ratio)", rule["record"]), rule["record"]
+        assert re.fullmatch(r"(township|instance):[a-z_]+:(sum|count|avg|max|min|ratio)", rule["record"]), rule["record"]
 
 
 def test_rule_metrics_are_published_by_the_agent_or_relay() -> None:
