@@ -59,24 +59,25 @@ CREATE INDEX IF NOT EXISTS messages_due ON messages(state, next_at);
 CREATE INDEX IF NOT EXISTS messages_digest ON messages(digest_id);
 CREATE TABLE IF NOT EXISTS sends (dest TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sends_dest ON sends(dest, at);
+-- Keyed tables without a rowid: one B-tree each, so an upsert writes one page set, not two.
 CREATE TABLE IF NOT EXISTS groups (
     key TEXT PRIMARY KEY,
     firing TEXT NOT NULL,
     last_at REAL NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS channel_notices (
     key TEXT NOT NULL,
     channel TEXT NOT NULL,
     last_at REAL NOT NULL,
     PRIMARY KEY (key, channel)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS heartbeats (
     source TEXT PRIMARY KEY,
     last_at REAL NOT NULL,
     down INTEGER NOT NULL DEFAULT 0,
     down_since REAL,
     received INTEGER NOT NULL DEFAULT 0
-);
+) WITHOUT ROWID;
 """
 
 # Columns added after the first release: (table, column, declaration). Existing databases get them
