@@ -16,7 +16,7 @@ from agent.exporter import ExpositionCache, MetricsServer
 from agent.push import Pusher
 from agent.scheduler import Scheduler
 from agent.schema import SchemaError
-from agent.webconfig import WebConfig, load_web_config
+from agent.webconfig import WebConfig, downgrade, load_web_config
 
 __all__ = ["Agent", "build_collectors", "resolve_state_dir"]
 
@@ -67,6 +67,7 @@ class Agent:
         self.server = MetricsServer(self.cache)
         self.scheduler: Optional[Scheduler] = None
         self.pusher: Optional[Pusher] = None
+        self.web = WebConfig()
         self._stop = threading.Event()
         self._reload = threading.Event()
 
@@ -75,6 +76,7 @@ class Agent:
         host, port = parse_listen(self.config.listen_address)
         # Bind first: a port already in use is reported before any collector starts.
         self.server.start(host, port, web)
+        self.web = web
         self.scheduler = Scheduler(build_collectors(self.config), self.cache)
         self.scheduler.start()
         self._start_pusher(self.config)
@@ -108,6 +110,16 @@ class Agent:
         except SchemaError as exc:
             log.error("reload failed, keeping the running configuration:\n%s", exc)
             return False
+        lost = downgrade(self.web, web)
+        if lost and new.web_config_file is not None:
+            # Only removing web_config_file from agent.yml turns protection off: a file that lost its TLS or
+            # users section (truncated, half-edited, wrong copy) must not open the endpoint.
+            log.error("reload refused, keeping the running configuration: %s would turn off %s. To serve without "
+                      "it on purpose, remove web_config_file from %s", new.web_config_file, " and ".join(lost),
+                      self.config_path)
+            return False
+        if lost:
+            log.warning("web_config_file removed from %s: serving without %s", self.config_path, " and ".join(lost))
         if new.listen_address != self.config.listen_address:
             log.warning("listen_address changed to %s: restart the agent to apply it", new.listen_address)
         old = self.scheduler
@@ -118,6 +130,7 @@ class Agent:
         scheduler.start()
         self.scheduler = scheduler
         self.server.update_web(web)
+        self.web = web
         self.config = new
         try:
             self._start_pusher(new)

@@ -23,6 +23,7 @@ import hmac
 import os
 import ssl
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -31,7 +32,7 @@ import bcrypt
 
 from agent.schema import Problem, SchemaError, load
 
-__all__ = ["WebConfig", "TLSServerConfig", "load_web_config", "BasicAuth"]
+__all__ = ["WebConfig", "TLSServerConfig", "load_web_config", "BasicAuth", "downgrade"]
 
 ClientAuthType = Literal[
     "NoClientCert",
@@ -109,11 +110,19 @@ class WebConfig:
 
 
 def load_web_config(path: str) -> WebConfig:
-    """Load and check a web config file: its YAML, its bcrypt hashes, and that the TLS files load."""
+    """Load and check a web config file: its YAML, its bcrypt hashes, and that the TLS files load.
+
+    A file that says nothing (empty, or only comments) is refused: it is what a truncated copy or a failed
+    deployment leaves, and read as "no TLS, no auth" it would silently open the endpoint. To serve plain
+    HTTP without auth, remove ``web_config_file`` from agent.yml."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SchemaError([Problem(path, None, "", f"cannot read web config: {exc.strerror or exc}")]) from None
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        raise SchemaError([Problem(path, None, "", "the web config file is empty; it would turn off TLS and "
+                                   "authentication. Fix the file, or remove web_config_file from agent.yml "
+                                   "to serve plain HTTP on purpose")])
     cfg = load(text, WebConfig, path)
     base = Path(path).resolve().parent
     tls = cfg.tls_server_config
@@ -131,19 +140,42 @@ def load_web_config(path: str) -> WebConfig:
     return cfg
 
 
+def _protection(web: WebConfig) -> tuple[bool, bool]:
+    """(TLS, authentication): basic auth, or client certificates that are required and verified."""
+    tls = web.tls_server_config
+    client_certs = tls is not None and tls.client_auth_type in ("RequireAnyClientCert", "RequireAndVerifyClientCert")
+    return tls is not None, bool(web.basic_auth_users) or client_certs
+
+
+def downgrade(old: WebConfig, new: WebConfig) -> list[str]:
+    """What `new` would take away from the running endpoint's protection (empty: nothing)."""
+    (old_tls, old_auth), (new_tls, new_auth) = _protection(old), _protection(new)
+    lost = []
+    if old_tls and not new_tls:
+        lost.append("TLS")
+    if old_auth and not new_auth:
+        lost.append("authentication")
+    return lost
+
+
 class BasicAuth:
     """bcrypt basic auth with a bounded verification cost.
 
     A bcrypt check costs tens of milliseconds of CPU by design. Verdicts are cached under a keyed digest of
     (user, password), so Prometheus' repeated scrapes cost nothing, and at most ``max_concurrent`` checks run
     at once, so a burst of wrong passwords cannot eat the machine or starve the scrapes that are cached.
+    Good and bad verdicts live in separate bounded LRU caches: a flood of distinct wrong passwords evicts
+    only other wrong passwords, never the credentials Prometheus uses.
     """
 
-    def __init__(self, users: dict[str, str], max_concurrent: int = 2, cache_size: int = 1024) -> None:
+    def __init__(
+        self, users: dict[str, str], max_concurrent: int = 2, cache_size: int = 1024, good_cache_size: int = 64
+    ) -> None:
         self._users = {u: h.encode() for u, h in users.items()}
         self._key = os.urandom(32)
-        self._cache: dict[bytes, bool] = {}
-        self._cache_size = cache_size
+        self._good: OrderedDict[bytes, bool] = OrderedDict()
+        self._bad: OrderedDict[bytes, bool] = OrderedDict()
+        self._sizes = {True: good_cache_size, False: cache_size}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrent)
         # Unknown users still pay a bcrypt check, so timing does not reveal which users exist.
@@ -156,9 +188,10 @@ class BasicAuth:
     def check(self, user: str, password: str) -> bool:
         digest = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
         with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None:
-            return cached
+            for cache in (self._good, self._bad):
+                if digest in cache:
+                    cache.move_to_end(digest)
+                    return cache[digest]
         with self._slots:
             hashed = self._users.get(user)
             try:
@@ -167,7 +200,8 @@ class BasicAuth:
                 ok = False
             ok = ok and hashed is not None
         with self._lock:
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            self._cache[digest] = ok
+            cache = self._good if ok else self._bad
+            cache[digest] = ok
+            while len(cache) > self._sizes[ok]:
+                cache.popitem(last=False)  # least recently used
         return ok

@@ -197,3 +197,24 @@ def test_web_config_errors(tmp_path: Path) -> None:
     assert "basic_auth_users.u: must be a bcrypt hash" in text
     assert "basic_auth_user: unknown key (did you mean 'basic_auth_users'?)" in text
     assert "hunter2" not in text  # a mistaken plain password is never echoed back
+
+
+def test_a_flood_of_wrong_passwords_never_evicts_the_good_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bcrypt
+
+    from agent.webconfig import BasicAuth
+
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4)).decode()
+    auth = BasicAuth({"prometheus": hashed}, cache_size=16)
+    assert auth.check("prometheus", "right")
+    calls = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda p, h: calls.append(1) or real(p, h))
+    for i in range(100):  # far more distinct wrong passwords than the bad-verdict cache holds
+        assert not auth.check("prometheus", f"wrong-{i}")
+    assert len(calls) == 100
+    assert auth.check("prometheus", "right")  # still cached: no bcrypt, no wait behind the flood
+    assert len(calls) == 100
+    assert not auth.check("prometheus", "wrong-99")  # the most recent wrong ones are cached (LRU)
+    assert not auth.check("prometheus", "wrong-0")  # the oldest was evicted: checked again
+    assert len(calls) == 101
