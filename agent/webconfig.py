@@ -185,8 +185,20 @@ class BasicAuth:
     def enabled(self) -> bool:
         return bool(self._users)
 
+    def _digest(self, user: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{user}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+    def cached(self, user: str, password: str) -> Optional[bool]:
+        """The verdict if these credentials were checked before (no bcrypt), else None."""
+        digest = self._digest(user, password)
+        with self._lock:
+            for cache in (self._good, self._bad):
+                if digest in cache:
+                    return cache[digest]
+        return None
+
     def check(self, user: str, password: str) -> bool:
-        digest = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        digest = self._digest(user, password)
         with self._lock:
             for cache in (self._good, self._bad):
                 if digest in cache:
