@@ -6,9 +6,12 @@ budget; the accounts it did not finish are "pending" and resume from the same ca
 method has a cap on candidates (a yescrypt hash costs ~10x a sha512crypt one).
 
 Privacy. The cache maps HMAC-SHA256(host secret, account name + stored hash + dictionary version + cap)
-to a verdict ("weak", "empty", "ok", "unsupported" or "pending" with the next candidate index). The state
+to a verdict ("weak", "empty", "ok", "unsupported", or "pending" with the next candidate index). The state
 file holds no account name, hash, salt or candidate, is 0600, and an unchanged hash is never hashed again.
-The child reports only verdicts and counts; what matched is never written anywhere.
+A position in the list is kept only while an account is *not* found weak (where to resume, or how far "ok"
+got): for "weak" and "empty" it is dropped, so the file and /etc/passwd together cannot say which dictionary
+entry an account's password is (files written before this rule are rewritten without it when loaded). The
+child reports only verdicts and counts; what matched is never written anywhere.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ DEFAULT_CAPS: dict[str, int] = {
     "sha256crypt": 3000,
 }
 _STATE_FORMAT = 1
+# Verdicts whose candidate position would reveal the password: it is never stored or passed on for them.
+_POSITION_SECRET = frozenset({"weak", "empty", "unsupported"})
 _IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "i686": 289, "armv7l": 314, "ppc64le": 273, "s390x": 282}
 _IOPRIO_CLASS_IDLE = 3
 
@@ -116,14 +121,25 @@ class ResultCache:
         if not isinstance(raw, dict) or raw.get("format") != _STATE_FORMAT:
             return {}
         out: dict[str, tuple[Verdict, int]] = {}
+        leaked = False
         for key, val in (raw.get("entries") or {}).items():
             if isinstance(val, dict) and val.get("v") in FINAL_VERDICTS | {"pending"}:
-                out[str(key)] = (val["v"], int(val.get("n", 0)))
+                position = int(val.get("n", 0))
+                if val["v"] in _POSITION_SECRET and position:
+                    position, leaked = 0, True
+                out[str(key)] = (val["v"], position)
+        if leaked:
+            self.save(out)  # an older file recorded where a weak password sits in the list: forget it now
         return out
 
     def save(self, entries: Mapping[str, tuple[Verdict, int]]) -> None:
         self._ensure_dir()
-        doc = {"format": _STATE_FORMAT, "entries": {k: {"v": v, "n": n} for k, (v, n) in sorted(entries.items())}}
+        doc = {
+            "format": _STATE_FORMAT,
+            "entries": {
+                k: ({"v": v} if v in _POSITION_SECRET else {"v": v, "n": n}) for k, (v, n) in sorted(entries.items())
+            },
+        }
         write_private_json(self.path, doc, separators=(",", ":"))
 
 
@@ -188,9 +204,18 @@ def _child_main() -> int:
                     break
                 if match:
                     verdict = "empty" if item.candidates[idx] == "" else "weak"
+                    # Equal work: hash on to the cap as for a strong password, so the count of hashes a run
+                    # reports (a metric) cannot say where in the list this password is.
+                    for pad in item.candidates[idx + 1 : limit]:
+                        if time.process_time() - cpu0 >= budget or time.monotonic() >= deadline:
+                            exhausted = True
+                            break
+                        lib.verify(pad, item.stored)
+                        hashes += 1
                     break
                 idx += 1
-            sys.stdout.write(json.dumps({"key": item.key, "v": verdict, "n": idx}) + "\n")
+            position = 0 if verdict in _POSITION_SECRET else idx
+            sys.stdout.write(json.dumps({"key": item.key, "v": verdict, "n": position}) + "\n")
             sys.stdout.flush()
         sys.stdout.write(json.dumps({"done": True, "hashes": hashes, "exhausted": exhausted}) + "\n")
         sys.stdout.flush()
