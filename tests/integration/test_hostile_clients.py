@@ -34,13 +34,13 @@ def _rss_mb(pid: int) -> float:
 def _scrape(port: int, ctx: ssl.SSLContext, password: str = PASSWORD, timeout: float = 5.0) -> tuple[int, float]:
     token = base64.b64encode(f"prometheus:{password}".encode()).decode()
     start = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-            sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
-                         "Connection: close\r\n\r\n".encode())
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
     status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1") else 0
     return status, time.monotonic() - start
 
