@@ -59,8 +59,10 @@ def cpu_seconds(pid: int) -> float:
 
 def scrape(port: int, ctx: ssl.SSLContext, password: str, timeout: float = 5.0) -> int:
     token = base64.b64encode(f"prometheus:{password}".encode()).decode()
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
         sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
                      "Connection: close\r\n\r\n".encode())
         data = b""

@@ -34,8 +34,10 @@ def _rss_mb(pid: int) -> float:
 def _scrape(port: int, ctx: ssl.SSLContext, password: str = PASSWORD, timeout: float = 5.0) -> tuple[int, float]:
     token = base64.b64encode(f"prometheus:{password}".encode()).decode()
     start = time.monotonic()
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
         sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
                      "Connection: close\r\n\r\n".encode())
         data = b""
