@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from collections.abc import Iterable
@@ -26,6 +27,15 @@ T = TypeVar("T")
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+# Bounds every document and value gets unless a field says otherwise: a configuration is small, and a value far
+# out of any sensible range (an interval of 30,000,000 days) is a typo that would overflow a timer later.
+MAX_DOCUMENT_BYTES = 1 << 20
+MAX_ALIASES = 64
+MAX_DURATION_SECONDS = 30 * 86400.0
+MAX_WHOLE_NUMBER = 1 << 53
+# Keys whose values are never echoed in an error message (the last part of the key path, lower case).
+_SECRET_KEY_RE = re.compile(r"(pass(word|wd)?|secret|token|credential|api_?key|private)", re.I)
 
 
 @dataclass(frozen=True)
@@ -62,8 +72,21 @@ def parse_duration(value: Any) -> float:
 
 
 def compose(text: str, filename: str) -> Optional[yaml.Node]:
-    """Parse YAML into a node tree; a syntax error becomes a SchemaError naming line and column."""
+    """Parse YAML into a node tree; a syntax error becomes a SchemaError naming line and column. Documents over
+    MAX_DOCUMENT_BYTES or with more than MAX_ALIASES aliases are refused before any work that could grow."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise SchemaError([Problem(filename, None, "", f"the file is {size} bytes; a configuration may be at most "
+                                   f"{MAX_DOCUMENT_BYTES} bytes")])
     try:
+        aliases = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    line = event.start_mark.line + 1 if event.start_mark is not None else None
+                    raise SchemaError([Problem(filename, line, "", f"more than {MAX_ALIASES} YAML aliases (*name); "
+                                               "write the values out")])
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -105,6 +128,9 @@ class _Walker:
 
     def error(self, node: Optional[yaml.Node], key: str, message: str) -> object:
         line = node.start_mark.line + 1 if node is not None else None
+        if _SECRET_KEY_RE.search(key.rsplit(".", 1)[-1]):
+            # The value may be a password typed into the wrong place: say what is wrong, never what it is.
+            message = re.sub(r",? got .*$", "", message, flags=re.S) + " (value not shown: it may be a secret)"
         self.problems.append(Problem(self.filename, line, key, message))
         return _MISSING
 
@@ -161,6 +187,8 @@ class _Walker:
                 value = parse_duration(value)
             except ValueError as exc:
                 return self.error(node, key, str(exc))
+            if "max" not in meta and value > MAX_DURATION_SECONDS:
+                return self.error(node, key, f"must be at most 30d, got {value:g} seconds")
         elif tp is bool:
             if not isinstance(value, bool):
                 return self.error(node, key, f"expected true or false, got {value!r}")
@@ -168,10 +196,14 @@ class _Walker:
         elif tp is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 return self.error(node, key, f"expected a whole number, got {value!r}")
+            if "max" not in meta and abs(value) > MAX_WHOLE_NUMBER:
+                return self.error(node, key, f"must be at most {MAX_WHOLE_NUMBER}, got {value}")
         elif tp is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return self.error(node, key, f"expected a number, got {value!r}")
             value = float(value)
+            if not math.isfinite(value):
+                return self.error(node, key, f"expected a finite number, got {value}")
         elif tp is str:
             if not isinstance(value, str):
                 return self.error(node, key, f"expected a string, got {value!r} (quote it)")

@@ -159,3 +159,50 @@ def test_documented_examples_are_valid() -> None:
     assert blocks
     for block in blocks:
         parse_config(block, "docs/configuration.md")
+
+
+def test_values_far_out_of_range_are_refused_with_their_key() -> None:
+    with pytest.raises(SchemaError) as err:
+        parse_config(
+            "collectors:\n  health:\n    interval: 30000000d\n  probes:\n    timeout: .inf\n", "agent.yml"
+        )
+    text = str(err.value)
+    assert "agent.yml:3: collectors.health.interval: must be at most 30d" in text
+
+
+def test_a_huge_or_alias_bomb_document_is_refused_quickly() -> None:
+    import time
+
+    big = "labels:\n" + "".join(f"  k{i}: {'v' * 90}\n" for i in range(60_000))  # ~6 MB
+    start = time.monotonic()
+    with pytest.raises(SchemaError, match="a configuration may be at most 1048576 bytes"):
+        parse_config(big, "agent.yml")
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+    )
+    with pytest.raises(SchemaError, match="more than 64 YAML aliases"):
+        parse_config(bomb, "agent.yml")
+    assert time.monotonic() - start < 5  # refused before any expansion, not after minutes and gigabytes
+
+
+def test_a_secret_in_the_wrong_place_is_never_echoed() -> None:
+    with pytest.raises(SchemaError) as err:
+        parse_config("push:\n  url: http://127.0.0.1:1\n  password_file: [hunter2-secret]\n", "agent.yml")
+    assert "push.password_file" in str(err.value) and "hunter2-secret" not in str(err.value)
+
+
+def test_sighup_with_an_out_of_range_interval_keeps_the_agent_running(tmp_path: Path) -> None:
+    import time
+
+    from tests.support.agent import AgentProcess
+
+    with AgentProcess(tmp_path, {"collectors": {"health": {"interval": "1s"}}}) as agent:
+        agent.wait_for_metric("node_load1")
+        agent.config_file.write_text(agent.config_file.read_text().replace("interval: 1s", "interval: 30000000d"))
+        agent.reload()
+        deadline = time.monotonic() + 15
+        while "reload failed" not in agent.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "must be at most 30d" in agent.log()
+        time.sleep(1)
+        assert "node_load1" in agent.scrape()  # still up, still collecting
