@@ -68,6 +68,7 @@ class AuditResult:
     complete: bool
     duration: float
     error: Optional[str] = None
+    skipped_lines: list[str] = field(default_factory=list)  # "file:line: what is wrong", never the content
 
     def count(self, reason: Reason, klass: AccountClass) -> int:
         return sum(1 for a in self.accounts if a.klass == klass and reason in a.reasons)
@@ -85,7 +86,8 @@ def run_password_audit(
     default_cap: int,
 ) -> AuditResult:
     started = time.monotonic()
-    accounts = read_accounts(paths.passwd, paths.shadow, paths.login_defs)
+    skipped: list[str] = []
+    accounts = read_accounts(paths.passwd, paths.shadow, paths.login_defs, skipped)
     groups = read_groups(paths.group)
     sudo = nopasswd_accounts(paths.sudoers, ((a.name, a.uid, a.gid) for a in accounts), groups)
     version = dictionary.version
@@ -164,4 +166,5 @@ def run_password_audit(
         complete=pending == 0 and result.error is None,
         duration=time.monotonic() - started,
         error=result.error,
+        skipped_lines=skipped,
     )

@@ -100,7 +100,12 @@ def _read(path: Path) -> str:
         raise AccountFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
-def _split(path: Path, text: str, min_fields: int) -> Iterable[tuple[int, list[str]]]:
+def _split(
+    path: Path, text: str, min_fields: int, skipped: Optional[list[str]] = None
+) -> Iterable[tuple[int, list[str]]]:
+    """Fields of each entry. A malformed line is skipped and noted in ``skipped`` (file, line number and what is
+    wrong -- never the line itself, which may hold a hash), so one bad line does not stop the audit of the
+    rest; without ``skipped`` it is an error."""
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.rstrip("\r")
         if not line or line.startswith("#"):
@@ -108,33 +113,42 @@ def _split(path: Path, text: str, min_fields: int) -> Iterable[tuple[int, list[s
         if line[0] in "+-":  # NIS compat entries: not local accounts
             continue
         fields = line.split(":")
-        if len(fields) < min_fields:
-            raise AccountFileError(f"{path}:{lineno}: expected at least {min_fields} ':'-separated fields")
+        if len(fields) < min_fields or not fields[0]:
+            problem = f"{path}:{lineno}: expected at least {min_fields} ':'-separated fields and a name"
+            if skipped is None:
+                raise AccountFileError(problem)
+            skipped.append(problem)
+            continue
         yield lineno, fields
 
 
 def read_accounts(
-    passwd: Path, shadow: Optional[Path], login_defs: Optional[Path] = None
+    passwd: Path, shadow: Optional[Path], login_defs: Optional[Path] = None, skipped: Optional[list[str]] = None
 ) -> list[Account]:
-    """Every local account with its password state; hashes from shadow, or from passwd when not shadowed."""
+    """Every local account with its password state; hashes from shadow, or from passwd when not shadowed.
+    Malformed lines are skipped and described in ``skipped`` when given (else they are an error)."""
     defs = LoginDefs()
     if login_defs is not None and login_defs.exists():
         defs = parse_login_defs(_read(login_defs))
     shadow_fields: dict[str, str] = {}
     if shadow is not None and shadow.exists():
-        for _, fields in _split(shadow, _read(shadow), 2):
+        for _, fields in _split(shadow, _read(shadow), 2, skipped):
             shadow_fields.setdefault(fields[0], fields[1])
     accounts: list[Account] = []
     seen: set[str] = set()
-    for lineno, fields in _split(passwd, _read(passwd), 7):
+    for lineno, fields in _split(passwd, _read(passwd), 7, skipped):
         name, pw = fields[0], fields[1]
         if name in seen:
             continue
-        seen.add(name)
         try:
             uid, gid = int(fields[2]), int(fields[3])
         except ValueError:
-            raise AccountFileError(f"{passwd}:{lineno}: UID/GID of {name!r} is not a number") from None
+            problem = f"{passwd}:{lineno}: UID/GID is not a number"
+            if skipped is None:
+                raise AccountFileError(problem) from None
+            skipped.append(problem)
+            continue
+        seen.add(name)
         shell = fields[6]
         if pw == "x":
             source = str(shadow)

@@ -72,6 +72,11 @@ class PasswordsCollector(Collector):
             ("reason", "class"),
         ),
         MetricSpec(
+            "shaobing_password_audit_skipped_lines",
+            "gauge",
+            "Lines of passwd/shadow the audit could not read (malformed) and skipped; the scan report names them.",
+        ),
+        MetricSpec(
             "shaobing_password_accounts_checked",
             "gauge",
             "Accounts with a password hash whose dictionary check has finished (cached verdicts).",
@@ -164,6 +169,7 @@ class PasswordsCollector(Collector):
                     labels = {"reason": reason, "class": klass}
                     out.add("shaobing_password_accounts", result.count(reason, klass), labels)
             out.add("shaobing_password_accounts_checked", result.checked)
+            out.add("shaobing_password_audit_skipped_lines", len(result.skipped_lines))
             out.add("shaobing_password_audit_pending_accounts", result.pending)
             out.add("shaobing_password_audit_budget_exhausted", 1 if result.budget_exhausted else 0)
             out.add("shaobing_password_audit_last_hashes_computed", result.hashes_computed)
@@ -210,6 +216,10 @@ class PasswordsCollector(Collector):
                 f"{result.pending} 个账户因 CPU 预算用尽尚未检查完, 下次运行继续 "
                 f"(budget exhausted, {result.pending} accounts resume next run)."
             )
+        for problem in result.skipped_lines[:20]:
+            section.notes.append(f"跳过无法解析的行, 该行的账户未检查 (skipped a malformed line): {problem}")
+        if len(result.skipped_lines) > 20:
+            section.notes.append(f"…… 另有 {len(result.skipped_lines) - 20} 行无法解析 (more malformed lines)")
         if result.error:
             section.notes.append(f"口令检查子进程出错 (audit child error): {result.error}")
         return section

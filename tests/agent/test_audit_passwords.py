@@ -286,12 +286,28 @@ def test_child_runs_at_lowest_cpu_and_io_priority() -> None:
     assert io.strip() == "idle"
 
 
-def test_unreadable_or_broken_files_give_clear_errors(tmp_path: Path, lib: Libcrypt) -> None:
-    host = make_host(tmp_path, lib, [Spec("root", 0, "$6$", strong())])
-    (host.root / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\nbroken:x:notanumber:0::/:/bin/sh\n")
+def test_malformed_lines_are_skipped_counted_and_named_and_the_rest_is_audited(tmp_path: Path, lib: Libcrypt) -> None:
+    host = make_host(tmp_path, lib, [Spec("root", 0, "$6$", strong()), Spec("bob", 1001, "$6$", "bob123")])
+    bob_hash = host.hashes["bob"]
+    (host.root / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/bash\nbroken:x:notanumber:0::/:/bin/sh\nbob:x:1001:100::/home/bob:/bin/bash\n"
+    )
+    shadow = (host.root / "shadow").read_text()
+    (host.root / "shadow").write_text("garbage-without-colons-" + bob_hash[:12] + "\n" + shadow)
     col = collector(host, tmp_path / "state")
-    with pytest.raises(RuntimeError, match=r"passwd:2: UID/GID of 'broken' is not a number"):
-        col.collect(col.new_metric_set())
+    out = col.new_metric_set()
+    col.collect(out)  # one bad line used to disable the whole audit
+    assert out.get("shaobing_password_audit_skipped_lines") == 2
+    assert out.get("shaobing_password_accounts", {"reason": "dictionary", "class": "human"}) == 1
+    report = col.report()
+    assert report is not None
+    notes = "\n".join(report.notes)
+    assert "passwd:2: UID/GID is not a number" in notes and "shadow:1:" in notes
+    assert bob_hash[:12] not in notes and "notanumber" not in notes  # where and what, never the line
+
+
+def test_unreadable_files_give_clear_errors(tmp_path: Path, lib: Libcrypt) -> None:
+    host = make_host(tmp_path, lib, [Spec("root", 0, "$6$", strong())])
     col = collector(host, tmp_path / "state", extra_wordlist=str(tmp_path / "missing.txt"))
     with pytest.raises(RuntimeError, match=r"extra_wordlist: cannot read .*missing.txt"):
         col.collect(col.new_metric_set())
