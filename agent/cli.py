@@ -62,7 +62,11 @@ def _config_error(exc: SchemaError) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from agent.audit.runner import no_core_dumps
     from agent.service import Agent
+
+    # The agent reads /etc/shadow and service credentials: a crash must not write them to a core file.
+    no_core_dumps()
 
     try:
         config, path = _resolve_config(args.config)

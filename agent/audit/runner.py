@@ -143,6 +143,23 @@ class ResultCache:
         write_private_json(self.path, doc, separators=(",", ":"))
 
 
+def no_core_dumps(undumpable: bool = False) -> None:
+    """No core file for this process (RLIMIT_CORE 0); with ``undumpable``, also PR_SET_DUMPABLE 0, which keeps
+    other processes of the same user from ptrace or /proc/<pid>/mem. The hashing child holds hashes and
+    candidates in memory: neither may end up on disk or in another process. Best effort off Linux."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    if undumpable and sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_dumpable = 4
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_dumpable, 0, 0, 0, 0)
+
+
 def lower_priority() -> None:
     """Nice 19 and the idle I/O class for the calling process (best effort: a failure only costs speed)."""
     try:
@@ -172,6 +189,7 @@ def lower_priority() -> None:
 def _child_main() -> int:
     """The child: read the job on stdin, write one JSON line per verdict, then a summary line."""
     try:
+        no_core_dumps(undumpable=True)  # before the job (hashes, candidates) is read
         lower_priority()
         from agent.crypt import load
 

@@ -415,3 +415,19 @@ def test_an_old_state_file_that_recorded_match_positions_is_rewritten_without_th
     assert loaded["k1"] == ("weak", 0) and loaded["k2"] == ("pending", 40) and loaded["k4"] == ("ok", 120)
     on_disk = json.loads((state / "password_audit.json").read_text())["entries"]
     assert on_disk["k1"] == {"v": "weak"} and "17" not in (state / "password_audit.json").read_text()
+
+
+def test_the_hashing_child_and_the_agent_write_no_core_dumps(tmp_path: Path) -> None:
+    code = (
+        "import resource, ctypes; from agent.audit.runner import no_core_dumps; no_core_dumps(undumpable=True); "
+        "print(resource.getrlimit(resource.RLIMIT_CORE)); print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.split("\n")[:2] == ["(0, 0)", "0"]  # no core file; PR_GET_DUMPABLE = 0
+    from tests.support.agent import AgentProcess
+
+    with AgentProcess(tmp_path, {"collectors": {"health": {"interval": "1s"}}}) as agent:
+        assert agent._proc is not None
+        limits = Path(f"/proc/{agent._proc.pid}/limits").read_text()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
