@@ -57,6 +57,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from agent import __version__
 from agent.catalog import MetricSet, MetricSpec, render
 from agent.exporter import ExpositionCache
+from agent.redact import redact_url
 from agent.schema import Problem, SchemaError
 from agent.state import write_private_json
 
@@ -308,7 +309,7 @@ class Pusher:
         ]
         for thread in self._threads:
             thread.start()
-        log.info("pushing to %s (%s) every %gs as instance %s", _redact(self.options.url), self.options.mode,
+        log.info("pushing to %s (%s) every %gs as instance %s", redact_url(self.options.url), self.options.mode,
                  self.options.interval, self.instance)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -466,10 +467,10 @@ class Pusher:
         # A link that is down for a day must not fill the journal: warn when it starts, then at debug level.
         if self._failing_since is None:
             self._failing_since = self.clock()
-            log.warning("push to %s failed: %s (retrying with backoff, next in %.0fs)", _redact(self.options.url),
+            log.warning("push to %s failed: %s (retrying with backoff, next in %.0fs)", redact_url(self.options.url),
                         reason, delay)
         else:
-            log.debug("push to %s failed: %s", _redact(self.options.url), reason)
+            log.debug("push to %s failed: %s", redact_url(self.options.url), reason)
         return "transient"
 
     def _quarantine(self, segment: Path) -> None:
@@ -510,15 +511,6 @@ class Pusher:
 
 def _short(text: str) -> str:
     return " ".join(text.split())[:200]
-
-
-def _redact(url: str) -> str:
-    """A URL fit for a log line: no user:password@, no query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def _retry_after(response: Optional[httpx.Response]) -> Optional[float]:

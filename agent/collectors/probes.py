@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.redact import redact_url
 from agent.report import Finding, Section
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ class HttpProbe:
         out: list[tuple[str, str]] = []
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            out.append(("url", f"需要 http:// 或 https:// 地址 expected an http:// or https:// URL, got {self.url!r}"))
+            shown = redact_url(self.url)
+            out.append(("url", f"需要 http:// 或 https:// 地址 expected an http:// or https:// URL, got {shown!r}"))
         if self.method.upper() not in _HTTP_METHODS:
             out.append(("method", f"must be one of {', '.join(_HTTP_METHODS)}, got {self.method!r}"))
         for code in self.expect_status:
@@ -328,7 +330,7 @@ class ProbesCollector(Collector):
             else:
                 status_ok = status in probe.expect_status if probe.expect_status else 200 <= status < 400
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
-            log.debug("http probe %s (%s) failed: %s", probe.name, probe.url, exc)
+            log.debug("http probe %s (%s) failed: %s", probe.name, redact_url(probe.url), type(exc).__name__)
             status_ok = False
         duration = time.monotonic() - started
         expiry = None

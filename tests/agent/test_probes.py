@@ -260,3 +260,11 @@ def test_scan_report(tmp_path: Path, closed_port: int, http_server: Server) -> N
     assert ("critical", "探测 db 失败 (probe failed)", "无响应或连接失败 (no response)") in titles
     assert ("critical", "portal 的 TLS 证书2 天后过期 (certificate expiry)", "") in titles
     assert not any("portal" in t and "探测" in t for _, t, _ in titles)
+
+
+def test_urls_in_log_lines_and_errors_carry_no_credentials_or_query() -> None:
+    from agent.redact import redact_url
+
+    assert redact_url("https://admin:hunter2@oa.example:8443/x?token=abc&k=v") == "https://oa.example:8443/x?…"
+    assert redact_url("http://[::1]:9/") == "http://[::1]:9/"
+    assert "hunter2" not in redact_url("ftp//admin:hunter2@x")

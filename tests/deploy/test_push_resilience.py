@@ -243,7 +243,7 @@ def test_push_log_lines_carry_no_credentials_and_httpx_stays_quiet(tmp_path: Pat
             time.sleep(0.2)
         time.sleep(6)  # a second round: still one line, no request log
         log = agent.log()
-    assert f"push to http://127.0.0.1:{port}/ failed" in log, log
+    assert f"push to http://127.0.0.1:{port}/?… failed" in log, log
     assert secret not in log and "tok-456" not in log
     assert "HTTP Request:" not in log  # httpx's own per-request INFO line
     assert log.count("push to") == 1
