@@ -16,6 +16,8 @@ import ipaddress
 import os
 import socket
 import struct
+import time
+import weakref
 from collections.abc import Iterable
 from typing import Literal, Optional, Union
 
@@ -35,6 +37,10 @@ __all__ = [
 ]
 
 TIMEOUT = 3.0
+# A whole login try, however slowly the server answers; and the most any answer may make us read or compute.
+DEADLINE = 10.0
+MAX_ANSWER_BYTES = 64 * 1024
+MAX_SCRAM_ITERATIONS = 100_000  # PostgreSQL's default is 4096; a server asking for millions is burning our CPU
 # "ok": these credentials work; "denied": they do not; "other": the service wants something that is not a
 # password (unix_socket/peer auth, client certificate), so the question does not apply.
 LoginOutcome = Literal["ok", "denied", "other"]
@@ -74,20 +80,40 @@ def check_target(host: str, own: Optional[Iterable[str]] = None) -> str:
     )
 
 
+class AnswerRefused(ValueError):
+    """The server's answer is not one a real service gives (too large, too slow, too costly): stop."""
+
+
+# Each connection's deadline for the whole try (sockets take no attributes of their own).
+_DEADLINES: weakref.WeakKeyDictionary[socket.socket, float] = weakref.WeakKeyDictionary()
+
+
 def _connect(addr: Address) -> socket.socket:
     if isinstance(addr, str):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(TIMEOUT)
         s.connect(addr)
-        return s
-    check_target(addr[0])
-    return socket.create_connection(addr, timeout=TIMEOUT)
+    else:
+        check_target(addr[0])
+        s = socket.create_connection(addr, timeout=TIMEOUT)
+    _DEADLINES[s] = time.monotonic() + DEADLINE
+    return s
+
+
+def _recv(s: socket.socket, n: int) -> bytes:
+    left = _DEADLINES.get(s, time.monotonic() + DEADLINE) - time.monotonic()
+    if left <= 0:
+        raise AnswerRefused("the server answers too slowly (the whole try has a deadline)")
+    s.settimeout(min(TIMEOUT, left))
+    return s.recv(n)
 
 
 def _recv_exact(s: socket.socket, n: int) -> bytes:
+    if n > MAX_ANSWER_BYTES:
+        raise AnswerRefused(f"the server announces a {n}-byte answer")
     buf = b""
     while len(buf) < n:
-        chunk = s.recv(n - len(buf))
+        chunk = _recv(s, n - len(buf))
         if not chunk:
             raise ConnectionError("connection closed by the server")
         buf += chunk
@@ -192,7 +218,7 @@ def _resp(*args: str) -> bytes:
 def _redis_line(s: socket.socket) -> bytes:
     buf = b""
     while not buf.endswith(b"\r\n"):
-        chunk = s.recv(1)
+        chunk = _recv(s, 1)
         if not chunk:
             raise ConnectionError("connection closed by the server")
         buf += chunk
@@ -256,7 +282,11 @@ def _scram(s: socket.socket, user: str, password: str) -> bool:
     attrs = dict(p.split("=", 1) for p in server_first.split(","))
     if not attrs.get("r", "").startswith(nonce):
         return False
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+    iterations = int(attrs["i"])
+    if not 0 < iterations <= MAX_SCRAM_ITERATIONS:
+        # The server chooses the work; an impostor chooses a lot of it. Refuse before computing anything.
+        raise AnswerRefused(f"the server asks for {iterations} SCRAM iterations")
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]), iterations)
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     stored_key = hashlib.sha256(client_key).digest()
     final_no_proof = f"c=biws,r={attrs['r']}"
@@ -310,8 +340,11 @@ def tomcat_login(host: str, port: int, user: Optional[str], password: str) -> Lo
     ip = check_target(host)
     netloc = f"[{ip}]" if ":" in ip else ip
     auth = (user, password) if user is not None else None
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
-        resp = client.get(f"http://{netloc}:{port}/manager/html", auth=auth)
-    if resp.status_code == 200:
+    # Only the status matters: the body is never read, so a server that streams gigabytes costs nothing.
+    # (Nested rather than parenthesised: the agent runs on Python 3.9.)
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:  # noqa: SIM117
+        with client.stream("GET", f"http://{netloc}:{port}/manager/html", auth=auth) as resp:
+            status = resp.status_code
+    if status == 200:
         return "ok"
-    return "denied" if resp.status_code == 401 else "other"
+    return "denied" if status == 401 else "other"

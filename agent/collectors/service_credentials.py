@@ -34,8 +34,10 @@ from agent.audit.services import (
     inspect_tomcat_users,
     inspect_vsftpd,
 )
+from agent.audit.trust import untrusted_reason
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.platform.sockets import listening_uids
 from agent.report import Finding, Section
 
 __all__ = ["ServiceCredentialsOptions", "ServiceCredentialsCollector"]
@@ -79,6 +81,8 @@ class ServiceCredentialsOptions(CollectorOptions):
     targets: list[str] = field(default_factory=list)
     # Credentials tried per endpoint per day (the agent must never act as a password guesser).
     daily_limit: int = 10
+    # Executables to trust although not root-owned (a vendor JRE under /opt owned by its service user).
+    trusted_executables: list[str] = field(default_factory=list)
 
     def problems(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
@@ -97,6 +101,14 @@ class ServiceCredentialsOptions(CollectorOptions):
             except logins.TargetRefused as exc:
                 out.append((f"targets[{i}]", str(exc)))
         return out
+
+
+class _Unchecked(Exception):
+    """A login check that could not finish: its result is unknown."""
+
+
+# Today's verdict for an endpoint whose last try failed (kept in the attempt budget's state file).
+_COULD_NOT_CHECK = "?"
 
 
 def _expand(patterns: list[str]) -> list[Path]:
@@ -121,6 +133,12 @@ class ServiceCredentialsCollector(Collector):
             "unauthenticated access; 0 when checked and fine.",
             ("service", "port"),
         ),
+        MetricSpec(
+            "shaobing_service_credentials_unchecked",
+            "gauge",
+            "Local services found but not checked (untrusted listener, or the check could not finish); their "
+            "shaobing_service_weak_credentials is absent, not 0. The scan report says why.",
+        ),
     )
 
     def __init__(
@@ -128,43 +146,54 @@ class ServiceCredentialsCollector(Collector):
         options: ServiceCredentialsOptions,
         context: AgentContext,
         *,
-        listeners: Optional[Callable[[], list[tuple[str, str, int]]]] = None,
+        listeners: Optional[Callable[[], list[tuple[str, str, int, str]]]] = None,
     ) -> None:
         super().__init__(options, context)
         expect_run(context.state_dir, "services")
         self.opts = options
         self._listeners = listeners or self._discover
         self.last: Optional[tuple[dict[tuple[str, str], bool], list[ServiceFinding], list[str]]] = None
+        self.unchecked = 0
 
-    def _discover(self) -> list[tuple[str, str, int]]:
-        """(service, address to connect to, port) for the known services listening on this host."""
-        out: list[tuple[str, str, int]] = []
+    def _discover(self) -> list[tuple[str, str, int, str]]:
+        """(service, address to connect to, port, why not to try it or '') for known services listening here."""
+        out: list[tuple[str, str, int, str]] = []
+        owners = listening_uids()
         for c in psutil.net_connections(kind="tcp"):
             if c.status != psutil.CONN_LISTEN or not c.laddr:
                 continue
             ip, port = c.laddr[0], c.laddr[1]
-            name = ""
+            name, exe = "", None
             if c.pid:
                 try:
-                    name = psutil.Process(c.pid).name()
+                    proc = psutil.Process(c.pid)
+                    name = proc.name()
+                    exe = proc.exe() or None
                 except psutil.Error:
-                    name = ""
+                    pass
             service = _PROCESS_SERVICE.get(name) or _PORT_SERVICE.get(port)
             if service is None and port == self.opts.tomcat_port and name == "java":
                 service = "tomcat"
             if service is None:
                 continue
+            why = untrusted_reason(service, owners.get(port, set()), exe, self.opts.trusted_executables)
             host = ("::1" if ":" in ip else "127.0.0.1") if ip in WILDCARDS else ip
-            out.append((service, host, port))
+            out.append((service, host, port, why))
         return sorted(set(out))
 
-    def _endpoints(self) -> list[tuple[str, str, int]]:
-        eps = self._listeners() if self.opts.discover else []
+    def _endpoints(self) -> list[tuple[str, str, int, str]]:
+        eps = list(self._listeners()) if self.opts.discover else []
+        owners: Optional[dict[int, set[int]]] = None
         for t in self.opts.targets:
             parsed = urlsplit(t)
             if parsed.hostname and parsed.port:
                 # Checked again here, before any connection, even though the configuration was validated.
-                eps.append((parsed.scheme, logins.check_target(parsed.hostname), parsed.port))
+                host = logins.check_target(parsed.hostname)
+                if owners is None:
+                    owners = listening_uids()
+                why = untrusted_reason(parsed.scheme, owners.get(parsed.port, set()), None,
+                                       self.opts.trusted_executables)
+                eps.append((parsed.scheme, host, parsed.port, why))
         return sorted(set(eps))
 
     def _attempts(self, service: str, host: str, port: int) -> Sequence[Attempt]:
@@ -203,6 +232,8 @@ class ServiceCredentialsCollector(Collector):
                 notes.append(f"{endpoint}: 今日登录尝试次数已达上限 {budget.limit} (daily limit reached)")
                 # Keep today's earlier verdict rather than dropping a finding because the limit was hit.
                 last = budget.last.get(endpoint, "")
+                if last == _COULD_NOT_CHECK:
+                    raise _Unchecked
                 return (
                     ServiceFinding(service, port, how, f"{last} (今日较早的检查结果)", _LOGIN_FIX[service])
                     if last
@@ -211,10 +242,12 @@ class ServiceCredentialsCollector(Collector):
             try:
                 outcome = attempt()
             except Exception as exc:  # noqa: BLE001 - refused, timed out or a protocol surprise: this endpoint only
-                # No retries: an unreachable service is noted and left alone until the next run.
-                notes.append(f"{endpoint}: 无法完成登录检查 ({type(exc).__name__})")
-                budget.last[endpoint] = ""
-                return None
+                # No retries: an unreachable service is noted and left alone until the next run. Not checked
+                # is not "fine": the caller leaves this endpoint's metric out.
+                why = str(exc) if isinstance(exc, logins.AnswerRefused) else type(exc).__name__
+                notes.append(f"{endpoint}: 无法完成登录检查, 结果未知 (could not check: {why})")
+                budget.last[endpoint] = _COULD_NOT_CHECK
+                raise _Unchecked from None
             if outcome == "ok":
                 title = f"{where} 可用{what}登录"
                 budget.last[endpoint] = title
@@ -247,6 +280,7 @@ class ServiceCredentialsCollector(Collector):
             status.setdefault(("tomcat", str(o.tomcat_port)), False)
             findings += inspect_tomcat_users(path, o.tomcat_port)
         complete = True
+        unchecked: set[tuple[str, str]] = set()
         if o.login_tries:
             budget = AttemptBudget(self.context.state_dir, o.daily_limit, self.context.clock)
             try:
@@ -266,18 +300,30 @@ class ServiceCredentialsCollector(Collector):
                             ],
                         ]
                         where = f"MySQL/MariaDB 本机 socket {sock}"
-                        f = self._run_attempts(
-                            f"mysql:unix:{sock}", where, ("mysql", 0, "socket"), attempts, budget, notes
-                        )
+                        try:
+                            f = self._run_attempts(
+                                f"mysql:unix:{sock}", where, ("mysql", 0, "socket"), attempts, budget, notes
+                            )
+                        except _Unchecked:
+                            unchecked.add(("mysql", "socket"))
+                            continue
                         if f:
                             findings.append(f)
-                for service, host, port in self._endpoints():
+                for service, host, port, why in self._endpoints():
+                    if why:
+                        notes.append(f"{service}:{host}:{port}: {why}")
+                        unchecked.add((service, str(port)))
+                        continue
                     status.setdefault((service, str(port)), False)
                     where = f"{_NAMES[service]} 服务 {host}:{port}"
                     attempts = self._attempts(service, host, port)
-                    f = self._run_attempts(
-                        f"{service}:{host}:{port}", where, (service, port, "login"), attempts, budget, notes
-                    )
+                    try:
+                        f = self._run_attempts(
+                            f"{service}:{host}:{port}", where, (service, port, "login"), attempts, budget, notes
+                        )
+                    except _Unchecked:
+                        unchecked.add((service, str(port)))
+                        continue
                     if f:
                         findings.append(f)
             finally:
@@ -285,6 +331,11 @@ class ServiceCredentialsCollector(Collector):
             complete = not any("daily limit" in n for n in notes)
         for f in findings:
             status[(f.service, "socket" if f.how == "socket" else str(f.port))] = True
+        for key in unchecked:
+            # A configuration finding stays a finding; a login check that could not run is not "fine".
+            if not status.get(key):
+                status.pop(key, None)
+        self.unchecked = len(unchecked - {k for k, v in status.items() if v})
         record_run(self.context.state_dir, "services", self.context.clock(), complete)
         self.last = (status, findings, notes)
         return status, findings, notes
@@ -296,6 +347,7 @@ class ServiceCredentialsCollector(Collector):
                 log.info("service credentials: %s", note)
             for (service, port), weak in sorted(status.items()):
                 out.add("shaobing_service_weak_credentials", 1 if weak else 0, {"service": service, "port": port})
+            out.add("shaobing_service_credentials_unchecked", self.unchecked)
         finally:
             run_finished(self.context.state_dir, "services")
 

@@ -245,10 +245,31 @@ def test_non_local_target_is_refused_without_connecting(tmp_path: Path, monkeypa
 
 
 def test_daily_limit_caps_attempts(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens: every try ends at "connection refused", each counted
-    col = services(tmp_path, targets=[f"redis://127.0.0.1:{port}"], daily_limit=2)
-    for _ in range(3):
-        weak(col)
+    # A listener of this (root) test process that hangs up at once: every try ends in an error, each counted.
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop_accepting = threading.Event()
+
+    def hang_up() -> None:
+        server.settimeout(0.2)
+        while not stop_accepting.is_set():
+            try:
+                conn, _ = server.accept()
+                conn.close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        col = services(tmp_path, targets=[f"redis://127.0.0.1:{port}"], daily_limit=2)
+        for _ in range(3):
+            result = weak(col)
+        assert ("redis", str(port)) not in result  # could not check: absent, never 0 ("fine")
+    finally:
+        stop_accepting.set()
+        thread.join(5)
+        server.close()
     _, _, notes = col.last or ({}, [], [])
     assert any("daily limit reached" in n for n in notes)
 
@@ -375,3 +396,80 @@ def test_tomcat_manager_default_credentials(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _run_as(user: str | None, script: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    import os
+    import pwd
+
+    from tests.agent.impostors import command
+
+    def drop() -> None:
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.chmod(0o777)
+    proc = subprocess.Popen(command(script, port, str(log)), preexec_fn=drop,  # noqa: PLW1509 - tests run as root
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.exists(), "the impostor did not start"
+    return proc
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+                    reason="needs root to run the impostor as another user")
+def test_a_local_users_fake_redis_is_not_logged_in_to(tmp_path: Path) -> None:
+    port = free_port()
+    # Where the unprivileged impostor can write (pytest's tmp_path is root's, mode 0700).
+    shared = Path(tempfile.mkdtemp(prefix="shaobing-impostor-"))
+    log = shared / "redis.log"
+    from tests.agent.impostors import FAKE_REDIS
+
+    proc = _run_as("nobody", FAKE_REDIS, port, log)
+    try:
+        col = services(tmp_path, targets=[f"redis://127.0.0.1:{port}"])
+        result = weak(col)
+        out = col.new_metric_set()
+        col.collect(out)
+    finally:
+        stop(proc)
+    text = log.read_text()
+    shutil.rmtree(shared, ignore_errors=True)
+    assert "connected" not in text  # no password, no connection, to a socket owned by nobody
+    assert ("redis", str(port)) not in result  # not checked: absent, never 0
+    assert out.get("shaobing_service_credentials_unchecked") == 1
+    _, _, notes = col.last or ({}, [], [])
+    assert any("nobody" in n and "not tried" in n for n in notes), notes
+
+
+def test_a_server_chosen_work_factor_or_endless_answer_is_refused_and_unknown(tmp_path: Path) -> None:
+    import resource
+
+    from tests.agent.impostors import FAKE_POSTGRES, FAKE_TOMCAT
+
+    pg_port, tc_port = free_port(), free_port()
+    pg = _run_as(None, FAKE_POSTGRES, pg_port, tmp_path / "impostor" / "pg.log")
+    tc = _run_as(None, FAKE_TOMCAT, tc_port, tmp_path / "impostor" / "tc.log")
+    try:
+        col = services(tmp_path, targets=[f"postgresql://127.0.0.1:{pg_port}", f"tomcat://127.0.0.1:{tc_port}"])
+        cpu0 = time.process_time()
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.monotonic()
+        result = weak(col)
+        took = time.monotonic() - start
+        cpu = time.process_time() - cpu0
+        grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    finally:
+        stop(pg)
+        stop(tc)
+    assert "challenge sent" in (tmp_path / "impostor" / "pg.log").read_text()
+    assert ("postgresql", str(pg_port)) not in result  # refused before computing: unknown, not "fine"
+    _, _, notes = col.last or ({}, [], [])
+    assert any("10000000 SCRAM iterations" in n for n in notes), notes
+    assert cpu < 2.0 and took < 30  # ten million PBKDF2 rounds would be seconds of CPU
+    assert grew_mb < 50  # the endless Tomcat body was never read
