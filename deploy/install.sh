@@ -3,13 +3,15 @@
 #
 #   bash install.sh [--township 城关镇] [--site 镇政府机房] [--listen 0.0.0.0:10130] [--python /path/python3]
 #                   [--tls-cert agent.crt --tls-key agent.key] [--password-file agent_scrape_password]
+#                   [--insecure-plain-http]
 #   bash install.sh --uninstall [--purge]
 #
 # Install:   venv /opt/shaobing/venv from ./wheelhouse only; /etc/shaobing/{agent.yml,web.yml} (first install
 #            only); user "shaobing"; systemd unit; start; verify that /metrics answers; print the scrape snippet.
 #            Scrape password: --password-file FILE = the fleet's one password (the county's
 #            secrets/agent_scrape_password; not world-readable; never shown), bcrypt-hashed into web.yml;
-#            without it a random one, shown once.
+#            without it a random one, shown once. A fleet password on a host without TLS is refused
+#            (it would travel in cleartext, and it opens every HTTPS agent) unless --insecure-plain-http.
 # Re-run:    upgrades the agent; configuration and state are kept (--password-file replaces the hash).
 # Uninstall: removes everything the installer added; /etc/shaobing is kept unless --purge.
 #
@@ -31,7 +33,7 @@ SCRAPE_USER=prometheus
 BUNDLE=$(cd "$(dirname "$0")" && pwd)
 
 township="" site="" listen="0.0.0.0:10130" python_arg="" action=install purge=0 tls_cert="" tls_key=""
-password_file=""
+password_file="" insecure_plain=0
 
 say()  { printf '%s\n' "$*"; }
 warn() { printf '警告 (warning): %s\n' "$*" >&2; }
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
         --tls-cert) tls_cert=${2-}; shift 2 || die 2 "--tls-cert needs a file" ;;
         --tls-key) tls_key=${2-}; shift 2 || die 2 "--tls-key needs a file" ;;
         --password-file) password_file=${2-}; shift 2 || die 2 "--password-file needs a file" ;;
+        --insecure-plain-http) insecure_plain=1; shift ;;
         --uninstall) action=uninstall; shift ;;
         --purge) purge=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -224,6 +227,20 @@ if any(c < 0x20 or c == 0x7f for c in secret):
     sys.exit("contains control characters or line breaks")
 EOF
     ) || die 2 "口令文件不可用 (unusable password file) $password_file: ${why:-unreadable}"
+fi
+# The fleet's one password over plain HTTP travels in cleartext on every scrape, and whoever reads it there can
+# log in to every HTTPS agent of the fleet too: refused unless the operator says so. (An existing web.yml keeps
+# its TLS settings on re-runs, so it decides; on a first install, --tls-cert does.)
+if [ -n "$password_file" ] && [ "$action" = install ] && [ "$insecure_plain" != 1 ]; then
+    will_tls=0
+    if [ -f "$CONF_DIR/web.yml" ]; then
+        grep -q '^tls_server_config:' "$CONF_DIR/web.yml" && will_tls=1
+    elif [ -n "$tls_cert" ]; then
+        will_tls=1
+    fi
+    [ "$will_tls" = 1 ] || die 2 "--password-file 是全县统一的抓取口令: 本机没有 TLS, 它会以明文传输, 且能登录所有 HTTPS 代理" \
+        "(the fleet password would travel in cleartext and opens every HTTPS agent). 请给出 --tls-cert/--tls-key;" \
+        "或不用 --password-file (本机生成单独的随机口令, a per-host password); 确需明文时加 --insecure-plain-http"
 fi
 lock=$BUNDLE/wheelhouse/lock-cp${PYTHON_VERSION/./}-$(uname -m).txt
 if [ ! -f "$lock" ]; then

@@ -166,6 +166,10 @@ def test_bad_inputs_fail_cleanly(trixie: DebianRoot) -> None:
     _fails_cleanly(trixie, "printf ' \\n' > /tmp/pw; chmod 0600 /tmp/pw; bash /bundle/install.sh "
                    "--password-file /tmp/pw; rc=$?; rm /tmp/pw; exit $rc", 2, "(unusable password file) /tmp/pw: empty")
     _fails_cleanly(trixie, "bash /bundle/install.sh --password-file /nonexistent", 2, "cannot read password file")
+    # The fleet password on a host without TLS: cleartext on every scrape, and it opens the HTTPS agents too.
+    _fails_cleanly(trixie, "printf 'fleet-secret\\n' > /tmp/pw; chmod 0600 /tmp/pw; bash /bundle/install.sh "
+                   "--password-file /tmp/pw; rc=$?; rm /tmp/pw; exit $rc", 2, "travel in cleartext",
+                   "--insecure-plain-http")
 
     _fails_cleanly(trixie, "echo x >> /bundle/VERSION; bash /bundle/install.sh; rc=$?; "
                    "sed -i '$d' /bundle/VERSION; exit $rc", 4, "checksum")
