@@ -124,7 +124,7 @@ class PushOptions:
         out: list[tuple[str, str]] = []
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            out.append(("url", f"expected an http:// or https:// URL, got {self.url!r}"))
+            out.append(("url", f"expected an http:// or https:// URL, got {redact_url(self.url)!r}"))
         if (self.username is None) != (self.password_file is None):
             out.append(("password_file", "username and password_file go together"))
         if not self.job or "/" in self.job:

@@ -163,3 +163,10 @@ def test_agent_run_pushes_with_labels(tmp_path: Path, vm: VictoriaMetrics) -> No
             raise AssertionError(f"nothing arrived in VictoriaMetrics; agent log:\n{agent.log()[-3000:]}")
         assert found[0]["metric"]["site"] == "镇政府机房"
         assert "shaobing_push_last_success_timestamp_seconds" in agent.scrape()
+
+
+def test_a_bad_push_url_is_named_without_its_credentials() -> None:
+    with pytest.raises(SchemaError) as err:
+        load("url: ftp://pusher:sekret-9@vm.example/?token=tok-9\n", PushOptions, "agent.yml")
+    assert "url: expected an http:// or https:// URL" in str(err.value)
+    assert "sekret-9" not in str(err.value) and "tok-9" not in str(err.value)
