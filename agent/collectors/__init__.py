@@ -22,6 +22,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("ssh", "SshCollector"),
     ("service_credentials", "ServiceCredentialsCollector"),
     ("exposure", "ExposureCollector"),
+    ("pii", "PiiCollector"),
     ("audit_status", "AuditStatusCollector"),
 )
 

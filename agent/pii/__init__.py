@@ -1,0 +1,1 @@
+"""Personal data left in served and shared folders: detectors, readers and the places to look."""
