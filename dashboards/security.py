@@ -226,6 +226,19 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             width=8,
             links=HOST_LINKS,
         ),
+        table(
+            "个人信息泄露 Personal data exposed",
+            "网站、FTP、共享目录中含多条经校验的身份证号、手机号或银行卡号的文件数，以及数据库备份文件数；"
+            "文件名和打码样例见该主机上 root 运行的 shaobing scan（指标只有数量）。",
+            [
+                Query(f"sum by (township, instance, location) (shaobing_pii_files{{{FLEET}}}) > 0"),
+                Query(f"max by (township, instance, location) (shaobing_pii_dumps{{{FLEET}}}) > 0"),
+            ],
+            columns=[Column("个人信息文件", thresholds=BAD_IF_ANY), Column("数据库备份", thresholds=BAD_IF_ANY)],
+            labels={**HOST_LABELS, "location": "位置"},
+            width=24,
+            links=HOST_LINKS,
+        ),
     )
 
     d = section(

@@ -58,6 +58,8 @@ MAY_BE_ABSENT: dict[str, str] = {
     "shaobing_security_updates_pending_since_timestamp_seconds": "exported only while a security update is pending",
     "shaobing_software_outdated": "exported only for software found outside the package manager (none on CI)",
     "shaobing_exposed_port": "exported only while a risky port listens on all interfaces; tests bind loopback only",
+    "shaobing_pii_files": "exported only where a web, FTP or Samba configuration names a folder (else not applicable)",
+    "shaobing_pii_dumps": "exported only where a web, FTP or Samba configuration names a folder (else not applicable)",
 }
 
 # Panels whose query filters for problems, so a clean test machine legitimately returns nothing.
@@ -74,6 +76,7 @@ MAY_BE_EMPTY: dict[tuple[str, str], str] = {
     ("shaobing-security", "服务弱口令 Weak service credentials"): _CLEAN,
     ("shaobing-security", "SSH 风险设置 Risky sshd settings"): _CLEAN,
     ("shaobing-security", "防火墙未启用 Firewall off"): _CLEAN,
+    ("shaobing-security", "个人信息泄露 Personal data exposed"): _CLEAN,
     ("shaobing-host", "安全更新积压 Update age"): "shown only while a security update is pending",
     ("shaobing-host", "风险端口 Exposed ports"): _CLEAN,
 }
