@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["KINDS", "Found", "scan_text", "id18_check", "luhn_ok", "mask"]
@@ -32,10 +31,18 @@ _PROVINCES = frozenset(
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 
-_ID18 = re.compile(r"(?<![0-9])([1-9]\d{5})((?:18|19|20)\d{2})(\d{2})(\d{2})(\d{3})([0-9Xx])(?![0-9A-Za-z])")
-_ID15 = re.compile(r"(?<![0-9])([1-9]\d{5})(\d{2})(\d{2})(\d{2})(\d{3})(?![0-9])")
-_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?![0-9])")
-_CARD = re.compile(r"(?<![0-9])((?:\d[ -]?){15,18}\d)(?![0-9])")
+# A quick pass finds runs of digits (with the separators numbers are written with) of 11 characters or more;
+# the pattern starts with a character class, so the regex engine skips everything else in C. Only inside those
+# runs is the exact candidate pattern applied. Candidates: a plain run of 11-20 digits (an ID may end in X), a
+# phone number written 3-4-4 with separators, or a card in groups of four; an optional +86 may lead.
+_CANDIDATE = re.compile(
+    r"(?<![0-9])(?:"
+    r"(?:\+?86[- ]?)?1[3-9][0-9][ -][0-9]{4}[ -][0-9]{4}"
+    r"|[0-9]{4}(?:[ -][0-9]{4}){3}(?:[ -]?[0-9]{1,3})?"
+    r"|(?:\+?86[- ]?)?[0-9]{11,19}[0-9Xx]?"
+    r")(?![0-9])"
+)
+_RUN = re.compile(r"[+0-9][0-9 -]{9,}[0-9Xx]")
 _MOBILE_PREFIXES = frozenset(
     {*range(130, 140), *range(145, 150), 150, 151, 152, 153, 155, 156, 157, 158, 159, 162, 165, 166, 167,
      *range(170, 179), *range(180, 190), 190, 191, 192, 193, 195, 196, 197, 198, 199}
@@ -110,34 +117,38 @@ class Found:
                     self.samples[kind].append(s)
 
 
-def _ids(text: str, today: dt.date) -> Iterator[tuple[int, int, str]]:
-    for m in _ID18.finditer(text):
-        region, year, month, day = int(m.group(1)[:2]), int(m.group(2)), int(m.group(3)), int(m.group(4))
-        number = m.group(0).upper()
-        if region in _PROVINCES and _date_ok(year, month, day, today) and id18_check(number[:17]) == number[17]:
-            yield m.start(), m.end(), number
-    for m in _ID15.finditer(text):
-        region, year, month, day = int(m.group(1)[:2]), 1900 + int(m.group(2)), int(m.group(3)), int(m.group(4))
-        if region in _PROVINCES and _date_ok(year, month, day, today):
-            yield m.start(), m.end(), m.group(0)
+def _id_ok(number: str, today: dt.date) -> bool:
+    if int(number[:2]) not in _PROVINCES:
+        return False
+    if len(number) == 18:
+        year, month, day = int(number[6:10]), int(number[10:12]), int(number[12:14])
+        return _date_ok(year, month, day, today) and id18_check(number[:17]) == number[17]
+    year, month, day = 1900 + int(number[6:8]), int(number[8:10]), int(number[10:12])
+    return _date_ok(year, month, day, today)
+
+
+def classify(candidate: str, today: dt.date) -> tuple[str, str] | None:
+    """(kind, number) for a candidate that validates, else None. IDs first: a valid ID is never a card."""
+    plain = candidate.isdigit() or (candidate[:-1].isdigit() and candidate[-1] in "Xx")
+    if plain and len(candidate) in (15, 18) and candidate[0] != "0":
+        number = candidate.upper()
+        if (len(number) == 15 and number.isdigit() or len(number) == 18) and _id_ok(number, today):
+            return "id_card", number
+    digits = re.sub(r"[^0-9]", "", candidate)
+    if candidate.startswith(("+86", "86")) and len(digits) == 13:
+        digits = digits[2:]
+    if len(digits) == 11 and digits[0] == "1" and int(digits[:3]) in _MOBILE_PREFIXES:
+        return "mobile", digits
+    if candidate[-1] not in "Xx" and 16 <= len(digits) <= 19 and _card_issuer_ok(digits) and luhn_ok(digits):
+        return "bank_card", digits
+    return None
 
 
 def scan_text(text: str, found: Found, today: dt.date | None = None) -> None:
     """Add every validated record in ``text`` to ``found``."""
     today = today or dt.date.today()
-    spans: list[tuple[int, int]] = []
-    for start, end, number in _ids(text, today):
-        found.add("id_card", number)
-        spans.append((start, end))
-    if spans:  # an ID number is not a bank card too: blank the IDs before looking for cards
-        chars = list(text)
-        for start, end in spans:
-            chars[start:end] = " " * (end - start)
-        text = "".join(chars)
-    for m in _MOBILE.finditer(text):
-        if int(m.group(1)) in _MOBILE_PREFIXES:
-            found.add("mobile", m.group(1) + m.group(2) + m.group(3))
-    for m in _CARD.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group(1))
-        if 16 <= len(digits) <= 19 and _card_issuer_ok(digits) and luhn_ok(digits):
-            found.add("bank_card", digits)
+    for run in _RUN.finditer(text):
+        for m in _CANDIDATE.finditer(run.group(0)):
+            hit = classify(m.group(0), today)
+            if hit is not None:
+                found.add(*hit)
