@@ -43,7 +43,7 @@ def luhn_complete(prefix: str, length: int) -> str:
 
 def people(n: int) -> list[tuple[str, str, str]]:
     out = []
-    for i in range(n):
+    for _ in range(n):
         born = dt.date(1950, 1, 1) + dt.timedelta(days=RNG.randrange(25000))
         out.append((id18(RNG.choice(["110105", "320102", "440305", "510104"]), born, RNG.randrange(1000)),
                     f"1{RNG.choice('3589')}{RNG.randrange(10)}{RNG.randrange(10**8):08d}",
