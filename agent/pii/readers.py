@@ -3,13 +3,17 @@
 Plain formats (text, CSV, TSV, HTML, XML, JSON, SQL dumps, logs) are read as bytes and decoded as UTF-8, or as
 GB 18030 (what Chinese Windows tools write) when they are not UTF-8. Office files are zip archives of XML:
 ``.xlsx`` (shared strings and sheets) and ``.docx`` (the document body) are read from their members, with the
-members' total uncompressed size bounded, so a zip bomb costs nothing. Other binary formats (``.xls``,
-``.pdf``, images) are not read: the scan says so rather than pretending they were clean.
+members' total uncompressed size bounded, so a zip bomb costs nothing. ``.pdf`` is read with poppler's
+``pdftotext`` where it is installed (Debian/RHEL package poppler-utils), under a timeout and an output cap.
+Other binary formats (``.xls``, images, PDFs without pdftotext) are not read: the scan says so rather than
+pretending they were clean.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -33,8 +37,17 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+PDF_TIMEOUT = 20.0
+PDF_MAX_PAGES = 200
+
+
+def _pdftotext() -> Optional[str]:
+    return shutil.which("pdftotext")
+
+
 def readable(path: Path) -> bool:
-    return _suffix(path) in TEXT_SUFFIXES or _suffix(path) in OFFICE_SUFFIXES
+    suffix = _suffix(path)
+    return suffix in TEXT_SUFFIXES or suffix in OFFICE_SUFFIXES or (suffix == ".pdf" and _pdftotext() is not None)
 
 
 def is_dump(path: Path) -> bool:
@@ -52,6 +65,8 @@ def read_text(path: Path, max_bytes: int) -> tuple[Optional[str], int]:
     """(text, bytes read); text None when the file cannot be read in this format within ``max_bytes``."""
     if _suffix(path) in OFFICE_SUFFIXES:
         return _read_office(path, max_bytes)
+    if _suffix(path) == ".pdf":
+        return _read_pdf(path, max_bytes)
     with open(path, "rb") as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
@@ -79,3 +94,19 @@ def _read_office(path: Path, max_bytes: int) -> tuple[Optional[str], int]:
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         return None, 0
     return _decode(b" ".join(parts)), total
+
+
+def _read_pdf(path: Path, max_bytes: int) -> tuple[Optional[str], int]:
+    tool = _pdftotext()
+    if tool is None or path.stat().st_size > max_bytes:
+        return None, 0
+    try:
+        out = subprocess.run(
+            [tool, "-q", "-l", str(PDF_MAX_PAGES), "-enc", "UTF-8", str(path), "-"],
+            capture_output=True, timeout=PDF_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None, 0
+    if out.returncode != 0:
+        return None, 0
+    return _decode(out.stdout[:max_bytes]), path.stat().st_size

@@ -92,6 +92,28 @@ def _docx(path: Path, paragraphs: list[str]) -> None:
                    f'openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>')
 
 
+def _pdf(path: Path, lines: list[str]) -> None:
+    """A one-page PDF written by hand from the format's documented objects (catalog, pages, page, font, content)."""
+    ops = "BT /F1 10 Tf 50 800 Td 14 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(ops)} >>\nstream\n{ops}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(out)
+
+
 @pytest.fixture
 def host(tmp_path: Path) -> dict[str, object]:
     web, ftp, share, extra = (tmp_path / d for d in ("www", "ftp", "share", "extra"))
@@ -107,7 +129,10 @@ def host(tmp_path: Path) -> dict[str, object]:
     (web / "site.bak").write_bytes(b"\x00binary backup")
     _xlsx(ftp / "名单.xlsx", rows[:12])
     _docx(share / "通知.docx", [f"{r[0]} {r[1]}" for r in rows[1:7]])
-    (share / "photo.pdf").write_bytes(b"%PDF-1.4 not read")
+    (share / "photo.pdf").write_bytes(b"%PDF-1.4 damaged")  # pdftotext cannot read it: unknown, not clean
+    _pdf(share / "gongshi.pdf", [f"No.{i} {p[0]}" for i, p in enumerate(planted[:8])])
+    (web / "gongshi.html").write_text("<table>" + "".join(f"<tr><td>居民{i}</td><td>{p[0]}</td></tr>"
+                                                        for i, p in enumerate(planted[:10])) + "</table>")
     (extra / "notes.txt").write_text("\n".join(p[1] for p in planted[:3]))  # under the threshold of 5
     conf = tmp_path / "conf"
     conf.mkdir()
@@ -166,16 +191,16 @@ def test_finds_leaks_in_every_format_and_location_with_counts_only(
     out = col.new_metric_set()
     col.collect(out)
     v = lambda name, **labels: out.get(name, labels)  # noqa: E731
-    assert v("shaobing_pii_files", location="web", kind="id_card") == 3  # the CSV, the JSON, the SQL dump
+    assert v("shaobing_pii_files", location="web", kind="id_card") == 4  # the CSV, the JSON, the HTML, the SQL dump
     # The CSV and the SQL dump; index.html's single contact number is not a leak.
     assert v("shaobing_pii_files", location="web", kind="mobile") == 2
     assert v("shaobing_pii_records", location="web", kind="bank_card") == 40
     assert v("shaobing_pii_files", location="ftp", kind="id_card") == 1  # the .xlsx
-    assert v("shaobing_pii_files", location="share", kind="id_card") == 1  # the .docx
+    assert v("shaobing_pii_files", location="share", kind="id_card") == 2  # the .docx and the PDF (pdftotext)
     assert v("shaobing_pii_files", location="configured", kind="mobile") == 0  # 3 numbers: under the threshold
     assert v("shaobing_pii_dumps", location="web") == 2  # backup.sql and site.bak
     assert v("shaobing_pii_locations", location="web") == 2 and v("shaobing_pii_locations", location="ftp") == 1
-    assert v("shaobing_pii_scan_unread_files", reason="format") == 1  # the PDF: unknown, not clean
+    assert v("shaobing_pii_scan_unread_files", reason="format") == 1  # the damaged PDF: unknown, not clean
     report = col.report()
     assert report is not None
     text = "\n".join([f"{f.title}\n{f.detail}\n{f.fix}" for f in report.findings] + report.notes)
@@ -205,14 +230,14 @@ def test_rescans_of_an_unchanged_tree_read_nothing_and_a_change_is_read(host: di
     col.collect(out)
     assert out.get("shaobing_pii_scan_read_files") == 0 and out.get("shaobing_pii_scan_bytes_read") == 0
     assert (out.get("shaobing_pii_scan_cached_files") or 0) >= 6
-    assert out.get("shaobing_pii_files", {"location": "web", "kind": "id_card"}) == 3  # same verdicts from cache
+    assert out.get("shaobing_pii_files", {"location": "web", "kind": "id_card"}) == 4  # same verdicts from cache
     web = host["web"]
     assert isinstance(web, Path)
     (web / "subsidy.json").write_text("[]")  # cleaned up
     out = col.new_metric_set()
     col.collect(out)
     assert out.get("shaobing_pii_scan_read_files") == 1
-    assert out.get("shaobing_pii_files", {"location": "web", "kind": "id_card"}) == 2
+    assert out.get("shaobing_pii_files", {"location": "web", "kind": "id_card"}) == 3
 
 
 def test_threshold_and_budget_are_honest(host: dict[str, object]) -> None:
