@@ -62,14 +62,33 @@ RISKY_PORTS: dict[tuple[int, str], str] = {
 }
 WILDCARDS = frozenset({"0.0.0.0", "::", "*", ""})
 
+# Owning process -> service: a risky service is risky whatever port it was moved to (a Redis on 16379).
+RISKY_PROCESSES: dict[str, str] = {
+    "redis-server": "redis", "mysqld": "mysql", "mariadbd": "mysql", "postgres": "postgresql",
+    "postmaster": "postgresql", "vsftpd": "ftp", "proftpd": "ftp", "pure-ftpd": "ftp", "in.telnetd": "telnet",
+    "telnetd": "telnet", "xrdp": "rdp", "Xvnc": "vnc", "x11vnc": "vnc", "vncserver": "vnc", "mongod": "mongodb",
+    "memcached": "memcached", "smbd": "smb", "rpcbind": "rpcbind", "dockerd": "docker", "etcd": "etcd",
+    "couchdb": "couchdb", "beam.smp": "rabbitmq", "rsync": "rsync", "in.tftpd": "tftp", "snmpd": "snmp",
+}
+# The socket owner's system user, when the process is out of sight (an unprivileged agent).
+RISKY_USERS: dict[str, str] = {
+    "redis": "redis", "mysql": "mysql", "postgres": "postgresql", "mongodb": "mongodb", "memcache": "memcached",
+    "memcached": "memcached", "rabbitmq": "rabbitmq", "etcd": "etcd", "couchdb": "couchdb",
+    "elasticsearch": "elasticsearch",
+}
+
 
 @dataclass(frozen=True)
 class ExposedSocket:
     port: int
     protocol: str
     service: str
-    bind: str
+    bind: str  # 0.0.0.0 / :: (all interfaces) or the one non-loopback address it listens on
     process: str
+
+    @property
+    def all_interfaces(self) -> bool:
+        return self.bind in ("0.0.0.0", "::")
 
 
 @dataclass
@@ -90,12 +109,38 @@ def _process_name(pid: Optional[int]) -> str:
         return "unknown"
 
 
+def _owner_user(uid: Optional[int]) -> str:
+    if uid is None:
+        return ""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return ""
+
+
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def exposed_sockets(
     catalogue: Mapping[tuple[int, str], str] = RISKY_PORTS,
     lister: Optional[ConnLister] = None,
+    owners: Optional[Mapping[int, set[int]]] = None,
 ) -> list[ExposedSocket]:
-    """Catalogued ports with a socket listening on all interfaces (TCP LISTEN, or a bound UDP socket)."""
+    """Risky services listening beyond loopback (TCP LISTEN, or a bound UDP socket): known by their owning
+    process or its system user wherever they listen, or by a catalogued port."""
     conns = lister() if lister is not None else psutil.net_connections(kind="inet")
+    if owners is None:
+        from agent.platform.sockets import listening_uids
+
+        owners = listening_uids()
     found: dict[tuple[int, str, str], ExposedSocket] = {}
     for c in conns:
         laddr = getattr(c, "laddr", None)
@@ -108,15 +153,18 @@ def exposed_sockets(
         if proto == "udp" and getattr(c, "raddr", None):
             continue
         ip, port = laddr[0], laddr[1]
-        if ip not in WILDCARDS:
+        if ip not in WILDCARDS and _loopback(ip):
             continue
-        service = catalogue.get((port, proto))
+        process = _process_name(getattr(c, "pid", None))
+        users = {_owner_user(u) for u in owners.get(port, set())} if proto == "tcp" else set()
+        service = RISKY_PROCESSES.get(process) or next((RISKY_USERS[u] for u in sorted(users) if u in RISKY_USERS),
+                                                       None) or catalogue.get((port, proto))
         if service is None:
             continue
-        bind = "::" if ":" in ip else "0.0.0.0"
+        bind = ("::" if ":" in ip else "0.0.0.0") if ip in WILDCARDS else ip
         key = (port, proto, bind)
         if key not in found:
-            found[key] = ExposedSocket(port, proto, service, bind, _process_name(getattr(c, "pid", None)))
+            found[key] = ExposedSocket(port, proto, service, bind, process)
     return sorted(found.values(), key=lambda s: (s.port, s.protocol, s.bind))
 
 

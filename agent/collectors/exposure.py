@@ -129,7 +129,10 @@ class ExposureCollector(Collector):
             section.findings.append(
                 Finding(
                     "warning" if filtered else "critical",
-                    f"{s.service} 端口 {s.port}/{s.protocol} 监听在所有网卡 ({s.bind}), 进程 {s.process}",
+                    f"{s.service} 端口 {s.port}/{s.protocol} "
+                    + (f"监听在所有网卡 ({s.bind}, listens on all interfaces)" if s.all_interfaces
+                       else f"监听在对外地址 {s.bind} (listens on a non-loopback address)")
+                    + f", 进程 {s.process}",
                     "任何能访问本机的主机都可以连接此服务"
                     + (" (已启用主机防火墙, 请确认已限制该端口)." if filtered else ", 且未发现主机防火墙."),
                     f"若只需本机访问, 将服务改为只监听 127.0.0.1; 否则用防火墙仅放行所需来源, 例如: "

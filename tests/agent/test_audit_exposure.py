@@ -101,3 +101,51 @@ def test_firewall_fallback_without_cap_net_admin(tmp_path: Path) -> None:
     assert firewall_state(prefix=["false"], ufw_conf=tmp_path / "missing").active is None
     state = firewall_state(prefix=["false"], ufw_conf=FIXTURES / "ufw.conf")
     assert state.active is True and state.evidence == [f"ufw: ENABLED=yes in {FIXTURES / 'ufw.conf'}"]
+
+
+def test_a_risky_service_on_another_port_is_found_by_its_process(tmp_path: Path) -> None:
+    """A real redis-server moved to a free port on all interfaces: known by its process, not its port."""
+    from tests.support.prometheus import free_port
+
+    redis = shutil.which("redis-server")
+    if redis is None:
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [redis, "--port", str(port), "--bind", "0.0.0.0", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--protected-mode", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        col = ExposureCollector(ExposureOptions(check_firewall=False), AgentContext(state_dir=tmp_path))
+        out = col.new_metric_set()
+        col.collect(out)
+        ours = [dict(s.labels) for s in out.samples("shaobing_exposed_port") if dict(s.labels)["port"] == str(port)]
+        assert ours == [{"port": str(port), "service": "redis", "bind": "0.0.0.0", "process": "redis-server"}]
+        report = col.report()
+        assert report is not None and any(f"redis 端口 {port}/tcp 监听在所有网卡" in f.title for f in report.findings)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_specific_non_loopback_address_is_exposure_too(tmp_path: Path) -> None:
+    from agent.audit.exposure import exposed_sockets
+
+    class Conn:
+        def __init__(self, ip: str, port: int, pid: int | None = None) -> None:
+            self.laddr, self.raddr, self.status, self.type, self.pid = (ip, port), (), "LISTEN", socket.SOCK_STREAM, pid
+
+    conns = [Conn("10.20.1.11", 3306), Conn("127.0.0.1", 6379), Conn("::1", 5432), Conn("192.168.3.4", 16379)]
+    found = exposed_sockets(lister=lambda: conns, owners={16379: {0}})
+    assert [(s.bind, s.service) for s in found] == [("10.20.1.11", "mysql")]
+    assert not found[0].all_interfaces
