@@ -83,7 +83,8 @@ class _RunResult:
     identity: Optional[OsIdentity] = None
     eol: list[_EolResult] = field(default_factory=list)
     software: list[sw.Detected] = field(default_factory=list)
-    outdated: list[tuple[sw.Detected, BaselineEntry]] = field(default_factory=list)
+    outdated: list[tuple[sw.Detected, BaselineEntry, str]] = field(default_factory=list)
+    unjudged: list[sw.Detected] = field(default_factory=list)
     data_timestamp: float = 0.0
     now: float = 0.0
 
@@ -193,10 +194,13 @@ class VersionsCollector(Collector):
                 product = item.eol_product or item.software
                 self._emit_eol(out, result, data, (product,), product, cycle, spec.kind, item.where)
             verdict = baseline.judge(item.software, item.version)
-            if verdict is not None:
-                worst[item.software] = max(worst.get(item.software, 0), int(verdict.outdated))
-                if verdict.outdated and verdict.entry is not None:
-                    result.outdated.append((item, verdict.entry))
+            if verdict is None:
+                # Not judged is not "fine": no value, and the scan says why.
+                result.unjudged.append(item)
+                continue
+            worst[item.software] = max(worst.get(item.software, 0), int(verdict.outdated))
+            if verdict.outdated and verdict.entry is not None:
+                result.outdated.append((item, verdict.entry, verdict.reason))
         for software, flag in worst.items():
             out.add("shaobing_software_outdated", flag, {"software": software})
         self.last = result
@@ -222,16 +226,25 @@ class VersionsCollector(Collector):
         section = Section(self.title)
         for entry in result.eol:
             section.findings += _eol_findings(entry, result.now)
-        grouped: dict[tuple[str, str], tuple[BaselineEntry, list[str]]] = {}
-        for item, rule in result.outdated:
-            grouped.setdefault((item.software, item.version), (rule, []))[1].append(item.where)
-        for (software, version), (rule, paths) in sorted(grouped.items()):
-            section.findings.append(Finding(
-                "warning",
-                f"{software} {version} 低于安全基线 {rule.minimum} (outdated: {', '.join(paths)})",
-                f"该软件不由包管理器维护，不会自动获得补丁；{rule.advisory} 在 {rule.minimum} 修复 ({rule.url})。",
-                f"升级到 {rule.minimum} 或更高版本，或改用发行版软件包 (use the distro package).",
-            ))
+        grouped: dict[tuple[str, str], tuple[BaselineEntry, str, list[str]]] = {}
+        for item, rule, reason in result.outdated:
+            grouped.setdefault((item.software, item.version), (rule, reason, []))[2].append(item.where)
+        for (software, version), (rule, reason, paths) in sorted(grouped.items()):
+            if reason == "unmaintained_branch":
+                title = f"{software} {version} 所在分支已停止维护 (unmaintained branch: {', '.join(paths)})"
+                why = (f"该分支不在安全基线的维护分支中，不再获得安全修复；最近的维护分支 {rule.branch} "
+                       f"要求至少 {rule.minimum} ({rule.advisory}, {rule.url})。")
+            else:
+                title = f"{software} {version} 低于安全基线 {rule.minimum} (outdated: {', '.join(paths)})"
+                why = (f"该软件不由包管理器维护，不会自动获得补丁；{rule.advisory} 在 {rule.minimum} 修复 "
+                       f"({rule.url})。")
+            fix = f"升级到 {rule.minimum} 或更高版本，或改用发行版软件包 (use the distro package)."
+            section.findings.append(Finding("warning", title, why, fix))
+        for item in result.unjudged:
+            section.notes.append(
+                f"{item.software} {item.version} ({item.where}): 安全基线没有该版本所在分支的数据, 无法判断是否过时 "
+                f"(not judged: newer than every branch the baseline lists; shaobing_software_outdated not exported)"
+            )
         for entry in result.eol:
             if entry.kind == "os" and entry.known:
                 until = "未公布 (not set)"

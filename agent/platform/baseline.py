@@ -37,6 +37,9 @@ class BaselineEntry:
 class Verdict:
     outdated: bool
     entry: Optional[BaselineEntry]  # the branch minimum that decided it (None: no rule applies)
+    # "below_minimum": older than its branch's minimum; "unmaintained_branch": its branch is not listed while
+    # newer ones are (an end-of-life branch: no more fixes); "current": at or above its branch's minimum.
+    reason: str = "current"
 
 
 class Baseline:
@@ -44,7 +47,8 @@ class Baseline:
         self.entries = entries
 
     def judge(self, software: str, version: str) -> Optional[Verdict]:
-        """None when the baseline has nothing on this software."""
+        """The verdict, or None when this file cannot judge the version: nothing on this software, or a branch
+        newer than every branch listed (released after the file was written). None is "unknown", never "fine"."""
         branches = self.entries.get(software)
         if not branches:
             return None
@@ -54,11 +58,14 @@ class Baseline:
             if _in_branch(version, entry.branch) and (best is None or len(entry.branch) > len(best.branch)):
                 best = entry
         if best is not None:
-            return Verdict(key < version_key(best.minimum), best)
-        oldest = min(branches, key=lambda e: version_key(e.minimum))
-        if key < version_key(oldest.minimum):
-            return Verdict(True, oldest)
-        return Verdict(False, None)
+            below = key < version_key(best.minimum)
+            return Verdict(below, best, "below_minimum" if below else "current")
+        # Not in a listed branch. If a listed branch is newer, this one is no longer maintained: outdated,
+        # whatever its patch level (Redis 7.0.15 between 6.2 and 7.2; Tomcat 10.0 below 10.1).
+        newer = sorted((e for e in branches if version_key(e.branch) > key), key=lambda e: version_key(e.branch))
+        if newer:
+            return Verdict(True, newer[0], "unmaintained_branch")
+        return None
 
 
 def _in_branch(version: str, branch: str) -> bool:
