@@ -52,11 +52,16 @@ class Account:
     stored: str = field(default="", repr=False)
 
 
-def mask_name(name: str) -> str:
-    """``root`` -> ``r***t``: enough for an operator who knows the host, little for anyone else."""
-    if len(name) <= 2:
-        return name[:1] + "***"
-    return f"{name[0]}***{name[-1]}"
+def mask_name(name: str, key: bytes = b"") -> str:
+    """``root`` -> ``r***t``: enough for an operator who knows the host, little for anyone else. With ``key``
+    (the host's audit secret) a 4-hex keyed suffix keeps two accounts apart that mask alike (``sbt_a`` and
+    ``sectest_alpha`` are both ``s***a``): ``s***a~3f2c``. Keyed, so the suffix cannot be looked up offline."""
+    masked = name[:1] + "***" if len(name) <= 2 else f"{name[0]}***{name[-1]}"
+    if not key:
+        return masked
+    import hmac
+
+    return f"{masked}~{hmac.new(key, name.encode('utf-8', 'surrogateescape'), 'sha256').hexdigest()[:4]}"
 
 
 def parse_login_defs(text: str) -> LoginDefs:

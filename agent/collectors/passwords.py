@@ -174,10 +174,11 @@ class PasswordsCollector(Collector):
             out.add("shaobing_password_audit_budget_exhausted", 1 if result.budget_exhausted else 0)
             out.add("shaobing_password_audit_last_hashes_computed", result.hashes_computed)
             if self._masked():
+                key = ResultCache(self.context.state_dir).secret()
                 for acc in result.accounts:
                     for reason in acc.reasons:
                         if reason in _RISKY:
-                            masked = {"account": mask_name(acc.name), "reason": reason}
+                            masked = {"account": mask_name(acc.name, key), "reason": reason}
                             out.add("shaobing_password_weak_account", 1, masked)
         finally:
             run_finished(self.context.state_dir, "passwords")

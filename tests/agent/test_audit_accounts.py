@@ -95,6 +95,11 @@ def test_candidates_order_and_version() -> None:
     assert load_dictionary("zhenfu-web01.example", 2027).version != d.version
     assert load_dictionary("zhenfu-web01.example", 2026).version == d.version
     assert mask_name("root") == "r***t" and mask_name("ab") == "a***"
+    key = b"k" * 32
+    # Two accounts that mask alike stay apart with the host key; the same account keeps its suffix.
+    assert mask_name("sbt_a", key) != mask_name("sectest_alpha", key)
+    assert mask_name("sbt_a", key).startswith("s***a~") and mask_name("sbt_a", key) == mask_name("sbt_a", key)
+    assert mask_name("sbt_a", key) != mask_name("sbt_a", b"x" * 32)  # keyed: not the same on another host
 
 
 def test_shipped_dictionary_cites_sources_and_has_no_blank_entries() -> None:
