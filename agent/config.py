@@ -48,7 +48,7 @@ class AgentConfig:
     web_config_file: Optional[str] = None
     state_dir: str = DEFAULT_STATE_DIR
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    # Opt-in: per-account security series with masked names (r***t). Off: metrics carry counts only.
+    # Opt-in: per-account security series with masked names (r***t~3f2c). Off: metrics carry counts only.
     expose_masked_names: bool = False
     # Where this host belongs (township, site, ...). Pull mode: Prometheus' file_sd gives these labels, so the
     # agent does not export them; push mode attaches them to every pushed sample.
