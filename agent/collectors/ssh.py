@@ -95,6 +95,7 @@ class SshCollector(Collector):
         section = Section(self.title)
         for risk in risks:
             sev, title, why, fix = _TEXT[risk.setting]
+            fix = fix.replace("<重载sshd>", _reload_command())
             where = "全局" if risk.context == "global" else risk.context
             section.findings.append(
                 Finding(sev, f"{title} ({where}: {risk.value})", why, fix)
@@ -104,13 +105,26 @@ class SshCollector(Collector):
         return section
 
 
+def _reload_command() -> str:
+    """How this host reloads sshd: systemd's unit name differs by family (ssh on Debian, sshd on RHEL), and a
+    host without systemd (containers, old SysV hosts) uses its init script or a HUP."""
+    if Path("/run/systemd/system").is_dir():
+        unit = "ssh" if Path("/lib/systemd/system/ssh.service").exists() or Path(
+            "/usr/lib/systemd/system/ssh.service").exists() else "sshd"
+        return f"systemctl reload {unit}"
+    for script in ("/etc/init.d/ssh", "/etc/init.d/sshd"):
+        if Path(script).exists():
+            return f"{script} reload"
+    return "kill -HUP $(cat /run/sshd.pid 2>/dev/null || pgrep -o sshd)"
+
+
 _TEXT: dict[str, tuple[Severity, str, str, str]] = {
     "permit_root_login": (
         "critical",
         "允许 root 通过 SSH 口令登录 (PermitRootLogin yes)",
         "root 是暴力破解的首要目标, 口令一旦被猜中即完全失陷.",
         "在 sshd_config 设置 PermitRootLogin no (或 prohibit-password), 用普通账户登录后再 sudo; "
-        "然后 systemctl reload ssh.",
+        "然后 <重载sshd>.",
     ),
     "password_authentication": (
         "warning",

@@ -108,3 +108,17 @@ def test_broken_sshd_falls_back_with_a_note(tmp_path: Path) -> None:
     got, text = flags(tmp_path, "PasswordAuthentication no\n", None, sshd="/nonexistent/sshd")
     assert got["password_authentication"] == 0.0
     assert "sshd -T unavailable" in text
+
+
+def test_the_reload_advice_fits_this_host() -> None:
+    """No systemd here (a container): the fix names the init script or a HUP, not `systemctl reload ssh`."""
+    from pathlib import Path
+
+    from agent.collectors.ssh import _reload_command
+
+    command = _reload_command()
+    if Path("/run/systemd/system").is_dir():
+        assert command.startswith("systemctl reload ")
+    else:
+        assert not command.startswith("systemctl")
+        assert command.endswith("reload") or command.startswith("kill -HUP")
