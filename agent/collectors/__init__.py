@@ -23,6 +23,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("service_credentials", "ServiceCredentialsCollector"),
     ("exposure", "ExposureCollector"),
     ("pii", "PiiCollector"),
+    ("permissions", "PermissionsCollector"),
     ("audit_status", "AuditStatusCollector"),
 )
 
