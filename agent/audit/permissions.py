@@ -184,10 +184,10 @@ def _suid(root: Path, shown: Shown, walk: Walk, timeout: float, result: Permissi
         top = root / rel
         if top.is_dir() and not top.is_symlink():  # merged /usr: /bin is /usr/bin, walked once
             for path, st in walk(top):
-                if stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                    if (st.st_dev, st.st_ino) not in inodes:
-                        inodes.add((st.st_dev, st.st_ino))
-                        candidates.append((path, st))
+                special = stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID)
+                if special and (st.st_dev, st.st_ino) not in inodes:
+                    inodes.add((st.st_dev, st.st_ino))
+                    candidates.append((path, st))
     if not candidates:
         return
     owned = _packaged_paths(root)
