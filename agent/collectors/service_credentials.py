@@ -111,10 +111,50 @@ class _Unchecked(Exception):
 _COULD_NOT_CHECK = "?"
 
 
+# Process names (and, for Tomcat, a command-line mark) that show a service is running.
+_RUNNING_NAMES = {"redis-server": "redis", "vsftpd": "ftp", "postgres": "postgresql", "postmaster": "postgresql",
+                  "mysqld": "mysql", "mariadbd": "mysql"}
+
+
+def running_services(max_processes: int = 20_000) -> dict[str, list[list[str]]]:
+    """Service -> the command lines of its running processes (world-readable /proc, no privilege needed)."""
+    out: dict[str, list[list[str]]] = {}
+    for i, proc in enumerate(psutil.process_iter(["name", "cmdline"])):
+        if i >= max_processes:
+            break
+        name = proc.info.get("name") or ""
+        argv = [str(a) for a in (proc.info.get("cmdline") or [])]
+        service = _RUNNING_NAMES.get(name)
+        if service is None and name == "java" and any("catalina" in a.lower() for a in argv):
+            service = "tomcat"
+        if service is not None:
+            out.setdefault(service, []).append(argv)
+    return out
+
+
+def configs_from_command_lines(running: dict[str, list[list[str]]]) -> dict[str, list[str]]:
+    """Config files named on running command lines: ``redis-server /etc/redis/b.conf``, ``vsftpd
+    /etc/vsftpd/b.conf``, ``postgres -D /data`` (its pg_hba.conf) or ``-c hba_file=...``."""
+    out: dict[str, list[str]] = {}
+    for argv in running.get("redis", []):
+        out.setdefault("redis", []).extend(a for a in argv[1:] if a.endswith(".conf"))
+    for argv in running.get("ftp", []):
+        out.setdefault("ftp", []).extend(a for a in argv[1:] if a.endswith(".conf"))
+    for argv in running.get("postgresql", []):
+        for i, a in enumerate(argv):
+            if a == "-D" and i + 1 < len(argv):
+                out.setdefault("postgresql", []).append(str(Path(argv[i + 1]) / "pg_hba.conf"))
+            if a.startswith("hba_file="):
+                out.setdefault("postgresql", []).append(a.split("=", 1)[1])
+            if a == "-c" and i + 1 < len(argv) and argv[i + 1].startswith("hba_file="):
+                out.setdefault("postgresql", []).append(argv[i + 1].split("=", 1)[1])
+    return out
+
+
 def _expand(patterns: list[str]) -> list[Path]:
     out: list[Path] = []
     for p in patterns:
-        out += [Path(m) for m in sorted(glob.glob(p))]
+        out += [Path(m) for m in sorted(glob.glob(p)) if Path(m) not in out]
     return out
 
 
@@ -147,11 +187,13 @@ class ServiceCredentialsCollector(Collector):
         context: AgentContext,
         *,
         listeners: Optional[Callable[[], list[tuple[str, str, int, str]]]] = None,
+        running: Optional[Callable[[], dict[str, list[list[str]]]]] = None,
     ) -> None:
         super().__init__(options, context)
         expect_run(context.state_dir, "services")
         self.opts = options
         self._listeners = listeners or self._discover
+        self._running = running or running_services
         self.last: Optional[tuple[dict[tuple[str, str], bool], list[ServiceFinding], list[str]]] = None
         self.unchecked = 0
 
@@ -263,22 +305,35 @@ class ServiceCredentialsCollector(Collector):
         findings: list[ServiceFinding] = []
         notes: list[str] = []
         weak = frozenset(shipped_candidates()) | frozenset(REDIS_PASSWORDS)
-        for path in _expand(o.redis_configs):
+        running = self._running() if o.discover else {}
+        named = configs_from_command_lines(running)
+
+        def live(service: str, path: Path) -> bool:
+            """Configuration of a service that is not running is context, not a live finding."""
+            if not o.discover or service in running:
+                return True
+            notes.append(f"{path}: {_NAMES[service]} 未在运行, 其配置问题仅供参考, 未计入指标 "
+                         f"(not running: an info line, not a live finding)")
+            return False
+
+        for path in _expand([*o.redis_configs, *named.get("redis", [])]):
             port, found = inspect_redis(path, weak)
-            if port is not None:
+            if port is not None and live("redis", path):
                 status.setdefault(("redis", str(port)), False)
                 findings += found
-        for path in _expand(o.pg_hba_files):
-            status.setdefault(("postgresql", str(o.postgres_port)), False)
-            findings += inspect_pg_hba(path, o.postgres_port)
-        for path in _expand(o.vsftpd_configs):
+        for path in _expand([*o.pg_hba_files, *named.get("postgresql", [])]):
+            if live("postgresql", path):
+                status.setdefault(("postgresql", str(o.postgres_port)), False)
+                findings += inspect_pg_hba(path, o.postgres_port)
+        for path in _expand([*o.vsftpd_configs, *named.get("ftp", [])]):
             port, found = inspect_vsftpd(path)
-            if port is not None:
+            if port is not None and live("ftp", path):
                 status.setdefault(("ftp", str(port)), False)
                 findings += found
         for path in _expand(o.tomcat_users_files):
-            status.setdefault(("tomcat", str(o.tomcat_port)), False)
-            findings += inspect_tomcat_users(path, o.tomcat_port)
+            if live("tomcat", path):
+                status.setdefault(("tomcat", str(o.tomcat_port)), False)
+                findings += inspect_tomcat_users(path, o.tomcat_port)
         complete = True
         unchecked: set[tuple[str, str]] = set()
         if o.login_tries:

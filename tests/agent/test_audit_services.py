@@ -473,3 +473,26 @@ def test_a_server_chosen_work_factor_or_endless_answer_is_refused_and_unknown(tm
     assert any("10000000 SCRAM iterations" in n for n in notes), notes
     assert cpu < 2.0 and took < 30  # ten million PBKDF2 rounds would be seconds of CPU
     assert grew_mb < 50  # the endless Tomcat body was never read
+
+
+def test_a_config_of_a_service_that_does_not_run_is_context_not_a_finding(tmp_path: Path) -> None:
+    """Debian's stock redis.conf (no requirepass) while no Redis runs: no metric, an info line."""
+    stock = Path("/etc/redis/redis.conf")
+    if not stock.exists():
+        pytest.skip("redis-server's stock configuration is not installed")
+    conf = tmp_path / "redis.conf"
+    shutil.copy(stock, conf)
+    opts = ServiceCredentialsOptions(redis_configs=[str(conf)], pg_hba_files=[], vsftpd_configs=[],
+                                     tomcat_users_files=[], mysql_sockets=[], login_tries=False)
+    col = ServiceCredentialsCollector(opts, AgentContext(state_dir=tmp_path / "state"), listeners=lambda: [],
+                                      running=lambda: {})
+    assert weak(col) == {}
+    assert col.last is not None and any("未在运行" in n and str(conf) in n for n in col.last[2])
+    # The same file named on a running redis-server's command line is read, and judged live.
+    second = tmp_path / "b.conf"
+    second.write_text("port 16380\nbind 0.0.0.0\nprotected-mode no\n")
+    opts = ServiceCredentialsOptions(redis_configs=[], pg_hba_files=[], vsftpd_configs=[], tomcat_users_files=[],
+                                     mysql_sockets=[], login_tries=False)
+    col = ServiceCredentialsCollector(opts, AgentContext(state_dir=tmp_path / "state"), listeners=lambda: [],
+                                      running=lambda: {"redis": [["redis-server", str(second)]]})
+    assert weak(col) == {("redis", "16380"): 1}
