@@ -16,7 +16,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["Dictionary", "DictionaryError", "load_dictionary", "shipped_candidates", "user_variants", "host_variants"]
+__all__ = [
+    "Dictionary",
+    "DictionaryError",
+    "Policy",
+    "load_dictionary",
+    "read_policy",
+    "shipped_candidates",
+    "user_variants",
+    "host_variants",
+]
 
 _TOP = 10
 # A name part of the host name is a common password stem ("zhenfu-web01" -> "zhenfu").
@@ -73,22 +82,56 @@ def _dedupe(items: Sequence[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The host's own password rules: a candidate the system would refuse to set is less likely, so it goes
+    last (never away: an old password set before the rule still exists)."""
+
+    min_length: int = 0
+    min_classes: int = 0  # of lower, upper, digit, other
+
+    def allows(self, candidate: str) -> bool:
+        if len(candidate) < self.min_length:
+            return False
+        classes = sum((any(c.islower() for c in candidate), any(c.isupper() for c in candidate),
+                       any(c.isdigit() for c in candidate), any(not c.isalnum() for c in candidate)))
+        return classes >= self.min_classes
+
+
+def read_policy(pwquality: Path = Path("/etc/security/pwquality.conf"),
+                login_defs: Path = Path("/etc/login.defs")) -> Policy:
+    """minlen/minclass from pwquality.conf, else PASS_MIN_LEN from login.defs; unreadable files: no policy."""
+    values: dict[str, int] = {}
+    for path, keys in ((pwquality, ("minlen", "minclass")), (login_defs, ("PASS_MIN_LEN",))):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0].replace("=", " ").split()
+            if len(line) >= 2 and line[0] in keys and line[1].isdigit():
+                values[line[0]] = int(line[1])
+    return Policy(values.get("minlen", values.get("PASS_MIN_LEN", 0)), values.get("minclass", 0))
+
+
+@dataclass(frozen=True)
 class Dictionary:
     shipped: tuple[str, ...]
     extra: tuple[str, ...]
     hostname: str
     year: int
+    policy: Policy = Policy()
 
     @property
     def version(self) -> str:
         """A digest of every input of :meth:`candidates`; the cache is keyed by it."""
         h = hashlib.sha256()
-        for part in ("v1", self.hostname, str(self.year), *self.shipped, "\x00", *self.extra):
+        policy = f"{self.policy.min_length}/{self.policy.min_classes}"
+        for part in ("v2", self.hostname, str(self.year), policy, *self.shipped, "\x00", *self.extra):
             h.update(part.encode("utf-8", "surrogateescape") + b"\n")
         return h.hexdigest()[:16]
 
     def candidates(self, user: str) -> list[str]:
-        return _dedupe(
+        ranked = _dedupe(
             [
                 "",
                 *self.shipped[:_TOP],
@@ -98,15 +141,28 @@ class Dictionary:
                 *self.shipped[_TOP:],
             ]
         )
+        if not (self.policy.min_length or self.policy.min_classes):
+            return ranked
+        # Stable: within each part the likelihood order is kept. The empty password always goes first.
+        allowed = [c for c in ranked if c == "" or self.policy.allows(c)]
+        return allowed + [c for c in ranked if c != "" and not self.policy.allows(c)]
 
 
-def shipped_candidates() -> list[str]:
-    """agent/data/weak_passwords.txt, likeliest first."""
-    return _parse(resources.files("agent").joinpath("data/weak_passwords.txt").read_text(encoding="utf-8"))
+def shipped_candidates(year: Optional[int] = None) -> list[str]:
+    """The corpus, likeliest first: agent/data/weak_passwords.txt (hand-ranked), then agent.audit.corpus's
+    generated tiers for ``year`` (omitted: the hand-ranked list only)."""
+    hand = _parse(resources.files("agent").joinpath("data/weak_passwords.txt").read_text(encoding="utf-8"))
+    if year is None:
+        return hand
+    from agent.audit.corpus import generated_candidates
+
+    return _dedupe([*hand, *generated_candidates(year)])
 
 
-def load_dictionary(hostname: str, year: int, extra_wordlist: Optional[str] = None) -> Dictionary:
-    shipped = shipped_candidates()
+def load_dictionary(
+    hostname: str, year: int, extra_wordlist: Optional[str] = None, policy: Optional[Policy] = None
+) -> Dictionary:
+    shipped = shipped_candidates(year)
     extra: list[str] = []
     if extra_wordlist:
         try:
@@ -115,4 +171,4 @@ def load_dictionary(hostname: str, year: int, extra_wordlist: Optional[str] = No
             raise DictionaryError(
                 f"collectors.passwords.extra_wordlist: cannot read {extra_wordlist}: {exc.strerror or exc}"
             ) from exc
-    return Dictionary(tuple(shipped), tuple(extra), hostname, year)
+    return Dictionary(tuple(shipped), tuple(extra), hostname, year, policy or Policy())

@@ -69,6 +69,7 @@ class AuditResult:
     duration: float
     error: Optional[str] = None
     skipped_lines: list[str] = field(default_factory=list)  # "file:line: what is wrong", never the content
+    coverage: dict[str, float] = field(default_factory=dict)  # account class -> share of the corpus tried
 
     def count(self, reason: Reason, klass: AccountClass) -> int:
         return sum(1 for a in self.accounts if a.klass == klass and reason in a.reasons)
@@ -136,9 +137,16 @@ def run_password_audit(
         # Nothing was checked: a failed run, not a budget question (the scheduler reports it as failed).
         raise RuntimeError(f"password audit: {result.error}")
     checked = pending = 0
+    tried: dict[str, list[float]] = {}
+    by_name = {a.name: a for a in accounts}
     for name, key in keys.items():
-        verdict, _ = entries[key]
+        verdict, position = entries[key]
         f = findings[name]
+        if verdict != "unsupported":
+            # How far down the corpus this account has been tried (a weak one is settled: 1).
+            size = max(len(dictionary.candidates(name)), 1)
+            done = 1.0 if verdict in ("weak", "empty") else min(position, size) / size
+            tried.setdefault(by_name[name].klass, []).append(done)
         if verdict in FINAL_VERDICTS:
             checked += 1
         else:
@@ -167,4 +175,5 @@ def run_password_audit(
         duration=time.monotonic() - started,
         error=result.error,
         skipped_lines=skipped,
+        coverage={klass: sum(v) / len(v) for klass, v in tried.items()},
     )

@@ -37,16 +37,18 @@ __all__ = ["Verdict", "WorkItem", "ChildResult", "ResultCache", "run_child", "lo
 Verdict = Literal["weak", "empty", "ok", "unsupported", "pending"]
 FINAL_VERDICTS = frozenset({"weak", "empty", "ok", "unsupported"})
 
-# Candidates tried per account, by method: slow methods get fewer (yescrypt ~40-80/s per core here).
+# Candidates tried per account, by method: slow methods get fewer (yescrypt ~40-50/s per core here, so 2,000
+# is ~45 CPU seconds an account, spread over runs by the budget; sha512crypt ~500/s, 20,000 ~40 s).
 DEFAULT_CAPS: dict[str, int] = {
-    "yescrypt": 300,
-    "gost-yescrypt": 300,
-    "scrypt": 300,
-    "bcrypt": 300,
-    "sha512crypt": 3000,
-    "sha256crypt": 3000,
+    "yescrypt": 2000,
+    "gost-yescrypt": 2000,
+    "scrypt": 2000,
+    "bcrypt": 2000,
+    "sha512crypt": 20000,
+    "sha256crypt": 20000,
 }
 _STATE_FORMAT = 1
+PAD_BLOCK = 512
 # Verdicts whose candidate position would reveal the password: it is never stored or passed on for them.
 _POSITION_SECRET = frozenset({"weak", "empty", "unsupported"})
 _IOPRIO_SET = {"x86_64": 251, "aarch64": 30, "i686": 289, "armv7l": 314, "ppc64le": 273, "s390x": 282}
@@ -222,9 +224,10 @@ def _child_main() -> int:
                     break
                 if match:
                     verdict = "empty" if item.candidates[idx] == "" else "weak"
-                    # Equal work: hash on to the cap as for a strong password, so the count of hashes a run
-                    # reports (a metric) cannot say where in the list this password is.
-                    for pad in item.candidates[idx + 1 : limit]:
+                    # Equal work within a block: hash on to the end of this block of PAD_BLOCK candidates (or the
+                    # cap), so the count of hashes a run reports (a metric) says at most which block matched.
+                    block_end = min(limit, (idx // PAD_BLOCK + 1) * PAD_BLOCK)
+                    for pad in item.candidates[idx + 1 : block_end]:
                         if time.process_time() - cpu0 >= budget or time.monotonic() >= deadline:
                             exhausted = True
                             break
@@ -245,13 +248,16 @@ def _child_main() -> int:
 
 def run_child(items: Sequence[WorkItem], budget: float, wall: float) -> ChildResult:
     """Run the hashing child over ``items``; verdicts it finished are kept even if it has to be killed."""
+    starts = {i.key: i.start for i in items}
     if not items:
         return ChildResult({}, 0, False)
     job: dict[str, Any] = {
         "budget": budget,
         "wall": wall,
         "items": [
-            {"key": i.key, "stored": i.stored, "candidates": i.candidates, "start": i.start, "cap": i.cap}
+            # Only what this item may still try: the job stays small however large the corpus.
+            {"key": i.key, "stored": i.stored, "candidates": i.candidates[i.start : i.cap], "start": 0,
+             "cap": max(i.cap - i.start, 0)}
             for i in items
         ],
     }
@@ -289,7 +295,9 @@ def run_child(items: Sequence[WorkItem], budget: float, wall: float) -> ChildRes
             hashes = int(rec.get("hashes", 0))
             exhausted = exhausted or bool(rec.get("exhausted"))
         elif isinstance(rec.get("key"), str):
-            verdicts[rec["key"]] = (rec["v"], int(rec["n"]))
+            offset = starts.get(rec["key"], 0)
+            position = int(rec["n"])
+            verdicts[rec["key"]] = (rec["v"], position + offset if position or rec["v"] == "pending" else 0)
     if error is None and not done:
         if proc.returncode == -signal.SIGSYS:
             # A seccomp filter (systemd SystemCallFilter=~@resources) kills the child when it lowers its own

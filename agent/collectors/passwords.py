@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from agent.audit.dictionary import DictionaryError, load_dictionary
+from agent.audit.dictionary import DictionaryError, load_dictionary, read_policy
 from agent.audit.password_audit import CLASSES, REASONS, AuditPaths, AuditResult, run_password_audit
 from agent.audit.runner import DEFAULT_CAPS, ResultCache
 from agent.audit.runs import expect_run, record_run, run_finished
@@ -39,6 +39,8 @@ class PasswordsOptions(CollectorOptions):
     shadow_file: str = "/etc/shadow"
     group_file: str = "/etc/group"
     login_defs_file: str = "/etc/login.defs"
+    # The host's password policy (minlen, minclass): candidates it would refuse are tried last.
+    pwquality_file: str = "/etc/security/pwquality.conf"
     sudoers_file: str = "/etc/sudoers"
     # Site-specific candidates (township name in Pinyin, …), tried right after the account's own variants.
     extra_wordlist: Optional[str] = None
@@ -70,6 +72,13 @@ class PasswordsCollector(Collector):
             "gauge",
             "Local accounts by password risk (reason) and account class (root, system, human).",
             ("reason", "class"),
+        ),
+        MetricSpec(
+            "shaobing_password_audit_coverage_ratio",
+            "gauge",
+            "Share of the candidate corpus the dictionary check has tried so far, averaged over the accounts of "
+            "a class (an account found weak counts as done); the rest is untried, not clean.",
+            ("class",),
         ),
         MetricSpec(
             "shaobing_password_audit_skipped_lines",
@@ -139,7 +148,8 @@ class PasswordsCollector(Collector):
             raise NotApplicable(str(exc)) from exc
         year = time.localtime(self.context.clock()).tm_year
         try:
-            dictionary = load_dictionary(self.context.hostname, year, o.extra_wordlist)
+            policy = read_policy(Path(o.pwquality_file), Path(o.login_defs_file))
+            dictionary = load_dictionary(self.context.hostname, year, o.extra_wordlist, policy)
         except DictionaryError as exc:
             raise RuntimeError(str(exc)) from None
         # Leave the scheduler time to take the verdicts even when the child has to be stopped.
@@ -170,6 +180,8 @@ class PasswordsCollector(Collector):
                     out.add("shaobing_password_accounts", result.count(reason, klass), labels)
             out.add("shaobing_password_accounts_checked", result.checked)
             out.add("shaobing_password_audit_skipped_lines", len(result.skipped_lines))
+            for class_name, ratio in sorted(result.coverage.items()):
+                out.add("shaobing_password_audit_coverage_ratio", round(ratio, 4), {"class": class_name})
             out.add("shaobing_password_audit_pending_accounts", result.pending)
             out.add("shaobing_password_audit_budget_exhausted", 1 if result.budget_exhausted else 0)
             out.add("shaobing_password_audit_last_hashes_computed", result.hashes_computed)
@@ -212,6 +224,10 @@ class PasswordsCollector(Collector):
             f"检查了 {len(result.accounts)} 个账户, {result.checked} 个口令哈希已完成字典检查, "
             f"{locked} 个账户已锁定或无口令登录 (checked {result.checked} hashes, {locked} locked)."
         )
+        if result.coverage:
+            shares = ", ".join(f"{_CLASS_TEXT.get(k, k)} {v:.1%}" for k, v in sorted(result.coverage.items()))
+            section.notes.append(f"字典覆盖率 (share of the candidate corpus tried): {shares}; "
+                                 "其余候选尚未尝试, 不代表安全 (the rest is untried, not clean).")
         if result.pending:
             section.notes.append(
                 f"{result.pending} 个账户因 CPU 预算用尽尚未检查完, 下次运行继续 "

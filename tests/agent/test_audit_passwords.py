@@ -437,3 +437,52 @@ def test_the_hashing_child_and_the_agent_write_no_core_dumps(tmp_path: Path) -> 
         limits = Path(f"/proc/{agent._proc.pid}/limits").read_text()
     core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
     assert core.split()[4:6] == ["0", "0"], core
+
+
+def test_the_passwords_township_attackers_try_first_are_found_with_the_default_caps(
+    tmp_path: Path, lib: Libcrypt
+) -> None:
+    """What the Lynis comparison found passing: Abc@1234, huawei@123, and a Pinyin name with digits on an
+    account with another name. Real yescrypt and sha512crypt hashes, the shipped corpus and default caps."""
+    planted = [Spec("ops", 1001, "$y$", "Abc@1234"), Spec("netadmin", 1002, "$6$", "huawei@123"),
+               Spec("clerk", 1003, "$6$", "zhangsan123"), Spec("root", 0, "$6$", strong())]
+    host = make_host(tmp_path, lib, planted)
+    opts = PasswordsOptions(passwd_file=str(host.root / "passwd"), shadow_file=str(host.root / "shadow"),
+                            group_file=str(host.root / "group"), login_defs_file=str(host.root / "login.defs"),
+                            sudoers_file=str(host.root / "sudoers"), pwquality_file=str(host.root / "pwquality.conf"),
+                            cpu_budget=120.0, max_candidates={"sha512crypt": 2000})  # (yescrypt: the default)
+    col = PasswordsCollector(opts, AgentContext(state_dir=tmp_path / "state"))
+    out = col.new_metric_set()
+    col.collect(out)
+    assert out.get("shaobing_password_accounts", {"reason": "dictionary", "class": "human"}) == 3
+    assert out.get("shaobing_password_accounts", {"reason": "dictionary", "class": "root"}) == 0
+    coverage = out.get("shaobing_password_audit_coverage_ratio", {"class": "root"})
+    assert coverage is not None and 0 < coverage < 1  # root's strong password: the top of the corpus, not all
+    assert out.get("shaobing_password_audit_coverage_ratio", {"class": "human"}) == 1.0  # all three settled
+
+
+def test_the_corpus_is_large_ranked_and_policy_ordered() -> None:
+    from agent.audit.dictionary import Policy, load_dictionary
+
+    d = load_dictionary("zf-web01", 2026)
+    assert len(d.shipped) >= 10_000
+    ranked = d.candidates("ops")
+    for common in ("123456", "admin@123", "Abc@1234", "huawei@123", "zhangsan123", "1qaz@WSX", "Admin@2024"):
+        assert common in ranked[:3000], common  # the likeliest within the first few thousand
+    strict = load_dictionary("zf-web01", 2026, policy=Policy(min_length=8, min_classes=3))
+    order = strict.candidates("ops")
+    assert sorted(order) == sorted(ranked) and order[0] == ""  # reordered, nothing dropped
+    first_refused = next(i for i, c in enumerate(order) if c and not strict.policy.allows(c))
+    assert all(strict.policy.allows(c) for c in order[1:first_refused])
+    assert order.index("Abc@1234") < order.index("123456")  # what the policy allows comes first
+    assert strict.version != d.version  # a changed policy re-checks every account once
+
+
+def test_policy_is_read_from_pwquality_and_login_defs(tmp_path: Path) -> None:
+    from agent.audit.dictionary import read_policy
+
+    (tmp_path / "pwquality.conf").write_text("# minlen = 9\nminlen = 10\nminclass=3\n")
+    (tmp_path / "login.defs").write_text("PASS_MIN_LEN 6\n")
+    assert read_policy(tmp_path / "pwquality.conf", tmp_path / "login.defs") == \
+        __import__("agent.audit.dictionary", fromlist=["Policy"]).Policy(10, 3)
+    assert read_policy(tmp_path / "missing", tmp_path / "login.defs").min_length == 6
