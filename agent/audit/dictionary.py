@@ -130,6 +130,11 @@ class Dictionary:
             h.update(part.encode("utf-8", "surrogateescape") + b"\n")
         return h.hexdigest()[:16]
 
+    def size(self, user: str) -> int:
+        """How many candidates ``candidates(user)`` holds, at most (cheap: no list is built)."""
+        return 1 + len(self.shipped) + len(self.extra) + len(user_variants(user, self.year)) + len(
+            host_variants(self.hostname, self.year))
+
     def candidates(self, user: str) -> list[str]:
         ranked = _dedupe(
             [

@@ -144,7 +144,7 @@ def run_password_audit(
         f = findings[name]
         if verdict != "unsupported":
             # How far down the corpus this account has been tried (a weak one is settled: 1).
-            size = max(len(dictionary.candidates(name)), 1)
+            size = max(dictionary.size(name), 1)
             done = 1.0 if verdict in ("weak", "empty") else min(position, size) / size
             tried.setdefault(by_name[name].klass, []).append(done)
         if verdict in FINAL_VERDICTS:
