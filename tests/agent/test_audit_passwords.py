@@ -450,7 +450,7 @@ def test_the_passwords_township_attackers_try_first_are_found_with_the_default_c
     opts = PasswordsOptions(passwd_file=str(host.root / "passwd"), shadow_file=str(host.root / "shadow"),
                             group_file=str(host.root / "group"), login_defs_file=str(host.root / "login.defs"),
                             sudoers_file=str(host.root / "sudoers"), pwquality_file=str(host.root / "pwquality.conf"),
-                            cpu_budget=120.0, max_candidates={"sha512crypt": 2000})  # (yescrypt: the default)
+                            cpu_budget=120.0)  # the default caps
     col = PasswordsCollector(opts, AgentContext(state_dir=tmp_path / "state"))
     out = col.new_metric_set()
     col.collect(out)
@@ -467,8 +467,9 @@ def test_the_corpus_is_large_ranked_and_policy_ordered() -> None:
     d = load_dictionary("zf-web01", 2026)
     assert len(d.shipped) >= 10_000
     ranked = d.candidates("ops")
-    for common in ("123456", "admin@123", "Abc@1234", "huawei@123", "zhangsan123", "1qaz@WSX", "Admin@2024"):
-        assert common in ranked[:3000], common  # the likeliest within the first few thousand
+    for common in ("123456", "admin@123", "Abc@1234", "huawei@123", "zhangsan123", "1qaz@WSX", "Huawei@123"):
+        assert common in ranked[:500], common  # within the yescrypt cap: found whatever the hash method
+    assert "Admin@2024" in ranked[:2000]
     strict = load_dictionary("zf-web01", 2026, policy=Policy(min_length=8, min_classes=3))
     order = strict.candidates("ops")
     assert sorted(order) == sorted(ranked) and order[0] == ""  # reordered, nothing dropped
