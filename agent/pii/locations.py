@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import glob
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +44,10 @@ def _strip_comments(text: str) -> str:
     return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
 
 
-def nginx_roots(main: Path) -> list[Location]:
+def _follow(main: Path, read_one: Callable[[str, Callable[[str], None]], list[Location]]) -> list[Location]:
+    """Read ``main`` and every file its includes name (globs, relative to ``main``'s folder), once each, bounded
+    in depth and count. ``read_one(text, include)`` returns the locations of one file and calls ``include``
+    with each include pattern it meets."""
     out: list[Location] = []
     seen: set[Path] = set()
 
@@ -52,58 +55,64 @@ def nginx_roots(main: Path) -> list[Location]:
         if depth > MAX_DEPTH or path in seen or len(seen) >= MAX_CONFIG_FILES:
             return
         seen.add(path)
-        text = _strip_comments(_read(path))
-        # Tokens with the block structure kept: "location /x/ {", "root /a;", "}".
-        location: list[str] = []
-        for m in re.finditer(r"\blocation\s+(?:[=~^*]+\s*)?([^\s{]+)\s*\{|([{}])|\b(root|alias|include)\s+([^;]+);",
-                             text):
-            if m.group(1):
-                location.append(m.group(1))
-            elif m.group(2) == "}":
-                if location:
-                    location.pop()
-            elif m.group(3) == "include":
-                pattern = m.group(4).strip().strip("\"'")
-                base = pattern if pattern.startswith("/") else str(main.parent / pattern)
-                for inc in sorted(glob.glob(base))[:MAX_CONFIG_FILES]:
-                    walk(Path(inc), depth + 1)
-            elif m.group(3):
-                target = m.group(4).strip().strip("\"'")
-                if "$" in target:
-                    continue  # a variable path: not a folder on its own
-                where = f"location {location[-1]}" if location else "server"
-                out.append(Location("web", target, f"nginx {where} ({m.group(3)})"))
+
+        def include(pattern: str) -> None:
+            base = pattern if pattern.startswith("/") else str(main.parent / pattern)
+            target = base.rstrip("/") + "/*" if Path(base).is_dir() else base
+            for inc in sorted(glob.glob(target))[:MAX_CONFIG_FILES]:
+                walk(Path(inc), depth + 1)
+
+        out.extend(read_one(_strip_comments(_read(path)), include))
 
     walk(main, 0)
     return out
+
+
+_NGINX = re.compile(r"\blocation\s+(?:[=~^*]+\s*)?([^\s{]+)\s*\{|([{}])|\b(root|alias|include)\s+([^;]+);")
+
+
+def _nginx_file(text: str, include: Callable[[str], None]) -> list[Location]:
+    out: list[Location] = []
+    location: list[str] = []  # the enclosing location blocks: "location /x/ {", "root /a;", "}"
+    for m in _NGINX.finditer(text):
+        if m.group(1):
+            location.append(m.group(1))
+        elif m.group(2) == "}":
+            if location:
+                location.pop()
+        elif m.group(3) == "include":
+            include(m.group(4).strip().strip("\"'"))
+        elif m.group(3):
+            target = m.group(4).strip().strip("\"'")
+            if "$" in target:
+                continue  # a variable path: not a folder on its own
+            where = f"location {location[-1]}" if location else "server"
+            out.append(Location("web", target, f"nginx {where} ({m.group(3)})"))
+    return out
+
+
+def _apache_file(text: str, include: Callable[[str], None]) -> list[Location]:
+    out: list[Location] = []
+    for line in text.splitlines():
+        words = line.strip().split()
+        if not words:
+            continue
+        key = words[0].lower()
+        if key == "documentroot" and len(words) >= 2:
+            out.append(Location("web", words[1].strip("\"'"), "Apache DocumentRoot"))
+        elif key in ("alias", "scriptalias") and len(words) >= 3:
+            out.append(Location("web", words[2].strip("\"'"), f"Apache Alias {words[1]}"))
+        elif key in ("include", "includeoptional") and len(words) >= 2:
+            include(words[1].strip("\"'"))
+    return out
+
+
+def nginx_roots(main: Path) -> list[Location]:
+    return _follow(main, _nginx_file)
 
 
 def apache_roots(main: Path) -> list[Location]:
-    out: list[Location] = []
-    seen: set[Path] = set()
-
-    def walk(path: Path, depth: int) -> None:
-        if depth > MAX_DEPTH or path in seen or len(seen) >= MAX_CONFIG_FILES:
-            return
-        seen.add(path)
-        for line in _strip_comments(_read(path)).splitlines():
-            words = line.strip().split()
-            if not words:
-                continue
-            key = words[0].lower()
-            if key == "documentroot" and len(words) >= 2:
-                out.append(Location("web", words[1].strip("\"'"), "Apache DocumentRoot"))
-            elif key in ("alias", "scriptalias") and len(words) >= 3:
-                out.append(Location("web", words[2].strip("\"'"), f"Apache Alias {words[1]}"))
-            elif key in ("include", "includeoptional") and len(words) >= 2:
-                pattern = words[1].strip("\"'")
-                base = pattern if pattern.startswith("/") else str(main.parent / pattern)
-                target = base.rstrip("/") + "/*" if Path(base).is_dir() else base
-                for inc in sorted(glob.glob(target))[:MAX_CONFIG_FILES]:
-                    walk(Path(inc), depth + 1)
-
-    walk(main, 0)
-    return out
+    return _follow(main, _apache_file)
 
 
 def tomcat_roots(server_xml: Path) -> list[Location]:

@@ -14,6 +14,7 @@ from agent.exporter import ExpositionCache
 from agent.push import DiskBuffer, Pusher, PushOptions, timestamped_lines
 from tests.deploy.push_proxy import PushProxy
 from tests.deploy.servers import VictoriaMetrics
+from tests.deploy.test_push import Clock, _value
 from tests.support.agent import AgentProcess
 from tests.support.prometheus import free_port
 
@@ -22,25 +23,10 @@ pytestmark = pytest.mark.integration
 LABELS = {"township": "河口乡", "site": "乡政府"}
 
 
-class Clock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _page(value: int, extra_series: int = 0) -> bytes:
     lines = [b'# TYPE t_value gauge', b't_value{k="a"} %d' % value]
     lines += [b't_pad{i="%d"} %d' % (i, i) for i in range(extra_series)]
     return b"\n".join(lines) + b"\n"
-
-
-def _value(cache: ExpositionCache, name: str) -> float:
-    for line in cache.page()[0].decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in the page")
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.relay.relay_fakes import FakeProviders
+from tests.relay.relay_testlib import RelayProcess
 
 
 @pytest.fixture
@@ -29,3 +30,12 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         return await original(self, request, **kwargs)
 
     monkeypatch.setattr(httpx.AsyncClient, "send", guarded)
+
+
+@pytest.fixture
+def relays() -> Iterator[list[RelayProcess]]:
+    """Relay processes a test starts; every one is stopped afterwards."""
+    started: list[RelayProcess] = []
+    yield started
+    for relay in started:
+        relay.stop()

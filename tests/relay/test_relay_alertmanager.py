@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,6 @@ pytestmark = pytest.mark.integration
 TOWNSHIPS = ("城关镇", "河口乡", "石桥镇", "新城街道", "清水镇", "东山乡", "南湖镇")
 # Alertmanager timers shortened so a test runs in seconds (the shipped values are 30s / 5m / 4h).
 FAST = {"group_wait": "1s", "group_interval": "1s"}
-
-
-@pytest.fixture
-def relays() -> Iterator[list[RelayProcess]]:
-    started: list[RelayProcess] = []
-    yield started
-    for relay in started:
-        relay.stop()
 
 
 def _relay(

@@ -65,7 +65,7 @@ class Harness:
         )
 
 
-def _harness(
+def harness(
     tmp: Path,
     fakes: FakeProviders,
     extra_channels: str = "",
@@ -73,7 +73,10 @@ def _harness(
     ding_extra: str = "",
     delivery_extra: str = "",
     sms_extra: str = "",
+    top: str = "",
 ) -> Harness:
+    """The test config with extra lines spliced in: channels, the DingTalk and SMS channel's own keys, delivery
+    settings, and top-level sections (``top``)."""
     s = write_secrets(tmp)
     base = config_text(tmp, fakes, 10131)
     channels = base[base.index("channels:") + len("channels:") : base.index("routes:")]
@@ -85,7 +88,7 @@ def _harness(
     channels += extra_channels
     delivery = base[base.index("delivery:") + len("delivery:") : base.index("people:")] + delivery_extra
     path = tmp / "relay.yml"
-    path.write_text(config_text(tmp, fakes, 10131, channels=channels, routes=routes, delivery=delivery))
+    path.write_text(config_text(tmp, fakes, 10131, channels=channels, routes=routes, delivery=delivery) + top)
     return Harness(load_config(path))
 
 
@@ -97,7 +100,7 @@ def test_permanent_failure_goes_to_fallback_channel(tmp_path: Path, fakes: FakeP
     base_url: {fakes.url("/wecom/send")}
     key: {{secret_file: {s}/wecom_key}}
 """
-    h = _harness(tmp_path, fakes, wecom, "\n  ops:\n    channels: [ding]\n", ding_extra="    fallback: wecom\n")
+    h = harness(tmp_path, fakes, wecom, "\n  ops:\n    channels: [ding]\n", ding_extra="    fallback: wecom\n")
     fakes.plan("dingtalk", "error:310000")  # keyword check failed: permanent
     h.ingest([alert(1, severity="warning")])
     assert h.run_until(lambda: h.states("wecom") == ["delivered"])
@@ -109,7 +112,7 @@ def test_permanent_failure_goes_to_fallback_channel(tmp_path: Path, fakes: FakeP
 
 
 def test_retries_run_out_into_a_dead_letter(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(tmp_path, fakes, routes="\n  ops:\n    channels: [ding]\n", delivery_extra="  max_attempts: 3\n")
+    h = harness(tmp_path, fakes, routes="\n  ops:\n    channels: [ding]\n", delivery_extra="  max_attempts: 3\n")
     fakes.default["dingtalk"] = "http:503"
     h.ingest([alert(1)])
     assert h.run_until(lambda: h.states("ding") == ["dead"])
@@ -119,7 +122,7 @@ def test_retries_run_out_into_a_dead_letter(tmp_path: Path, fakes: FakeProviders
 
 
 def test_timed_out_sms_is_reconciled_not_resent(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(tmp_path, fakes, routes="\n  ops:\n    channels: [sms]\n")
+    h = harness(tmp_path, fakes, routes="\n  ops:\n    channels: [sms]\n")
     fakes.plan("aliyun", "hang:1.5")  # client timeout is 1 s: Aliyun accepted it, we never heard back
     h.ingest([alert(1)])
     assert h.run_until(lambda: h.states("sms") == ["delivered"])
@@ -129,7 +132,7 @@ def test_timed_out_sms_is_reconciled_not_resent(tmp_path: Path, fakes: FakeProvi
 
 
 def test_sms_that_never_arrived_is_sent_again_after_grace(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(
+    h = harness(
         tmp_path,
         fakes,
         routes="\n  ops:\n    channels: [sms]\n",
@@ -152,7 +155,7 @@ def test_gateway_without_status_query_goes_to_operator_review(tmp_path: Path, fa
     body_template: '{"to": "{{ phone }}", "text": {{ text | tojson }}}'
     recipients: [li]
 """.replace("URL", fakes.url("/gateway/send"))
-    h = _harness(tmp_path, fakes, gateway, "\n  ops:\n    channels: [gw]\n")
+    h = harness(tmp_path, fakes, gateway, "\n  ops:\n    channels: [gw]\n")
     fakes.plan("gateway", "hang:1.5")
     h.ingest([alert(1)])
     assert h.run_until(lambda: h.states("gw") == ["review"])
@@ -161,7 +164,7 @@ def test_gateway_without_status_query_goes_to_operator_review(tmp_path: Path, fa
 
 
 def test_provider_rate_limit_answer_blocks_the_destination(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(tmp_path, fakes, routes="\n  ops:\n    channels: [ding]\n")
+    h = harness(tmp_path, fakes, routes="\n  ops:\n    channels: [ding]\n")
     fakes.plan("dingtalk", "error:130101")
     h.ingest([alert(1)])
     assert not h.run_until(lambda: h.states("ding") == ["delivered"], timeout=1.0)
@@ -172,7 +175,7 @@ def test_provider_rate_limit_answer_blocks_the_destination(tmp_path: Path, fakes
 
 
 def test_quiet_hours_defer_non_critical_and_let_critical_through(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(tmp_path, fakes, ding_extra='    quiet_hours: {start: "22:00", end: "07:00"}\n')
+    h = harness(tmp_path, fakes, ding_extra='    quiet_hours: {start: "22:00", end: "07:00"}\n')
     channel = h.config.channels["ding"]
     zone = ZoneInfo("Asia/Shanghai")
     night = dt.datetime(2026, 11, 27, 23, 30, tzinfo=zone).timestamp()
@@ -226,7 +229,7 @@ def test_review_command_lists_and_resolves(
     body_template: '{"to": "{{ phone }}", "text": {{ text | tojson }}}'
     recipients: [li]
 """.replace("URL", fakes.url("/gateway/send"))
-    h = _harness(tmp_path, fakes, gateway, "\n  ops:\n    channels: [gw]\n")
+    h = harness(tmp_path, fakes, gateway, "\n  ops:\n    channels: [gw]\n")
     fakes.plan("gateway", "hang:1.5")
     h.ingest([alert(1)])
     assert h.run_until(lambda: h.states("gw") == ["review"])

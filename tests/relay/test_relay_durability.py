@@ -5,24 +5,13 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.relay.relay_fakes import FakeProviders
 from tests.relay.relay_testlib import RelayProcess, alert, config_text, payload, wait_until, write_secrets
 from tests.support.prometheus import free_port
 
 SMS_FAST = "    rate_limits: [{window_seconds: 1, max: 50}]\n"
-
-
-@pytest.fixture
-def relays() -> Iterator[list[RelayProcess]]:
-    started: list[RelayProcess] = []
-    yield started
-    for relay in started:
-        relay.stop()
 
 
 def _states(db: Path) -> dict[tuple[str, str], int]:

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from relay.config import load_config
 from tests.relay.relay_fakes import FakeProviders
-from tests.relay.relay_testlib import alert, config_text, write_secrets
-from tests.relay.test_relay_delivery import Harness
+from tests.relay.relay_testlib import alert, write_secrets
+from tests.relay.test_relay_delivery import Harness, harness
 
 
 def _harness(
@@ -24,14 +23,7 @@ def _harness(
     top: str = "",
     delivery: str = "",
 ) -> Harness:
-    base = config_text(tmp, fakes, 10131)
-    channels = base[base.index("channels:") + len("channels:") : base.index("routes:")]
-    channels = channels.replace("    type: dingtalk\n", "    type: dingtalk\n" + ding)
-    channels = channels.replace("    recipients: [zhang]\n", "    recipients: [zhang]\n" + sms) + extra
-    delivery = base[base.index("delivery:") + len("delivery:") : base.index("people:")] + delivery
-    path = tmp / "relay.yml"
-    path.write_text(config_text(tmp, fakes, 10131, channels=channels, routes=routes, delivery=delivery) + top)
-    return Harness(load_config(path))
+    return harness(tmp, fakes, extra, routes, ding, delivery, sms, top)
 
 
 GATEWAY = """
