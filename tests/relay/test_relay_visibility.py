@@ -10,21 +10,7 @@ from zoneinfo import ZoneInfo
 
 from tests.relay.relay_fakes import FakeProviders
 from tests.relay.relay_testlib import alert, write_secrets
-from tests.relay.test_relay_delivery import Harness, harness
-
-
-def _harness(
-    tmp: Path,
-    fakes: FakeProviders,
-    extra: str = "",
-    routes: str = "",
-    ding: str = "",
-    sms: str = "",
-    top: str = "",
-    delivery: str = "",
-) -> Harness:
-    return harness(tmp, fakes, extra, routes, ding, delivery, sms, top)
-
+from tests.relay.test_relay_delivery import harness
 
 GATEWAY = """
   gw:
@@ -39,7 +25,7 @@ GATEWAY = """
 def test_unknown_sms_outcome_goes_to_review_and_to_the_fallback_with_a_clear_text(
     tmp_path: Path, fakes: FakeProviders
 ) -> None:
-    h = _harness(tmp_path, fakes, GATEWAY.replace("URL", fakes.url("/gateway/send")), "\n  ops:\n    channels: [gw]\n")
+    h = harness(tmp_path, fakes, GATEWAY.replace("URL", fakes.url("/gateway/send")), "\n  ops:\n    channels: [gw]\n")
     fakes.plan("gateway", "hang:1.5")  # sent, answer lost; the gateway has no status query -> operator review
     h.ingest([alert(1, township="城关镇")])
     assert h.run_until(lambda: h.states("gw") == ["review"] and h.states("ding") == ["delivered"])
@@ -54,7 +40,7 @@ def test_quiet_hours_are_their_own_state_not_backlog(tmp_path: Path, fakes: Fake
     local = dt.datetime.fromtimestamp(now, ZoneInfo("Asia/Shanghai"))
     start = (local - dt.timedelta(hours=1)).strftime("%H:%M")
     end = (local + dt.timedelta(hours=2)).strftime("%H:%M")
-    h = _harness(tmp_path, fakes, ding=f'    quiet_hours: {{start: "{start}", end: "{end}"}}\n')
+    h = harness(tmp_path, fakes, ding_extra=f'    quiet_hours: {{start: "{start}", end: "{end}"}}\n')
     h.ingest([alert(1, severity="warning")], now=now - 3600)  # queued an hour ago, inside quiet hours
     stats = h.store.stats()["ding"]
     assert stats.deferred == 1 and stats.queue_depth == 0 and stats.oldest_ready_at is None
@@ -71,7 +57,7 @@ def test_quiet_hours_are_their_own_state_not_backlog(tmp_path: Path, fakes: Fake
 
 
 def test_refused_sms_do_not_use_up_the_per_person_budget(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(tmp_path, fakes, routes="\n  ops:\n    channels: [sms]\n")  # shipped default: 1 SMS a minute
+    h = harness(tmp_path, fakes, routes="\n  ops:\n    channels: [sms]\n")  # shipped default: 1 SMS a minute
     fakes.plan("aliyun", "error:isv.TEMPLATE_MISSING_PARAMETERS")  # permanent: nobody's phone got it
     h.ingest([alert(1)])
     assert h.run_until(lambda: h.states("sms") == ["dead"])
@@ -83,7 +69,7 @@ def test_refused_sms_do_not_use_up_the_per_person_budget(tmp_path: Path, fakes: 
 
 
 def test_a_rate_limit_answer_stops_the_batch_at_once(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(tmp_path, fakes, routes="\n  ops:\n    channels: [ding]\n")
+    h = harness(tmp_path, fakes, routes="\n  ops:\n    channels: [ding]\n")
     for i in range(5):
         h.ingest([alert(i)], group=f"g{i}")
     fakes.plan("dingtalk", "error:130101")  # the first request is answered "too fast"
@@ -101,13 +87,13 @@ def test_digest_lists_every_alert_by_township_and_says_what_it_left_out(tmp_path
     key: {{secret_file: {s}/wecom_key}}
     rate_limits: [{{window_seconds: 60, max: 1}}]
 """
-    h = _harness(
+    h = harness(
         tmp_path,
         fakes,
         wecom,
         "\n  ops:\n    channels: [wecom]\n",
         top="links:\n  alertmanager: http://127.0.0.1:9093/\n",
-        delivery="  digest_max_items: 200\n",
+        delivery_extra="  digest_max_items: 200\n",
     )
     townships = ["城关镇", "河口乡", "石桥镇"]
     h.ingest([alert(0, township="城关镇")], group="first")
