@@ -58,6 +58,8 @@ MAY_BE_ABSENT: dict[str, str] = {
     "shaobing_security_updates_pending_since_timestamp_seconds": "exported only while a security update is pending",
     "shaobing_software_outdated": "exported only for software found outside the package manager (none on CI)",
     "shaobing_exposed_port": "exported only while a risky port listens on all interfaces; tests bind loopback only",
+    "shaobing_service_weak_credentials": "exported only for local services that run (a stopped service's stock "
+    "config is context, not a finding); a clean CI machine runs none",
     "shaobing_pii_files": "exported only where a web, FTP or Samba configuration names a folder (else not applicable)",
     "shaobing_pii_dumps": "exported only where a web, FTP or Samba configuration names a folder (else not applicable)",
 }
