@@ -82,15 +82,20 @@ fi
 
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
-# PIDs of processes running our venv's interpreter: only ours, never matched by name.
+# PIDs of processes running our venv's programs: argv[0] is one of them, or argv[0] is a Python interpreter and
+# argv[1] is one of them. Only that: an administrator's shell whose command line merely mentions the venv
+# (`bash -c 'bash install.sh && /opt/shaobing/venv/bin/shaobing version'`) is not ours to stop.
 our_pids() {
-    local p exe
+    local p a0 a1
     for p in /proc/[0-9]*; do
-        exe=$(readlink "$p/exe" 2>/dev/null || true)
-        case $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null || true) in
-            "$VENV/bin/"*|*" $VENV/bin/"*) echo "${p#/proc/}" ;;
-            *) case $exe in "$VENV/"*) echo "${p#/proc/}" ;; esac ;;
+        [ -r "$p/cmdline" ] || continue
+        { IFS= read -r -d '' a0 && IFS= read -r -d '' a1; } < "$p/cmdline" 2>/dev/null || a1=""
+        case $a0 in
+            "$VENV/bin/"*) echo "${p#/proc/}" ;;
+            */python|*/python3|*/python3.*|python|python3|python3.*)
+                case $a1 in "$VENV/bin/"*) echo "${p#/proc/}" ;; esac ;;
         esac
+        a0="" a1=""
     done
 }
 

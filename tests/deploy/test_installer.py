@@ -97,11 +97,16 @@ def test_install_run_upgrade_uninstall(root: DebianRoot) -> None:
     assert "shaobing_collector_success" in scraped.stdout
     assert "AGENT_USER=shaobing" in scraped.stdout
 
-    # Upgrade: same bundle again; configuration and state untouched, no new password.
+    # Upgrade: same bundle again; configuration and state untouched, no new password. Run the way an admin does
+    # over ssh, in one shell whose command line names the venv: the upgrade must stop the agent, not that shell.
     (root.path / "var/lib/shaobing/marker").write_text("state")
-    again = root.run("bash /bundle/install.sh --township 别的镇")
-    assert again.returncode == 0, again.output
+    # (The trailing command keeps that shell from being exec'd as PID 1 of the test's namespace, which no signal
+    # without a handler can stop.)
+    again = root.run("bash -c 'bash /bundle/install.sh --township 别的镇 && /opt/shaobing/venv/bin/shaobing version'; "
+                     "rc=$?; exit $rc")
+    assert again.returncode == 0, again.output  # 143 before: the installer killed the shell it ran in
     assert "升级 upgrade" in again.stdout and "password:" not in again.stdout
+    assert "shaobing " in again.stdout.splitlines()[-1]  # the version line after the upgrade
     assert "existing configuration kept" in again.stderr
     assert root.read("etc/shaobing/agent.yml") == agent_yml
     assert root.read("etc/shaobing/web.yml") == web_yml
