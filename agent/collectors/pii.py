@@ -108,6 +108,8 @@ class PiiCollector(Collector):
     def collect(self, out: MetricSet) -> None:
         result = self._scan()
         for where in LOCATION_KINDS:
+            if where not in result.locations:
+                continue  # no such folder on this host: nothing was checked, so no value (not 0, "fine")
             for kind in KINDS:
                 out.add("shaobing_pii_files", result.files.get((where, kind), 0), {"location": where, "kind": kind})
                 out.add("shaobing_pii_records", result.records.get((where, kind), 0),

@@ -251,3 +251,17 @@ def test_threshold_and_budget_are_honest(host: dict[str, object]) -> None:
     assert out.get("shaobing_pii_scan_budget_exhausted") == 0 or out.get("shaobing_pii_scan_unread_files",
                                                                           {"reason": "pending"})
     assert (out.get("shaobing_pii_scan_unread_files", {"reason": "pending"}) or 0) > 0  # not reached: unknown
+
+
+def test_location_kinds_with_no_folder_export_nothing(host: dict[str, object]) -> None:
+    conf = host["conf"]
+    tmp = host["tmp"]
+    assert isinstance(conf, Path) and isinstance(tmp, Path)
+    only_web = PiiOptions(configs={"nginx": [str(conf / "nginx.conf")], "vsftpd": [], "samba": [], "apache": [],
+                                   "tomcat": []})
+    col = PiiCollector(only_web, AgentContext(state_dir=tmp / "state2"))
+    out = col.new_metric_set()
+    col.collect(out)
+    assert out.get("shaobing_pii_files", {"location": "web", "kind": "id_card"}) == 4
+    assert out.get("shaobing_pii_files", {"location": "ftp", "kind": "id_card"}) is None  # not checked: absent
+    assert out.get("shaobing_pii_dumps", {"location": "share"}) is None
