@@ -4,12 +4,7 @@ Message states: pending -> sending -> delivered; sending -> pending (retry) | un
 not known; reconcile) | dead (permanent or out of attempts). unknown -> delivered | pending | dead | review.
 Rows folded into a digest are 'folded' and follow their digest row to delivered/dead. Rows held back by
 quiet hours are 'quiet' until their time comes (not backlog: nothing is late yet), then 'pending'.
-
-Deduplication is per notice: (route, receiver, groupKey, fingerprint, status, startsAt). The same notice on
-another route (Alertmanager's SMS and IM receivers share one groupKey) is another notice. A notice seen
-again is a duplicate (HA pairs, group_interval resends of a group that changed elsewhere), except when its
-whole group arrives unchanged after the duplicate window: that is Alertmanager's repeat_interval, and the
-firing alerts in it become reminders (number 1, 2, ...), each channel applying its own reminder policy.
+(How a webhook becomes notices, duplicates and reminders: relay/notices.py.)
 """
 
 from __future__ import annotations
@@ -18,10 +13,12 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from relay.notices import NewMessage, Notice, Webhook, ingest_webhook, insert_messages
 
 __all__ = ["Store", "Row", "NewMessage", "Notice", "Webhook", "ChannelStats", "HeartbeatState", "StoreError"]
 
@@ -91,38 +88,6 @@ _MIGRATIONS = (
 )
 
 _LIVE = ("pending", "sending", "folded", "unknown")
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    channel: str
-    recipient: str
-    dest: str
-    next_at: float
-    quiet: bool = False  # held back by quiet hours until next_at
-    note: str = ""  # shown above the message (fallback reason, heartbeat context)
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One alert of a webhook: its dedup key and the messages planned for every channel of the route."""
-
-    key: str
-    alert: dict[str, Any]
-    messages: Sequence[NewMessage]
-
-
-@dataclass(frozen=True)
-class Webhook:
-    """One accepted Alertmanager request, with what the store needs to tell a duplicate from a reminder."""
-
-    route: str
-    group: str  # (route, receiver, groupKey)
-    firing: str  # the group's firing set (fingerprint, startsAt), hashed
-    notices: Sequence[Notice]
-    # channel -> least seconds between two reminders of one alert; None: that channel sends no reminders.
-    reminder_gaps: Mapping[str, float | None]
-    duplicate_window: float
 
 
 @dataclass(frozen=True)
@@ -228,7 +193,7 @@ class Store:
             conn = self._tx()
             try:
                 for webhook in webhooks:
-                    results.append(self._ingest_one(conn, webhook, now, groups))
+                    results.append(ingest_webhook(conn, webhook, now, groups, self._groups))
                 self._commit()
             except BaseException:
                 self._rollback()
@@ -237,100 +202,6 @@ class Store:
                 self._groups.clear()  # a bound, not an eviction policy: misses fall back to the table
             self._groups.update(groups)
         return results
-
-    def _ingest_one(
-        self, conn: sqlite3.Connection, webhook: Webhook, now: float, groups: dict[str, tuple[str, float]]
-    ) -> tuple[int, int]:
-        group = groups.get(webhook.group) or self._groups.get(webhook.group)
-        if group is None:
-            found = conn.execute("SELECT firing, last_at FROM groups WHERE key=?", (webhook.group,)).fetchone()
-            group = (str(found[0]), float(found[1])) if found else None
-        unchanged = group is not None and group[0] == webhook.firing
-        repeat = group is not None and unchanged and now - group[1] >= webhook.duplicate_window
-        accepted = duplicates = 0
-        for notice in webhook.notices:
-            # New notices are the common case: the insert of the notice's first alert row tells new from seen.
-            body = dict(notice.alert, reminder=0, notifiedAt=now, firstNotifiedAt=now)
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
-                (notice.key, webhook.route, now, json.dumps(body, ensure_ascii=True)),
-            )
-            number = 0
-            if cur.rowcount != 1:
-                if notice.alert.get("status") != "firing" or not repeat:
-                    duplicates += 1
-                    continue
-                first, reminders = conn.execute(
-                    "SELECT received_at, reminders FROM alerts WHERE dedup=?", (notice.key,)
-                ).fetchone()
-                number = int(reminders) + 1
-                conn.execute("UPDATE alerts SET reminders=?, last_at=? WHERE dedup=?", (number, now, notice.key))
-                body = dict(notice.alert, reminder=number, notifiedAt=now, firstNotifiedAt=float(first))
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO alerts(dedup, route, received_at, body) VALUES (?, ?, ?, ?)",
-                    (f"{notice.key}#{number}", webhook.route, now, json.dumps(body, ensure_ascii=True)),
-                )
-                if cur.rowcount != 1:
-                    duplicates += 1
-                    continue
-            accepted += 1
-            messages = list(notice.messages)
-            if number:
-                messages = [m for m in messages if self._reminder_due(conn, notice.key, m.channel, webhook, now)]
-            # Only channels that space their reminders need to remember when they last told this alert.
-            for channel in {m.channel for m in messages if webhook.reminder_gaps.get(m.channel)}:
-                conn.execute(
-                    "INSERT INTO channel_notices(key, channel, last_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(key, channel) DO UPDATE SET last_at=excluded.last_at",
-                    (notice.key, channel, now),
-                )
-            self._insert_messages(conn, cur.lastrowid or 0, webhook.route, messages, now, 0)
-        if not unchanged or repeat:
-            conn.execute(
-                "INSERT INTO groups(key, firing, last_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET firing=excluded.firing, last_at=excluded.last_at",
-                (webhook.group, webhook.firing, now),
-            )
-            groups[webhook.group] = (webhook.firing, now)
-        return accepted, duplicates
-
-    @staticmethod
-    def _reminder_due(conn: sqlite3.Connection, key: str, channel: str, webhook: Webhook, now: float) -> bool:
-        gap = webhook.reminder_gaps.get(channel, 0.0)
-        if gap is None:
-            return False
-        if not gap:
-            return True
-        last = conn.execute("SELECT last_at FROM channel_notices WHERE key=? AND channel=?", (key, channel)).fetchone()
-        return last is None or now - float(last[0]) >= gap
-
-    @staticmethod
-    def _insert_messages(
-        conn: sqlite3.Connection, alert_id: int, route: str, messages: Iterable[NewMessage], now: float, depth: int
-    ) -> None:
-        conn.executemany(
-            "INSERT INTO messages(channel, recipient, dest, kind, alert_id, state, created_at, next_at, "
-            "updated_at, delivery_id, route, fallback_depth, note, ready_at) "
-            "VALUES (?, ?, ?, 'single', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    m.channel,
-                    m.recipient,
-                    m.dest,
-                    alert_id,
-                    "quiet" if m.quiet else "pending",
-                    now,
-                    m.next_at,
-                    now,
-                    uuid.uuid4().hex,
-                    route,
-                    depth,
-                    m.note,
-                    m.next_at,
-                )
-                for m in messages
-            ],
-        )
 
     def add_alert(
         self, dedup: str, route: str, alert: dict[str, Any], messages: Sequence[NewMessage], now: float
@@ -346,7 +217,7 @@ class Store:
                 )
                 added = cur.rowcount == 1
                 if added:
-                    self._insert_messages(conn, cur.lastrowid or 0, route, messages, now, 0)
+                    insert_messages(conn, cur.lastrowid or 0, route, messages, now, 0)
                 self._commit()
             except BaseException:
                 self._rollback()
@@ -544,7 +415,7 @@ class Store:
             conn = self._tx()
             try:
                 for alert_id, messages in planned:
-                    self._insert_messages(conn, alert_id, route, messages, now, depth)
+                    insert_messages(conn, alert_id, route, messages, now, depth)
                 self._commit()
             except BaseException:
                 self._rollback()
