@@ -169,9 +169,8 @@ class MetricsServer:
         """Apply a reloaded web config without closing the socket (new connections use the new TLS)."""
         if self._answers is None:
             return
-        context = web.ssl_context()
-        answers = _Answers(self.cache, web)
-        self._answers.web, self._answers.auth = answers.web, answers.auth
+        context = web.ssl_context()  # first: a certificate that fails to load changes nothing
+        self._answers.web, self._answers.auth = web, BasicAuth(web.basic_auth_users)
         self._ssl = context
 
     def stop(self) -> None:

@@ -69,7 +69,7 @@ class Deliverer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._last_prune = 0.0
-        self._last_release = 0.0
+        self._last_second = 0.0
         self._stopping = False
         self.heartbeats = HeartbeatWatch(config, store, clock) if config.heartbeat is not None else None
 
@@ -127,12 +127,12 @@ class Deliverer:
 
     async def _tick(self) -> None:
         now = self.clock()
-        if self.heartbeats is not None and await asyncio.to_thread(self.heartbeats.check, now):
-            now = self.clock()
-        # Quiet hours end on a minute boundary: a look once a second is plenty, and this tick also runs on
-        # every accepted webhook.
-        if now - self._last_release >= 1.0:
-            self._last_release = now
+        # The heartbeat watch and the end of quiet hours need a look once a second, no more: this tick also runs
+        # on every accepted webhook, and each look is a trip to a worker thread and the database.
+        if now - self._last_second >= 1.0:
+            self._last_second = now
+            if self.heartbeats is not None and await asyncio.to_thread(self.heartbeats.check, now):
+                now = self.clock()
             await asyncio.to_thread(self.store.release_quiet, now)
         self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
         slots = self.config.delivery.concurrency - len(self._tasks)
