@@ -91,11 +91,22 @@ SPECS: tuple[SoftwareSpec, ...] = (
 )
 
 # Where binaries outside the package manager live; globs so hand builds (/usr/local/nginx/sbin) are found.
+# Runtime managers keep whole interpreters nobody's package manager patches: pyenv and asdf installs, conda
+# bases and environments, for root, for every home directory and under /opt.
+_RUNTIME_MANAGER_GLOBS: tuple[str, ...] = tuple(
+    f"{home}/{tree}"
+    for home in ("/root", "/home/*", "/opt", "/usr/local")
+    for tree in (".pyenv/versions/*/bin", "pyenv/versions/*/bin", ".asdf/installs/*/*/bin",
+                 "*conda*/bin", "*conda*/envs/*/bin", ".conda/envs/*/bin")
+)
 DEFAULT_SEARCH_GLOBS: tuple[str, ...] = (
     "/usr/local/bin", "/usr/local/sbin", "/usr/local/*/bin", "/usr/local/*/sbin",
     "/opt/*/bin", "/opt/*/sbin", "/opt/*/*/bin", "/opt/*/*/sbin",
     "/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/lib/jvm/*/bin", "/usr/lib/jvm/*/jre/bin",
+    *_RUNTIME_MANAGER_GLOBS,
 )
+# Directories looked into at most (a host with thousands of home directories or conda environments).
+MAX_SEARCH_DIRS = 2000
 _SYSTEM_DIRS = ("/usr/bin", "/usr/sbin", "/bin", "/sbin")
 TOMCAT_JAR_GLOBS: tuple[str, ...] = (
     "/opt/*/lib/catalina.jar", "/opt/*/*/lib/catalina.jar", "/usr/local/*/lib/catalina.jar",
@@ -198,12 +209,14 @@ def _candidates(
     for entry in list(path_dirs) + (list(_SYSTEM_DIRS) if include_system_dirs else []):
         if entry and entry not in dirs:
             dirs.append(entry)
+    seen = set(dirs)
     for pattern in search_globs:
         for match in sorted(glob.glob(pattern)):
-            if match not in dirs:
+            if match not in seen:
+                seen.add(match)
                 dirs.append(match)
     found: dict[str, tuple[SoftwareSpec, str]] = {}
-    for directory in dirs:
+    for directory in dirs[:MAX_SEARCH_DIRS]:
         for spec in SPECS:
             for name in spec.binaries:
                 for path in sorted(glob.glob(os.path.join(glob.escape(directory), name))):
@@ -311,6 +324,7 @@ def discover(
             jars.setdefault(os.path.realpath(jar), jar)
     owners = owned_paths([p for _, p in candidates.values()] + list(jars.values()), manager, timeout)
     packaged = {d.software for d in found}
+    probed: set[tuple[str, str, str]] = set()
     for spec, path in candidates.values():
         owner = owners.get(path)
         if owner is not None:
@@ -321,7 +335,9 @@ def discover(
                 packaged.add(spec.software)
             continue
         detected = probe(spec, path, timeout)
-        if detected is not None:
+        # python, python3 and python3.7 copied into one venv or conda env are one install
+        if detected is not None and (detected.software, detected.version, os.path.dirname(path)) not in probed:
+            probed.add((detected.software, detected.version, os.path.dirname(path)))
             found.append(detected)
     for jar in jars.values():
         if jar in owners:

@@ -257,3 +257,43 @@ def test_hand_installed_binaries_probed(tmp_path: Path) -> None:
     assert report is not None
     # Debian 12's nginx 1.22 built by hand: a branch nginx no longer maintains.
     assert any("nginx" in f.title and ("低于安全基线" in f.title or "已停止维护" in f.title) for f in report.findings)
+
+
+_PYENV = Path("/root/.pyenv/versions")
+
+
+@pytest.mark.skipif(not (_PYENV / "3.7.16" / "bin" / "python3.7").exists(), reason="needs pyenv's CPython 3.7.16")
+def test_runtimes_under_pyenv_asdf_and_conda_trees_are_found(tmp_path: Path) -> None:
+    """Interpreters in runtime managers' trees (pyenv, asdf, conda bases and environments, in /root, /home and
+    /opt) are found by the default globs and judged: a hand-kept Python 3.7 is past its end of life."""
+    layouts = [
+        Path("/home/sbtest-user/.asdf/installs/python/3.7.16"),
+        Path("/opt/miniconda3-sbtest/envs/legacy"),
+        Path("/home/sbtest-user/.pyenv/versions/3.7.16-sbtest"),
+    ]
+    made = [Path("/home/sbtest-user"), Path("/opt/miniconda3-sbtest")]
+    assert not any(p.exists() for p in made), "left over from an earlier run"
+    try:
+        for root in layouts:
+            # A copied interpreter (not a symlink): its own real path, as a separate install has.
+            subprocess.run([str(_PYENV / "3.7.16" / "bin" / "python3.7"), "-m", "venv", "--copies", "--without-pip",
+                            str(root)], check=True, timeout=60)
+        found = sw.discover(manager=None, packages={}, path_dirs=[], include_system_dirs=False, tomcat_globs=())
+        pythons = {d.where: d.version for d in found if d.software == "python"}
+        for root in layouts:
+            hits = [v for where, v in pythons.items() if where.startswith(str(root) + "/bin/")]
+            assert hits == ["3.7.16"], (root, pythons)
+        # pyenv's own builds in /root/.pyenv are found as well
+        assert any(w.startswith(str(_PYENV) + "/") for w in pythons), pythons
+
+        c = collector(tmp_path, Path("/"), ts("2026-12-01"), path_dirs=[], tomcat_globs=[])
+        out = c.new_metric_set()
+        c.collect(out)
+        assert out.get("shaobing_eol_timestamp_seconds", {"product": "python", "cycle": "3.7", "kind": "runtime"}) \
+            == ts("2023-06-27")
+        report = c.report()
+        assert report is not None
+        assert any("python" in f.title.lower() and "3.7" in f.title for f in report.findings)
+    finally:
+        for p in made:
+            shutil.rmtree(p, ignore_errors=True)
