@@ -1,7 +1,8 @@
 """Local services open without a password or with a default one: configuration first, then a few logins.
 
-Configuration inspection reads Redis (requirepass, bind, protected-mode), pg_hba.conf (trust), vsftpd
-(anonymous_enable) and tomcat-users.xml (default users). Login tries go only to loopback or the host's own
+Configuration inspection reads Redis (requirepass, bind, protected-mode), MySQL/MariaDB option files
+(skip-grant-tables; the socket and port they name), pg_hba.conf (trust), vsftpd (anonymous_enable) and
+tomcat-users.xml (default users). Login tries go only to loopback or the host's own
 addresses (agent.audit.logins.check_target), at most ``daily_limit`` credentials per service endpoint per
 day (counted in a 0600 state file that holds endpoints and counts only), stopping at the first success.
 """
@@ -13,7 +14,7 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -23,9 +24,12 @@ from agent.state import write_private_json
 __all__ = [
     "ServiceFinding",
     "inspect_redis",
+    "MysqlOptions",
+    "inspect_mysql_options",
     "inspect_pg_hba",
     "inspect_vsftpd",
     "inspect_tomcat_users",
+    "mysql_findings",
     "AttemptBudget",
     "REDIS_PASSWORDS",
     "MYSQL_CREDENTIALS",
@@ -133,6 +137,96 @@ def inspect_redis(path: Path, weak: frozenset[str]) -> tuple[Optional[int], list
             )
         )
     return port, findings
+
+
+# Option-file groups mysqld and mariadbd read ([mysqld-8.0], [mariadb-10.11] too).
+_MYSQL_GROUP_RE = re.compile(r"^(mysqld|mariadb|mariadbd|server)(-[\d.]+)?$")
+_MYSQL_MAX_FILES = 64
+
+
+@dataclass
+class MysqlOptions:
+    """What one server's option files (and command line) say; where each came from, as file:line."""
+
+    port: Optional[int] = None
+    socket: Optional[str] = None
+    skip_grant_tables: Optional[str] = None  # where it is set
+    files: list[str] = field(default_factory=list)
+
+
+def _mysql_option_lines(path: Path, files: list[str], depth: int = 0) -> list[tuple[str, str, str, str]]:
+    """(group, key, value, file:line) of an option file and its !include / !includedir files (bounded)."""
+    if len(files) >= _MYSQL_MAX_FILES or str(path) in files:
+        return []
+    lines = _read_lines(path)
+    if not lines and not path.is_file():
+        return []
+    files.append(str(path))
+    out: list[tuple[str, str, str, str]] = []
+    group = ""
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("!include") and depth < 4:
+            directive, _, arg = line.partition(" ")
+            arg = arg.strip()
+            if directive == "!includedir":
+                for inc in sorted(glob.glob(str(Path(arg) / "*.cnf")))[:_MYSQL_MAX_FILES]:
+                    out += _mysql_option_lines(Path(inc), files, depth + 1)
+            elif directive == "!include" and arg:
+                out += _mysql_option_lines(Path(arg), files, depth + 1)
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line[1:-1].strip().lower()
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().lower().replace("_", "-")
+        key = key[len("loose-"):] if key.startswith("loose-") else key
+        out.append((group, key, value.split("#", 1)[0].strip().strip("\"'"), f"{path}:{lineno}"))
+    return out
+
+
+def inspect_mysql_options(paths: list[Path], argv: Optional[list[str]] = None) -> MysqlOptions:
+    """The server's effective options from its option files in read order, then its command line (which wins):
+    ``--defaults-file`` replaces the files, ``--defaults-extra-file`` adds one, ``--socket``/``--port`` set."""
+    args = list(argv or [])[1:]
+    files = list(paths)
+    for a in args:
+        if a.startswith("--defaults-file="):
+            files = [Path(a.split("=", 1)[1])]
+        elif a.startswith("--defaults-extra-file="):
+            files.append(Path(a.split("=", 1)[1]))
+    found = MysqlOptions()
+    seen: list[str] = []
+    settings: list[tuple[str, str, str]] = []
+    for path in files:
+        settings += [(k, v, w) for g, k, v, w in _mysql_option_lines(path, seen) if _MYSQL_GROUP_RE.match(g)]
+    settings += [(a[2:].partition("=")[0].replace("_", "-"), a.partition("=")[2], "命令行 (command line)")
+                 for a in args if a.startswith("--")]
+    for key, value, where in settings:
+        if key == "port" and value.isdigit():
+            found.port = int(value)
+        elif key == "socket" and value:
+            found.socket = value
+        elif key == "skip-grant-tables":
+            found.skip_grant_tables = where if value.lower() not in ("0", "off", "false") else None
+    found.files = seen
+    return found
+
+
+def mysql_findings(options: MysqlOptions) -> list[ServiceFinding]:
+    if options.skip_grant_tables is None:
+        return []
+    return [
+        ServiceFinding(
+            "mysql",
+            options.port or 3306,
+            "config",
+            f"MySQL/MariaDB 以 skip-grant-tables 运行, 任何人无需口令即可登录 ({options.skip_grant_tables})",
+            "删除 skip-grant-tables 并重启数据库; 如为重置口令临时开启, 重置后立即关闭.",
+        )
+    ]
 
 
 def inspect_pg_hba(path: Path, port: int) -> list[ServiceFinding]:

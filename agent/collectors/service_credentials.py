@@ -29,10 +29,12 @@ from agent.audit.services import (
     TOMCAT_CREDENTIALS,
     AttemptBudget,
     ServiceFinding,
+    inspect_mysql_options,
     inspect_pg_hba,
     inspect_redis,
     inspect_tomcat_users,
     inspect_vsftpd,
+    mysql_findings,
 )
 from agent.audit.trust import untrusted_reason
 from agent.catalog import MetricSet, MetricSpec
@@ -72,6 +74,8 @@ class ServiceCredentialsOptions(CollectorOptions):
     mysql_sockets: list[str] = field(
         default_factory=lambda: ["/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock", "/tmp/mysql.sock"]
     )
+    # Option files a server reads when its command line names none (--defaults-file replaces them).
+    mysql_configs: list[str] = field(default_factory=lambda: ["/etc/my.cnf", "/etc/mysql/my.cnf"])
     postgres_port: int = 5432
     tomcat_port: int = 8080
     # Login tries against services found listening (and the targets below); False: configuration only.
@@ -134,7 +138,8 @@ def running_services(max_processes: int = 20_000) -> dict[str, list[list[str]]]:
 
 def configs_from_command_lines(running: dict[str, list[list[str]]]) -> dict[str, list[str]]:
     """Config files named on running command lines: ``redis-server /etc/redis/b.conf``, ``vsftpd
-    /etc/vsftpd/b.conf``, ``postgres -D /data`` (its pg_hba.conf) or ``-c hba_file=...``."""
+    /etc/vsftpd/b.conf``, ``postgres -D /data`` (its pg_hba.conf) or ``-c hba_file=...``. MySQL's
+    ``--defaults-file`` is read with the rest of its command line (:func:`inspect_mysql_options`)."""
     out: dict[str, list[str]] = {}
     for argv in running.get("redis", []):
         out.setdefault("redis", []).extend(a for a in argv[1:] if a.endswith(".conf"))
@@ -330,6 +335,16 @@ class ServiceCredentialsCollector(Collector):
             if port is not None and live("ftp", path):
                 status.setdefault(("ftp", str(port)), False)
                 findings += found
+        sockets = list(o.mysql_sockets)
+        mysql_files = _expand(o.mysql_configs)
+        argvs: list[Optional[list[str]]] = [*running.get("mysql", [])] or ([None] if mysql_files else [])
+        for argv in argvs:
+            options = inspect_mysql_options(mysql_files, argv)
+            found = mysql_findings(options)
+            if found and live("mysql", Path(options.files[0] if options.files else "mysqld")):
+                findings += found
+            if argv is not None and options.socket and options.socket not in sockets:
+                sockets.append(options.socket)  # the running server's own socket, wherever its files put it
         for path in _expand(o.tomcat_users_files):
             if live("tomcat", path):
                 status.setdefault(("tomcat", str(o.tomcat_port)), False)
@@ -339,7 +354,7 @@ class ServiceCredentialsCollector(Collector):
         if o.login_tries:
             budget = AttemptBudget(self.context.state_dir, o.daily_limit, self.context.clock)
             try:
-                for sock in o.mysql_sockets:
+                for sock in sockets:
                     if Path(sock).is_socket():
                         status.setdefault(("mysql", "socket"), False)
                         # As root, MariaDB's default unix_socket auth lets us in with any password; the

@@ -496,3 +496,66 @@ def test_a_config_of_a_service_that_does_not_run_is_context_not_a_finding(tmp_pa
     col = ServiceCredentialsCollector(opts, AgentContext(state_dir=tmp_path / "state"), listeners=lambda: [],
                                       running=lambda: {"redis": [["redis-server", str(second)]]})
     assert weak(col) == {("redis", "16380"): 1}
+
+
+@pytest.mark.integration
+def test_mysqld_defaults_file_names_the_socket_and_skip_grant_tables(tmp_path: Path) -> None:
+    """A MariaDB started with --defaults-file=<its own file>: the socket that file names (nowhere near the
+    default paths) is found from the running command line and logged in to; skip-grant-tables set in a file the
+    option file includes is a configuration finding that names that file and line."""
+    if shutil.which("mariadbd", path="/usr/sbin:/usr/bin") is None:
+        pytest.skip("mariadb-server is not installed")
+    data, port = tmp_path / "mdb", free_port()
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root", "--skip-test-db",
+                    "--auth-root-authentication-method=normal"], check=True, capture_output=True, timeout=120)
+    (tmp_path / "odd").mkdir()
+    sock = tmp_path / "odd" / "b.sock"
+    (tmp_path / "b.conf.d").mkdir()
+    cnf = tmp_path / "b.cnf"
+    cnf.write_text(
+        "[client]\nsocket=/nonexistent/client.sock\n\n"
+        f"[mysqld]\ndatadir={data}\nsocket={sock}\nport={port}\nbind-address=127.0.0.1\nuser=root\n"
+        f"log-error={tmp_path / 'b.err'}\npid-file={tmp_path / 'b.pid'}\ninnodb_buffer_pool_size=16M\n"
+        f"skip-name-resolve\nskip-log-bin\n!includedir {tmp_path / 'b.conf.d'}\n"
+    )
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(["/usr/sbin/mariadbd", f"--defaults-file={cnf}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(port, proc, tmp_path / "b.err")
+        return proc
+
+    def evaluate() -> tuple[dict[tuple[str, str], float], list[str]]:
+        opts = ServiceCredentialsOptions(redis_configs=[], pg_hba_files=[], vsftpd_configs=[], tomcat_users_files=[],
+                                         mysql_sockets=[], mysql_configs=[])
+        col = ServiceCredentialsCollector(opts, AgentContext(state_dir=tmp_path / f"state{time.monotonic_ns()}"),
+                                          listeners=lambda: [])
+        status = weak(col)
+        report = col.report()
+        return status, [f.title for f in report.findings] if report else []
+
+    proc = start()
+    try:
+        status, titles = evaluate()
+        assert status.get(("mysql", "socket")) == 1, (status, titles)
+        assert f"MySQL/MariaDB 本机 socket {sock} 可用root 账户空口令登录" in titles, titles
+    finally:
+        stop(proc)
+
+    (tmp_path / "b.conf.d" / "50-reset.cnf").write_text("# left from a password reset\n[mariadb]\nskip_grant_tables\n")
+    proc = start()
+    try:
+        status, titles = evaluate()
+        where = f"{tmp_path / 'b.conf.d' / '50-reset.cnf'}:3"
+        assert any("skip-grant-tables" in t and where in t for t in titles), titles
+        assert status.get(("mysql", str(port))) == 1, status
+    finally:
+        stop(proc)
+
+    # Not running: the same file is context only.
+    opts = ServiceCredentialsOptions(redis_configs=[], pg_hba_files=[], vsftpd_configs=[], tomcat_users_files=[],
+                                     mysql_sockets=[], mysql_configs=[str(cnf)], login_tries=False)
+    col = ServiceCredentialsCollector(opts, AgentContext(state_dir=tmp_path / "state-off"), listeners=lambda: [],
+                                      running=lambda: {})
+    assert weak(col) == {}
+    assert col.last is not None and any("未在运行" in n for n in col.last[2])
