@@ -27,6 +27,7 @@ from typing import Literal, Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.platform import repo_packages
 from agent.platform import software as sw
 from agent.platform.baseline import BaselineEntry, load_baseline
 from agent.platform.eol_data import EolData, load_eol_data
@@ -57,6 +58,8 @@ class VersionsOptions(CollectorOptions):
     # Where to look for binaries besides PATH (globs); default: /usr/local, /opt and the like.
     search_paths: Optional[list[str]] = None
     probe_timeout: float = field(default=5.0, metadata={"duration": True, "min": 0.1})
+    # apt -o Key=Value options for reading the repositories' package names (an offline mirror's lists).
+    apt_options: list[str] = field(default_factory=list)
     command_timeout: float = field(default=60.0, metadata={"duration": True, "min": 0.1})
 
     def problems(self) -> list[tuple[str, str]]:
@@ -76,6 +79,7 @@ class _EolResult:
     eol: Optional[float]
     known: bool
     subject: str  # who it is about, for the report: "CentOS Linux 7 (Core)", "/usr/local/nginx/sbin/nginx"
+    before: bool = False  # derived: older than the oldest listed cycle, ended no later than ``eol``
 
 
 @dataclass
@@ -85,6 +89,9 @@ class _RunResult:
     software: list[sw.Detected] = field(default_factory=list)
     outdated: list[tuple[sw.Detected, BaselineEntry, str]] = field(default_factory=list)
     unjudged: list[sw.Detected] = field(default_factory=list)
+    # software -> packages the host's repositories offer for it ([]: none; absent: could not tell)
+    distro_packages: dict[str, list[str]] = field(default_factory=dict)
+    manager: Optional[Literal["dpkg", "rpm"]] = None
     data_timestamp: float = 0.0
     now: float = 0.0
 
@@ -203,6 +210,16 @@ class VersionsCollector(Collector):
                 result.outdated.append((item, verdict.entry, verdict.reason))
         for software, flag in worst.items():
             out.add("shaobing_software_outdated", flag, {"software": software})
+        result.manager = self._manager()
+        if result.manager is not None:
+            # Only for what needs a fix text: is there a distro package to move to?
+            for software in sorted({item.software for item, _, _ in result.outdated}):
+                spec = sw.spec_for(software)
+                patterns = spec.dpkg if result.manager == "dpkg" else spec.rpm
+                offered = repo_packages.available_packages(result.manager, patterns, self.opts.probe_timeout * 6,
+                                                           self.opts.apt_options, self.root)
+                if offered is not None:
+                    result.distro_packages[software] = offered
         self.last = result
 
     def _emit_eol(self, out: MetricSet, result: _RunResult, data: EolData, keys: Sequence[str], product: str,
@@ -216,7 +233,7 @@ class VersionsCollector(Collector):
         out.add("shaobing_eol_unknown", 0, labels)
         if fact.eol is not None:
             out.add("shaobing_eol_timestamp_seconds", fact.eol, labels)
-        result.eol.append(_EolResult(product, cycle, kind, fact.eol, True, subject))
+        result.eol.append(_EolResult(product, cycle, kind, fact.eol, True, subject, fact.precision == "before"))
 
     # -- console report ------------------------------------------------------------------------------------
     def report(self) -> Optional[Section]:
@@ -238,7 +255,7 @@ class VersionsCollector(Collector):
                 title = f"{software} {version} 低于安全基线 {rule.minimum} (outdated: {', '.join(paths)})"
                 why = (f"该软件不由包管理器维护，不会自动获得补丁；{rule.advisory} 在 {rule.minimum} 修复 "
                        f"({rule.url})。")
-            fix = f"升级到 {rule.minimum} 或更高版本，或改用发行版软件包 (use the distro package)."
+            fix = _upgrade_fix(software, rule.minimum, result)
             section.findings.append(Finding("warning", title, why, fix))
         for item in result.unjudged:
             section.notes.append(
@@ -262,6 +279,18 @@ class VersionsCollector(Collector):
         return section
 
 
+def _upgrade_fix(software: str, minimum: str, result: _RunResult) -> str:
+    """The fix for the host: a distro package only where its repositories offer one."""
+    offered = result.distro_packages.get(software)
+    if offered and result.manager is not None:
+        command = repo_packages.install_command(result.manager, offered[-1])
+        return f"升级到 {minimum} 或更高版本，或改用发行版软件包 ({command}，由系统安全更新维护)。"
+    if offered == []:
+        return (f"升级到 {minimum} 或更高版本 (从官方发布页下载并替换)；本机软件源没有 {software} 软件包 "
+                f"(no distro package in the configured repositories)。")
+    return f"升级到 {minimum} 或更高版本。"
+
+
 def _eol_findings(entry: _EolResult, now: float) -> list[Finding]:
     name = f"{entry.product} {entry.cycle}"
     if not entry.known:
@@ -274,6 +303,8 @@ def _eol_findings(entry: _EolResult, now: float) -> list[Finding]:
     if entry.eol is None:
         return []
     day = time.strftime("%Y-%m-%d", time.gmtime(entry.eol))
+    if entry.before:
+        day = f"{day} 或更早 (older than every listed release: ended no later than this)"
     if entry.eol <= now:
         if entry.kind == "os":
             return [Finding(

@@ -48,7 +48,30 @@ class EolData:
     files: list[str] = field(default_factory=list)
 
     def lookup(self, product: str, cycle: str) -> Optional[EolFact]:
-        return self.facts.get((product, cycle))
+        """The fact for a cycle; for a cycle older than every listed cycle of its product, when even the oldest
+        listed one had ended by the data date, a derived fact: ended no later than that one (precision
+        ``"before"``; nginx 1.16 is past its end because 1.20 is). Anything else unlisted stays unknown."""
+        fact = self.facts.get((product, cycle))
+        if fact is not None:
+            return fact
+        key = _cycle_key(cycle)
+        listed = [f for (p, _), f in self.facts.items() if p == product]
+        keys = [_cycle_key(f.cycle) for f in listed]
+        if key is None or not listed or any(k is None for k in keys):
+            return None
+        oldest_key, oldest = min(zip(keys, listed), key=lambda kf: kf[0] or ())
+        assert oldest_key is not None
+        if key < oldest_key and oldest.eol is not None and oldest.eol <= self.data_timestamp:
+            return EolFact(product, cycle, oldest.eol, "before",
+                           f"older than the oldest listed cycle {oldest.cycle} (ended {oldest.source})")
+        return None
+
+
+def _cycle_key(cycle: str) -> Optional[tuple[int, ...]]:
+    """``1.16`` -> (1, 16); None for cycles that are not plain numbers (``V10``, ``20.03-LTS``)."""
+    if not re.fullmatch(r"\d+(\.\d+)*", cycle):
+        return None
+    return tuple(int(n) for n in cycle.split("."))
 
 
 def _day(text: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from datetime import datetime, timezone
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.collector import AgentContext
-from agent.collectors.versions import VersionsCollector, VersionsOptions
+from agent.collectors.versions import VersionsCollector, VersionsOptions, _eol_findings, _RunResult
 from agent.platform import software as sw
 from agent.platform.baseline import BaselineError, load_baseline
 from agent.platform.eol_data import EolDataError, load_eol_data
@@ -111,6 +112,34 @@ def test_uos_year_precision_and_debian_lts(tmp_path: Path) -> None:
     assert out.get("shaobing_eol_timestamp_seconds", {"product": "debian", "cycle": "12", "kind": "os"}) == ts(
         "2028-06-30"
     )
+
+
+def test_a_cycle_older_than_every_listed_one_is_past_its_end(tmp_path: Path) -> None:
+    """nginx 1.16 is older than the oldest listed nginx cycle (1.20, ended 2022-05-24): ended no later than that.
+    An unlisted cycle between listed ones (MariaDB 11.2) or newer than all (nginx 1.31) stays unknown, and so does
+    an older cycle while the oldest listed one is still supported at the data date."""
+    data = load_eol_data()
+    fact = data.lookup("nginx", "1.16")
+    assert fact is not None and fact.precision == "before" and fact.eol == ts("2022-05-24")
+    assert data.lookup("mariadb", "11.2") is None and data.lookup("nginx", "1.31") is None
+    assert data.lookup("kylin", "V9") is None  # not a plain number: never ordered, never guessed
+
+    early = tmp_path / "eol.csv"
+    early.write_text("# data_date: 2022-01-01\nproduct,cycle,release_date,eol_date,source\n"
+                     "nginx,1.20,2021-04-20,2022-05-24,https://example.invalid/nginx\n")
+    empty = tmp_path / "overlay.csv"
+    empty.write_text("product,cycle,release_date,eol_date,source\n")
+    assert load_eol_data(early, empty).lookup("nginx", "1.16") is None
+
+    c = collector(tmp_path, Path("/"), ts("2026-12-01"))
+    out = c.new_metric_set()
+    result = _RunResult(now=ts("2026-12-01"))
+    c._emit_eol(out, result, data, ("nginx",), "nginx", "1.16", "server", "/usr/local/nginx/sbin/nginx")
+    labels = {"product": "nginx", "cycle": "1.16", "kind": "server"}
+    assert out.get("shaobing_eol_unknown", labels) == 0
+    assert out.get("shaobing_eol_timestamp_seconds", labels) == ts("2022-05-24")
+    findings = _eol_findings(result.eol[0], ts("2026-12-01"))
+    assert len(findings) == 1 and "2022-05-24 或更早" in findings[0].title
 
 
 def test_operator_eol_file_and_bad_rows(tmp_path: Path) -> None:
@@ -297,3 +326,65 @@ def test_runtimes_under_pyenv_asdf_and_conda_trees_are_found(tmp_path: Path) -> 
     finally:
         for p in made:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def _catalina_jar(path: Path, version: str) -> None:
+    """catalina.jar as Tomcat ships it: org/apache/catalina/util/ServerInfo.properties with server.number."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as jar:
+        jar.writestr("org/apache/catalina/util/ServerInfo.properties",
+                     f"server.info=Apache Tomcat/{version}\nserver.number={version}.0\nserver.built=Jun 28 2021\n")
+
+
+def _file_repository(tmp: Path, packages: str) -> list[str]:
+    """An offline mirror (file: URI) brought in by a real ``apt-get update``; the apt options that use it."""
+    (tmp / "repo").mkdir(parents=True)
+    (tmp / "repo" / "Packages").write_text(packages)
+    for d in ("lists/partial", "parts", "cache/archives/partial"):
+        (tmp / d).mkdir(parents=True)
+    (tmp / "sources.list").write_text(f"deb [trusted=yes] file:{tmp / 'repo'} ./\n")
+    options = [f"Dir::Etc::sourcelist={tmp / 'sources.list'}", f"Dir::Etc::sourceparts={tmp / 'parts'}",
+               f"Dir::State::Lists={tmp / 'lists'}", f"Dir::Cache={tmp / 'cache'}"]
+    subprocess.run(["apt-get", *[x for o in options for x in ("-o", o)], "update"], check=True, capture_output=True,
+                   timeout=120)
+    return options
+
+
+@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="needs apt")
+def test_tomcat_fix_suggests_a_distro_package_only_where_the_repositories_have_one(tmp_path: Path) -> None:
+    """A hand-installed Tomcat 9.0.50 (CVE-2025-24813): on a Debian whose lists offer tomcatN the fix names
+    that package; with a mirror that has no Tomcat (as RHEL 9 has none) it says so; with no lists, no claim."""
+    jar = tmp_path / "opt" / "tomcat" / "lib" / "catalina.jar"
+    _catalina_jar(jar, "9.0.50")
+
+    def fix_text(apt_options: list[str]) -> str:
+        c = collector(tmp_path, Path("/"), ts("2026-12-01"), path_dirs=[], tomcat_globs=[str(jar)])
+        c.opts.search_paths = [str(tmp_path / "nothing")]
+        c.opts.apt_options = apt_options
+        out = c.new_metric_set()
+        c.collect(out)
+        assert out.get("shaobing_software_outdated", {"software": "tomcat"}) == 1
+        report = c.report()
+        assert report is not None
+        fixes = [f.fix for f in report.findings if "tomcat 9.0.50" in f.title]
+        assert len(fixes) == 1, [f.title for f in report.findings]
+        return fixes[0]
+
+    offered = subprocess.run(["apt-cache", "pkgnames", "tomcat"], capture_output=True, text=True, timeout=60)
+    on_this_host = sorted(n for n in offered.stdout.split() if re.fullmatch(r"tomcat\d+", n))
+    if on_this_host:
+        text = fix_text([])
+        assert re.search(r"apt-get install (tomcat\d+)", text), text
+        assert re.search(r"apt-get install (tomcat\d+)", text).group(1) in on_this_host  # type: ignore[union-attr]
+
+    no_tomcat = _file_repository(tmp_path / "mirror", "Package: hello\nVersion: 2.10-3\nArchitecture: amd64\n"
+                                 "Filename: ./hello_2.10-3_amd64.deb\nSize: 56132\nDescription: hello\n\n")
+    text = fix_text(no_tomcat)
+    assert "没有 tomcat 软件包" in text and "apt-get install" not in text, text
+
+    never_updated = tmp_path / "empty-lists"
+    (never_updated / "partial").mkdir(parents=True)
+    text = fix_text([f"Dir::State::Lists={never_updated}"])
+    assert "apt-get install" not in text and "没有" not in text and "9.0.99" in text, text
