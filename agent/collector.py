@@ -58,6 +58,8 @@ class AgentContext:
     clock: Callable[[], float] = time.time
     # Opt-in from the operator: per-account series with masked names (see the password audit).
     expose_masked_names: bool = False
+    # The values of the agent's labels (township, site ...): the site's own names, for the password check.
+    site_labels: tuple[str, ...] = ()
 
 
 class Collector:

@@ -42,6 +42,7 @@ def build_collectors(config: AgentConfig, only: Optional[set[str]] = None) -> li
     context = AgentContext(
         state_dir=resolve_state_dir(config.state_dir),
         expose_masked_names=config.expose_masked_names,
+        site_labels=tuple(config.labels.values()),
     )
     collectors: list[Collector] = []
     for cls in registry():

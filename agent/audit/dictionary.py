@@ -1,8 +1,9 @@
 """Candidate passwords for one account, likeliest first, and the dictionary's version.
 
 Order (the audit stops early under its CPU budget, so it matters): the empty password, the ten top
-shipped candidates, the account's own variants, the operator's extra wordlist, hostname variants, then the
-rest of the shipped list. The version covers everything that changes the candidate list, so a changed
+shipped candidates, the account's own variants, the operator's extra wordlist, hostname variants, the site's
+own names (Pinyin of the township labels, agent.audit.site_words), then the rest of the shipped list. The
+version covers everything that changes the candidate list, so a changed
 list re-checks every account once, and an unchanged one never does.
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "shipped_candidates",
     "user_variants",
     "host_variants",
+    "site_variants",
 ]
 
 _TOP = 10
@@ -68,6 +70,16 @@ def host_variants(hostname: str, year: int) -> list[str]:
     out: list[str] = []
     for stem in stems:
         out += [stem, f"{stem}123", f"{stem}@123", f"{stem}@{year}", f"{stem}{year}"]
+    return out
+
+
+def site_variants(stems: Sequence[str], year: int) -> list[str]:
+    """``chengguan`` -> chengguan, chengguan123, chengguan@123, Chengguan@123, chengguan@2026, Cgz2026 ..."""
+    out: list[str] = []
+    for stem in stems:
+        cap = stem[:1].upper() + stem[1:]
+        out += [stem, f"{stem}123", f"{stem}@123", f"{cap}@123", f"{stem}123456", f"{stem}@{year}", f"{cap}@{year}",
+                f"{stem}{year}", f"{cap}{year}", f"{stem}@{year - 1}", f"{stem}888", f"{cap}123!", f"{stem}@123456"]
     return out
 
 
@@ -120,20 +132,22 @@ class Dictionary:
     hostname: str
     year: int
     policy: Policy = Policy()
+    site: tuple[str, ...] = ()  # stems of the site's own names (agent.audit.site_words)
 
     @property
     def version(self) -> str:
         """A digest of every input of :meth:`candidates`; the cache is keyed by it."""
         h = hashlib.sha256()
         policy = f"{self.policy.min_length}/{self.policy.min_classes}"
-        for part in ("v2", self.hostname, str(self.year), policy, *self.shipped, "\x00", *self.extra):
+        site = ("\x00site", *self.site) if self.site else ()  # absent: the same version as before site names
+        for part in ("v2", self.hostname, str(self.year), policy, *self.shipped, "\x00", *self.extra, *site):
             h.update(part.encode("utf-8", "surrogateescape") + b"\n")
         return h.hexdigest()[:16]
 
     def size(self, user: str) -> int:
         """How many candidates ``candidates(user)`` holds, at most (cheap: no list is built)."""
         return 1 + len(self.shipped) + len(self.extra) + len(user_variants(user, self.year)) + len(
-            host_variants(self.hostname, self.year))
+            host_variants(self.hostname, self.year)) + len(site_variants(self.site, self.year))
 
     def candidates(self, user: str) -> list[str]:
         ranked = _dedupe(
@@ -143,6 +157,7 @@ class Dictionary:
                 *user_variants(user, self.year),
                 *self.extra,
                 *host_variants(self.hostname, self.year),
+                *site_variants(self.site, self.year),
                 *self.shipped[_TOP:],
             ]
         )
@@ -165,7 +180,11 @@ def shipped_candidates(year: Optional[int] = None) -> list[str]:
 
 
 def load_dictionary(
-    hostname: str, year: int, extra_wordlist: Optional[str] = None, policy: Optional[Policy] = None
+    hostname: str,
+    year: int,
+    extra_wordlist: Optional[str] = None,
+    policy: Optional[Policy] = None,
+    site: Sequence[str] = (),
 ) -> Dictionary:
     shipped = shipped_candidates(year)
     extra: list[str] = []
@@ -176,4 +195,4 @@ def load_dictionary(
             raise DictionaryError(
                 f"collectors.passwords.extra_wordlist: cannot read {extra_wordlist}: {exc.strerror or exc}"
             ) from exc
-    return Dictionary(tuple(shipped), tuple(extra), hostname, year, policy or Policy())
+    return Dictionary(tuple(shipped), tuple(extra), hostname, year, policy or Policy(), tuple(site))

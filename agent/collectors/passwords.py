@@ -23,6 +23,7 @@ from agent.audit.password_audit import CLASSES, REASONS, AuditPaths, AuditResult
 from agent.audit.runner import DEFAULT_CAPS, ResultCache
 from agent.audit.runs import expect_run, record_run, run_finished
 from agent.audit.shadow import AccountFileError, mask_name
+from agent.audit.site_words import site_stems
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 from agent.crypt import LibcryptUnavailable, load, method_of
@@ -42,8 +43,11 @@ class PasswordsOptions(CollectorOptions):
     # The host's password policy (minlen, minclass): candidates it would refuse are tried last.
     pwquality_file: str = "/etc/security/pwquality.conf"
     sudoers_file: str = "/etc/sudoers"
-    # Site-specific candidates (township name in Pinyin, …), tried right after the account's own variants.
+    # Site-specific candidates, one a line, tried right after the account's own variants.
     extra_wordlist: Optional[str] = None
+    # The site's own names besides the agent's labels (城关镇, 南湖街道办事处): their Pinyin (chengguanzhen,
+    # chengguan, cgz) with the usual tails (@123, the year) is tried after the host name's variants.
+    site_names: list[str] = field(default_factory=list)
     # CPU seconds of hashing per run; accounts not finished resume next run.
     cpu_budget: float = field(default=60.0, metadata={"duration": True, "min": 0.1})
     # Candidates per account by method, over the defaults (yescrypt/bcrypt 300, sha512crypt 3000, …).
@@ -118,6 +122,7 @@ class PasswordsCollector(Collector):
         expect_run(context.state_dir, "passwords")
         self.opts = options
         self.last: Optional[AuditResult] = None
+        self.site_note: Optional[str] = None
 
     def _masked(self) -> bool:
         if self.opts.expose_masked_names is not None:
@@ -149,7 +154,8 @@ class PasswordsCollector(Collector):
         year = time.localtime(self.context.clock()).tm_year
         try:
             policy = read_policy(Path(o.pwquality_file), Path(o.login_defs_file))
-            dictionary = load_dictionary(self.context.hostname, year, o.extra_wordlist, policy)
+            stems, self.site_note = site_stems([*self.context.site_labels, *o.site_names], self.context.state_dir)
+            dictionary = load_dictionary(self.context.hostname, year, o.extra_wordlist, policy, stems)
         except DictionaryError as exc:
             raise RuntimeError(str(exc)) from None
         # Leave the scheduler time to take the verdicts even when the child has to be stopped.
@@ -239,6 +245,8 @@ class PasswordsCollector(Collector):
             section.notes.append(f"…… 另有 {len(result.skipped_lines) - 20} 行无法解析 (more malformed lines)")
         if result.error:
             section.notes.append(f"口令检查子进程出错 (audit child error): {result.error}")
+        if self.site_note:
+            section.notes.append(self.site_note)
         return section
 
 

@@ -487,3 +487,50 @@ def test_policy_is_read_from_pwquality_and_login_defs(tmp_path: Path) -> None:
     assert read_policy(tmp_path / "pwquality.conf", tmp_path / "login.defs") == \
         __import__("agent.audit.dictionary", fromlist=["Policy"]).Policy(10, 3)
     assert read_policy(tmp_path / "missing", tmp_path / "login.defs").min_length == 6
+
+
+def test_the_sites_own_names_in_pinyin_are_tried(tmp_path: Path, lib: Libcrypt, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff build passwords from where they work: with the agent's labels township=城关镇 and county=长安县,
+    Chengguan@123 (yescrypt) and changan2026 (sha512crypt, phrase-aware Pinyin: 长安 is chang'an, not zhang'an)
+    are found; without the labels the same caps pass them. pypinyin never loads into the agent process."""
+    planted = [Spec("ops", 1001, "$y$", "Chengguan@123"), Spec("clerk", 1002, "$6$", "changan2026"),
+               Spec("head", 1003, "$6$", "cgz@123")]
+    host = make_host(tmp_path, lib, planted)
+    caps = {"yescrypt": 90, "sha512crypt": 150}  # the planted ones sit at 75, 131 and 61
+
+    def audit(state: Path, labels: tuple[str, ...], **kw: object) -> tuple[dict[str, list[str]], PasswordsCollector]:
+        opts = PasswordsOptions(passwd_file=str(host.root / "passwd"), shadow_file=str(host.root / "shadow"),
+                                group_file=str(host.root / "group"), login_defs_file=str(host.root / "login.defs"),
+                                sudoers_file=str(host.root / "sudoers"), max_candidates=caps, cpu_budget=120.0,
+                                **kw)  # type: ignore[arg-type]
+        ctx = AgentContext(state_dir=state, hostname="web01", clock=lambda: CLOCK, site_labels=labels)
+        col = PasswordsCollector(opts, ctx)
+        col.collect(col.new_metric_set())
+        assert col.last is not None
+        return {a.name: a.reasons for a in col.last.accounts}, col
+
+    without, _ = audit(tmp_path / "state0", ())
+    assert without == {"ops": [], "clerk": [], "head": []}
+    found, col = audit(tmp_path / "state1", ("城关镇", "长安县"))
+    assert found == {"ops": ["dictionary"], "clerk": ["dictionary"], "head": ["dictionary"]}
+    assert "pypinyin" not in sys.modules
+    assert col.site_note is None
+    # The same names given as the check's site_names instead of labels
+    found, _ = audit(tmp_path / "state2", (), site_names=["城关镇", "长安县"])
+    assert found["ops"] == ["dictionary"]
+    # The cached stems are public place names, no password or hash
+    cached = (tmp_path / "state1" / "site-words.json").read_text()
+    assert "chengguan" in cached and "changan" in cached
+    for secret in ("Chengguan@123", "changan2026", "cgz@123", *host.hashes.values()):
+        for path in (tmp_path / "state1").rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+    # No pypinyin for the converter: ASCII names are still used and the scan report says why.
+    from agent.audit import site_words
+
+    monkeypatch.setattr(site_words.sys, "executable", "/usr/bin/python3")
+    if subprocess.run(["/usr/bin/python3", "-c", "import pypinyin"], capture_output=True).returncode == 0:
+        pytest.skip("the system python3 has pypinyin")
+    stems, why = site_words.site_stems(["城关镇", "zhenfu"], tmp_path / "state3")
+    assert stems == ["zhenfu"] and why is not None and "pypinyin" in why
