@@ -129,13 +129,19 @@ def _loopback(ip: str) -> bool:
         return False
 
 
+# Answers (agent.audit.fingerprint) that make an unnamed listener a risky service.
+RISKY_ANSWERS = frozenset({"ftp", "telnet", "vnc", "mysql", "redis", "postgresql"})
+
+
 def exposed_sockets(
     catalogue: Mapping[tuple[int, str], str] = RISKY_PORTS,
     lister: Optional[ConnLister] = None,
     owners: Optional[Mapping[int, set[int]]] = None,
+    identify: Optional[Callable[[str, int], Optional[str]]] = None,
 ) -> list[ExposedSocket]:
     """Risky services listening beyond loopback (TCP LISTEN, or a bound UDP socket): known by their owning
-    process or its system user wherever they listen, or by a catalogued port."""
+    process or its system user wherever they listen, by a catalogued port, or (``identify``, e.g. a
+    fingerprint.Prober with its bounds) by how an otherwise unknown TCP listener answers."""
     conns = lister() if lister is not None else psutil.net_connections(kind="inet")
     if owners is None:
         from agent.platform.sockets import listening_uids
@@ -159,9 +165,12 @@ def exposed_sockets(
         users = {_owner_user(u) for u in owners.get(port, set())} if proto == "tcp" else set()
         service = RISKY_PROCESSES.get(process) or next((RISKY_USERS[u] for u in sorted(users) if u in RISKY_USERS),
                                                        None) or catalogue.get((port, proto))
+        bind = ("::" if ":" in ip else "0.0.0.0") if ip in WILDCARDS else ip
+        if service is None and identify is not None and proto == "tcp":
+            answer = identify(("::1" if ":" in ip else "127.0.0.1") if ip in WILDCARDS else ip, port)
+            service = answer if answer in RISKY_ANSWERS else None
         if service is None:
             continue
-        bind = ("::" if ":" in ip else "0.0.0.0") if ip in WILDCARDS else ip
         key = (port, proto, bind)
         if key not in found:
             found[key] = ExposedSocket(port, proto, service, bind, process)

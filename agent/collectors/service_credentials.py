@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from agent.audit import logins
+from agent.audit import fingerprint, logins
 from agent.audit.dictionary import shipped_candidates
 from agent.audit.exposure import WILDCARDS
 from agent.audit.runs import expect_run, record_run, run_finished
@@ -206,6 +206,7 @@ class ServiceCredentialsCollector(Collector):
         """(service, address to connect to, port, why not to try it or '') for known services listening here."""
         out: list[tuple[str, str, int, str]] = []
         owners = listening_uids()
+        prober = fingerprint.Prober()
         for c in psutil.net_connections(kind="tcp"):
             if c.status != psutil.CONN_LISTEN or not c.laddr:
                 continue
@@ -221,10 +222,14 @@ class ServiceCredentialsCollector(Collector):
             service = _PROCESS_SERVICE.get(name) or _PORT_SERVICE.get(port)
             if service is None and port == self.opts.tomcat_port and name == "java":
                 service = "tomcat"
+            host = ("::1" if ":" in ip else "127.0.0.1") if ip in WILDCARDS else ip
+            if service is None:
+                # A renamed binary on a moved port: what it answers says what it is.
+                answer = prober(host, port)
+                service = answer if answer in ("ftp", "mysql", "redis", "postgresql") else None
             if service is None:
                 continue
             why = untrusted_reason(service, owners.get(port, set()), exe, self.opts.trusted_executables)
-            host = ("::1" if ":" in ip else "127.0.0.1") if ip in WILDCARDS else ip
             out.append((service, host, port, why))
         return sorted(set(out))
 

@@ -149,3 +149,104 @@ def test_a_specific_non_loopback_address_is_exposure_too(tmp_path: Path) -> None
     found = exposed_sockets(lister=lambda: conns, owners={16379: {0}})
     assert [(s.bind, s.service) for s in found] == [("10.20.1.11", "mysql")]
     assert not found[0].all_interfaces
+
+
+def _wait(port: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@pytest.mark.integration
+def test_renamed_services_on_moved_ports_are_known_by_how_they_answer(tmp_path: Path) -> None:
+    """A real redis-server copied to /opt/…/cache-daemon on 0.0.0.0:<free> without a password and a real vsftpd
+    copied to file-daemon with anonymous login: neither name nor port says what they are; their answers do.
+    A plain HTTP listener and SSH-like banners are not reported; ignore_ports still silences a port. The
+    credentials check finds the renamed Redis and logs in to it."""
+    from agent.audit import fingerprint
+    from agent.collectors.service_credentials import ServiceCredentialsCollector, ServiceCredentialsOptions
+    from tests.support.prometheus import free_port
+
+    redis, vsftpd = shutil.which("redis-server"), shutil.which("vsftpd", path="/usr/sbin:/usr/bin")
+    if redis is None or vsftpd is None:
+        pytest.skip("needs redis-server and vsftpd")
+    opt = Path(f"/opt/sbtest-{uuid.uuid4().hex[:8]}")
+    procs: list[subprocess.Popen[bytes]] = []
+    http = _listen("0.0.0.0")
+    try:
+        (opt / "bin").mkdir(parents=True, mode=0o755)
+        shutil.copy(redis, opt / "bin" / "cache-daemon")
+        shutil.copy(vsftpd, opt / "bin" / "file-daemon")
+        rport, fport = free_port(), free_port()
+        procs.append(subprocess.Popen(
+            [str(opt / "bin" / "cache-daemon"), "--port", str(rport), "--bind", "0.0.0.0", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path), "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        (tmp_path / "ftproot").mkdir(mode=0o755)
+        (tmp_path / "ftpempty").mkdir(mode=0o755)
+        conf = tmp_path / "f.conf"
+        conf.write_text(
+            f"listen=YES\nlisten_ipv6=NO\nlisten_port={fport}\nanonymous_enable=YES\nanon_root={tmp_path / 'ftproot'}\n"
+            f"local_enable=NO\nwrite_enable=NO\nsecure_chroot_dir={tmp_path / 'ftpempty'}\nseccomp_sandbox=NO\n"
+            "isolate=NO\nisolate_network=NO\nbackground=NO\nxferlog_enable=NO\npasv_enable=NO\n")
+        procs.append(subprocess.Popen([str(opt / "bin" / "file-daemon"), str(conf)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        _wait(rport)
+        _wait(fport)
+        assert fingerprint.identify("127.0.0.1", http.getsockname()[1], deadline=0.3) is None
+
+        col = ExposureCollector(ExposureOptions(check_firewall=False), AgentContext(state_dir=tmp_path / "s1"))
+        out = col.new_metric_set()
+        col.collect(out)
+        ours = {dict(s.labels)["port"]: dict(s.labels) for s in out.samples("shaobing_exposed_port")}
+        assert ours.get(str(rport)) == {"port": str(rport), "service": "redis", "bind": "0.0.0.0",
+                                        "process": "cache-daemon"}, ours
+        assert ours.get(str(fport), {}).get("service") == "ftp", ours
+        assert str(http.getsockname()[1]) not in ours
+
+        quiet = ExposureCollector(ExposureOptions(check_firewall=False, ignore_ports=[str(fport)]),
+                                  AgentContext(state_dir=tmp_path / "s2"))
+        out = quiet.new_metric_set()
+        quiet.collect(out)
+        assert str(fport) not in {dict(s.labels)["port"] for s in out.samples("shaobing_exposed_port")}
+
+        opts = ServiceCredentialsOptions(redis_configs=[], pg_hba_files=[], vsftpd_configs=[], tomcat_users_files=[],
+                                         mysql_sockets=[], mysql_configs=[])
+        creds = ServiceCredentialsCollector(opts, AgentContext(state_dir=tmp_path / "s3"), running=lambda: {})
+        out = creds.new_metric_set()
+        creds.collect(out)
+        assert out.get("shaobing_service_weak_credentials", {"service": "redis", "port": str(rport)}) == 1
+        assert out.get("shaobing_service_weak_credentials", {"service": "ftp", "port": str(fport)}) == 1
+    finally:
+        http.close()
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        shutil.rmtree(opt, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("greeting", "service"),
+    [
+        (b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", "ssh"),
+        (b"RFB 003.008\n", "vnc"),
+        (b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27", "telnet"),  # RFC 854 IAC DO TERMINAL-TYPE …
+        (b"220 (vsFTPd 3.0.3)\r\n", "ftp"),
+        (b"220 mail.example.gov.cn ESMTP Postfix (Debian/GNU)\r\n", "smtp"),
+        # MySQL protocol 10 handshake (dev.mysql.com "Protocol::HandshakeV10"): length 0x4a, seq 0, version 10
+        (bytes([0x4A, 0, 0, 0, 10]) + b"5.5.5-10.11.6-MariaDB-0+deb12u1\x00" + bytes(0x4A - 1 - 32), "mysql"),
+        (bytes([0x17, 0, 0, 0, 0xFF, 0x6A, 0x04]) + b"Host 'x' is not allowed", "mysql"),
+        (b"HTTP/1.1 400 Bad Request\r\n", None),
+    ],
+)
+def test_server_greetings_are_recognised_from_their_documented_formats(greeting: bytes, service: str | None) -> None:
+    from agent.audit.fingerprint import _server_first
+
+    assert _server_first(greeting) == service
