@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """The password audit against John the Ripper on the same shadow file and wordlist, one core each.
 
-    sudo .venv/bin/python bench/audit_vs_john.py [--words 200] [--accounts 2] [--core 0]
+    sudo .venv/bin/python bench/audit_vs_john.py [--words N] [--accounts 2] [--core 0]
 
+The wordlist is the shipped ranked corpus (agent.audit.dictionary.shipped_candidates: the hand-ranked list, then
+the generated tiers, ~43,000 candidates), cut per method at the audit's default cap — the first 500 for yescrypt,
+5,000 for sha512crypt, what one account gets per run — or at --words for both.
 For yescrypt and sha512crypt: wall time, CPU time and guesses per CPU second of the audit's hashing child
 (agent.audit.runner, libcrypt through ctypes, nice 19 / idle I/O) and of `john --format=crypt` in wordlist
 mode, both pinned to the same core with sched_setaffinity/taskset, one after the other. Then the time of
@@ -26,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.audit.dictionary import Dictionary  # noqa: E402
+from agent.audit.dictionary import Dictionary, shipped_candidates  # noqa: E402
 from agent.audit.password_audit import AuditPaths, run_password_audit  # noqa: E402
-from agent.audit.runner import ResultCache, WorkItem, run_child  # noqa: E402
+from agent.audit.runner import DEFAULT_CAPS, ResultCache, WorkItem, run_child  # noqa: E402
 from agent.crypt import load  # noqa: E402
 
 METHODS = {"yescrypt": "$y$", "sha512crypt": "$6$"}
@@ -70,7 +73,7 @@ def run_audit_engine(items: list[WorkItem]) -> tuple[float, float, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--words", type=int, default=200, help="wordlist size (default 200)")
+    ap.add_argument("--words", type=int, default=0, help="wordlist size for both methods (default: the audit's caps)")
     ap.add_argument("--accounts", type=int, default=2, help="accounts per method (default 2)")
     ap.add_argument("--core", type=int, default=0, help="CPU core both tools are pinned to")
     args = ap.parse_args()
@@ -81,11 +84,12 @@ def main() -> int:
     os.sched_setaffinity(0, {args.core})
     tmp = Path(tempfile.mkdtemp(prefix="shaobing-bench-"))
     try:
-        shipped = Path(__file__).resolve().parents[1] / "agent" / "data" / "weak_passwords.txt"
-        words = [w for w in shipped.read_text().splitlines() if w and not w.startswith("# ")]
-        words += [f"Word{i:04d}x" for i in range(max(0, args.words - len(words)))]
-        words = words[: args.words]
-        (tmp / "words.txt").write_text("\n".join(words) + "\n")
+        corpus = shipped_candidates(time.localtime().tm_year)
+        # john reads a wordlist line by line: candidates with a newline or NUL cannot be given to it alike.
+        corpus = [w for w in corpus if w and "\n" not in w and "\r" not in w and "\x00" not in w]
+        sizes = {m: args.words or DEFAULT_CAPS[m] for m in METHODS}
+        for method, size in sizes.items():
+            (tmp / f"words-{method}.txt").write_text("\n".join(corpus[:size]) + "\n", encoding="utf-8")
         lines, shadow, stored, users_by_method = [], [], {}, {}
         uid = 1000
         for method, prefix in METHODS.items():
@@ -106,14 +110,16 @@ def main() -> int:
         )
         (tmp / "shadow").write_text("\n".join(shadow) + "\n")
         print(
-            f"libcrypt: {lib.path}; wordlist {len(words)} words; {args.accounts} accounts per method; core {args.core}"
+            f"libcrypt: {lib.path}; corpus {len(corpus)} candidates, first {sizes} tried; "
+            f"{args.accounts} accounts per method; core {args.core}"
         )
         header = ("method", "tool", "guesses", "wall s", "cpu s", "guesses/cpu-s", "guesses/wall-s")
         print("{:<12} {:<6} {:>8} {:>8} {:>8} {:>14} {:>15}".format(*header))
         ratios = {}
         for method, names in users_by_method.items():
+            words = corpus[: sizes[method]]
             guesses = len(words) * len(names)
-            jw, jc = run_john(tmp, tmp / "john.passwd", tmp / "words.txt", names, args.core)
+            jw, jc = run_john(tmp, tmp / "john.passwd", tmp / f"words-{method}.txt", names, args.core)
             items = [WorkItem(f"bench-{n}", stored[n], list(words), 0, len(words)) for n in names]
             aw, ac, hashes = run_audit_engine(items)
             assert hashes == guesses, (hashes, guesses)
@@ -122,6 +128,7 @@ def main() -> int:
                 print(f"{method:<12} {tool:<6} {guesses:>8} {wall:>8.2f} {cpu:>8.2f} {rates}")
             ratios[method] = (guesses / ac) / (guesses / jc)
         cache = ResultCache(tmp / "state")
+        words = corpus[: min(sizes.values())]
         dictionary = FixedWordlist(tuple(words), (), "bench", 2026)
         paths = AuditPaths(tmp / "passwd", tmp / "shadow", tmp / "group", tmp / "login.defs", tmp / "sudoers")
         kw = {"budget": 3600.0, "wall": 3600.0, "caps": {}, "default_cap": len(words)}
