@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,52 @@ def test_systemd_unit_is_hardened() -> None:
     agent = (DEPLOY / "systemd" / "shaobing-agent.service").read_text(encoding="utf-8")
     assert "AmbientCapabilities=CAP_DAC_READ_SEARCH" in agent
     assert "CapabilityBoundingSet=CAP_DAC_READ_SEARCH\n" in agent
+
+
+def _syscall_group(name: str, depth: int = 0) -> set[str]:
+    """The syscalls of a systemd group (``systemd-analyze syscall-filter @x``), nested groups expanded."""
+    out = subprocess.run(["systemd-analyze", "syscall-filter", name], capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    calls: set[str] = set()
+    for line in out.splitlines()[1:]:
+        item = line.strip()
+        if not item or item.startswith("#"):
+            continue
+        calls |= _syscall_group(item, depth + 1) if item.startswith("@") and depth < 8 else {item}
+    return calls
+
+
+def _unit_allowed_syscalls(unit: Path) -> set[str]:
+    """What a unit's SystemCallFilter= lines leave allowed, in their order (first an allow list, ``~`` denies,
+    later allow lines add back), as systemd.exec(5) describes."""
+    allowed: set[str] = set()
+    for line in unit.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("SystemCallFilter="):
+            continue
+        value = line.split("=", 1)[1].strip()
+        deny = value.startswith("~")
+        names: set[str] = set()
+        for item in value.lstrip("~").split():
+            names |= _syscall_group(item) if item.startswith("@") else {item}
+        allowed = allowed - names if deny else allowed | names
+    return allowed
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None or shutil.which("strace") is None,
+                    reason="needs systemd-analyze and strace")
+def test_the_units_syscall_filter_allows_what_the_clock_check_calls() -> None:
+    """The health collector's clock read, traced for real: glibc 2.31+ turns adjtimex() into the clock_adjtime
+    syscall, which the shipped unit must allow, or no node_timex_* series exist under systemd."""
+    traced = subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=adjtimex,clock_adjtime,clock_adjtime64", sys.executable, "-c",
+         "from agent.platform import timex; assert timex.read_timex() is not None"],
+        capture_output=True, text=True, timeout=60, cwd=str(DEPLOY.parent))
+    assert traced.returncode == 0, traced.stderr
+    used = {m.group(1) for m in re.finditer(r"^(?:\[pid\s+\d+\] )?(\w+)\(", traced.stderr, re.M)}
+    assert used & {"adjtimex", "clock_adjtime", "clock_adjtime64"}, traced.stderr
+    allowed = _unit_allowed_syscalls(DEPLOY / "systemd" / "shaobing-agent.service")
+    assert used <= allowed, f"the unit's SystemCallFilter forbids {sorted(used - allowed)}"
+    assert {"setpriority", "ioprio_set"} <= allowed  # the hashing child's priority calls
 
 
 def test_example_config_is_valid() -> None:
