@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Optional
 
@@ -100,7 +101,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     cache = ExpositionCache()
     scheduler = Scheduler(build_collectors(config, only), cache)
     results = scheduler.run_all_once()
-    sys.stdout.buffer.write(cache.page()[0])
+    sys.stdout.buffer.write(cache.page(time.time())[0])
     sys.stdout.flush()
     scheduler.stop()
     return EXIT_OK if all(r.success for r in results) else EXIT_FAILED

@@ -14,6 +14,7 @@ import gzip
 import logging
 import ssl
 import threading
+import time
 from email.utils import formatdate
 from typing import Optional
 
@@ -65,8 +66,20 @@ class ExpositionCache:
         body = b"".join(self._chunks[o] for o in ordered)
         self._page = (body, gzip.compress(body, compresslevel=6))
 
-    def page(self) -> tuple[bytes, bytes]:
-        return self._page
+    def page(self, now: Optional[float] = None) -> tuple[bytes, bytes]:
+        """The page; with ``now``, ``node_time_seconds`` is appended as of that moment (the time the page is
+        served, not when the health collector last ran: the clock-skew alert compares it with the scrape's
+        timestamp). The gzip answer gets it as a second gzip member (RFC 1952 §2.2), so the cached part is
+        never recompressed."""
+        plain, gzipped = self._page
+        if now is None:
+            return plain, gzipped
+        block = (_TIME_HEAD + repr(float(now)) + "\n").encode()
+        return plain + block, gzipped + gzip.compress(block, compresslevel=1)
+
+
+_TIME_HEAD = ("# HELP node_time_seconds System time in seconds since epoch (1970).\n"
+              "# TYPE node_time_seconds gauge\nnode_time_seconds ")
 
 
 _LANDING = """<!DOCTYPE html>
@@ -122,7 +135,7 @@ class _Answers:
                               {"WWW-Authenticate": 'Basic realm="shaobing"'})
         path = request.path
         if path == "/metrics":
-            plain, gzipped = self.cache.page()
+            plain, gzipped = self.cache.page(time.time())
             if "gzip" in request.headers.get("accept-encoding", ""):
                 return self._send(200, gzipped, CONTENT_TYPE, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
             return self._send(200, plain, CONTENT_TYPE, {"Vary": "Accept-Encoding"})

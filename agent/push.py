@@ -358,7 +358,7 @@ class Pusher:
     def snapshot(self, now: Optional[float] = None) -> None:
         """Take one snapshot now: to the disk buffer (VictoriaMetrics) or as the page to push (Pushgateway)."""
         now = self.clock() if now is None else now
-        plain, _ = self.cache.page()
+        plain, _ = self.cache.page(now)
         if self.buffer is not None:
             before = self.buffer.dropped_samples
             self.buffer.append(timestamped_lines(plain, int(now * 1000)), int(now * 1000))

@@ -263,7 +263,7 @@ class HealthCollector(Collector):
             self._collect_procfs(out)
         else:
             self._collect_psutil(out)
-        out.add("node_time_seconds", self.context.clock())
+        # node_time_seconds is appended when the page is served (ExpositionCache.page), not here.
         self._collect_timex(out)
         self._collect_uname(out)
         self._collect_os_release(out)

@@ -77,7 +77,33 @@ def test_metrics_landing_healthz_and_404(plain_server: MetricsServer) -> None:
 def test_gzip_when_asked(plain_server: MetricsServer, cache: ExpositionCache) -> None:
     status, headers, body = get(plain_server.port, "/metrics", {"Accept-Encoding": "gzip"})
     assert status == 200 and headers["content-encoding"] == "gzip"
-    assert gzip.decompress(body) == cache.page()[0]
+    page = gzip.decompress(body)
+    assert page.startswith(cache.page()[0]) and b"\nnode_time_seconds " in page
+
+
+def test_node_time_seconds_is_the_time_the_page_is_served(plain_server: MetricsServer, cache: ExpositionCache) -> None:
+    """The cached page does not change between the two scrapes; node_time_seconds does, with the wall clock
+    at serve time (was: the health collector's last run, up to a cycle old). Plain and gzip (a second gzip
+    member) both parse as one valid exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def served(headers: dict[str, str]) -> tuple[float, float, list[str]]:
+        before = time.time()
+        _, got, body = get(plain_server.port, "/metrics", headers)
+        after = time.time()
+        text = (gzip.decompress(body) if got.get("content-encoding") == "gzip" else body).decode()
+        families = list(text_string_to_metric_families(text))
+        value = next(f.samples[0].value for f in families if f.name == "node_time_seconds")
+        assert before - 0.01 <= value <= after + 0.01
+        return value, after, [f.name for f in families]
+
+    first, _, names = served({})
+    assert names == ["node_load1", "node_time_seconds"]
+    time.sleep(1.2)
+    second, _, names = served({"Accept-Encoding": "gzip"})
+    assert names == ["node_load1", "node_time_seconds"]
+    assert second - first >= 1.2
+    assert b"node_time_seconds" not in cache.page()[0]
 
 
 def test_page_swaps_whole_chunks(cache: ExpositionCache) -> None:
