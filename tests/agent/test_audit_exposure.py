@@ -117,15 +117,7 @@ def test_a_risky_service_on_another_port_is_found_by_its_process(tmp_path: Path)
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        import time
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        _wait(port)
         col = ExposureCollector(ExposureOptions(check_firewall=False), AgentContext(state_dir=tmp_path))
         out = col.new_metric_set()
         col.collect(out)
