@@ -177,6 +177,11 @@ def test_real_process_watched_by_pattern(tmp_path: Path) -> None:
     # A real `sleep 300` whose argv[0] is a unique marker, so no other process on the machine can match.
     proc = subprocess.Popen([marker, "300"], executable="sleep")
     try:
+        # Popen returns after fork; until the child has exec'd, its command line is still this Python's.
+        deadline = time.monotonic() + 10
+        while not Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(marker.encode()):
+            assert time.monotonic() < deadline, "sleep did not start"
+            time.sleep(0.01)
         out = collect(c)
         assert out.get("shaobing_service_up", {"service": "sleeper", "kind": "process"}) == 1
         assert out.get("shaobing_service_processes", {"service": "sleeper"}) == 1
