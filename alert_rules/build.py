@@ -5,7 +5,9 @@
 
 A template is an ordinary Prometheus rule file in which `[[area.key]]` stands for a value from thresholds.yml
 (`[[` never occurs in PromQL or Go templates, so no escaping is needed); `[[area.key|zh]]` writes a duration
-for Chinese text ("5m" -> "5 分钟"). The generated files are committed, so
+for Chinese text ("5m" -> "5 分钟"). Every selector of an agent series (node_*, shaobing_*, process_*, apt_*, yum_*;
+not the relay's) in an `expr` gets `selectors.agent` (default `job="shaobing"`) unless it has a job matcher already,
+so the rules coexist with a node_exporter scraped by the same Prometheus. The generated files are committed, so
 Prometheus and promtool use them directly.
 
     python alert_rules/build.py                       write alert_rules/*.yml
@@ -112,6 +114,104 @@ def render_text(text: str, thresholds: Mapping[str, Any], source: str) -> str:
     return "".join(out)
 
 
+_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
+_EXPR_LINE = re.compile(r"^(\s*)expr:\s?(.*)$")
+
+
+# The agent's metric names (agent/catalog): node_*, shaobing_*, its process_* self metrics and the
+# community textfile names it publishes (apt_*, yum_*) — all of which node_exporter may publish too.
+AGENT_PREFIXES = ("node_", "shaobing_", "process_", "apt_", "yum_")
+
+
+def is_agent_metric(name: str) -> bool:
+    """The agent's own series (not the relay's, not recording rules' level:name:op)."""
+    return name.startswith(AGENT_PREFIXES) and not name.startswith("shaobing_relay_") and ":" not in name
+
+
+def inject_selector(expr: str, matcher: str) -> str:
+    """Add ``matcher`` (``job="shaobing"``) to every selector of an agent metric in a PromQL expression that has no
+    ``job`` matcher yet: ``node_load1`` -> ``node_load1{job="shaobing"}``, ``node_x{a="b"}[5m]`` ->
+    ``node_x{job="shaobing",a="b"}[5m]``. Strings, label matchers and grouping label lists are left alone."""
+    out: list[str] = []
+    i, n, brace, grouping, pending = 0, len(expr), 0, 0, False
+    while i < n:
+        c = expr[i]
+        if c in "\"'`":
+            j = i + 1
+            while j < n and expr[j] != c:
+                j += 2 if expr[j] == "\\" and c != "`" else 1
+            out.append(expr[i : j + 1])
+            i = j + 1
+            continue
+        if c == "{":
+            brace += 1
+        elif c == "}":
+            brace -= 1
+        elif c == "(" and (grouping or pending):
+            grouping, pending = grouping + 1, False
+        elif c == ")" and grouping:
+            grouping -= 1
+        prev = expr[i - 1] if i else " "
+        m = _IDENT.match(expr, i) if not (prev.isalnum() or prev in "_:.") else None
+        if m is None:
+            out.append(c)
+            i += 1
+            continue
+        name = m.group(0)
+        i = m.end()
+        out.append(name)
+        if brace or grouping:
+            continue
+        if name in _GROUPING:
+            pending = True
+            continue
+        if not is_agent_metric(name):
+            continue
+        rest = expr[i:]
+        stripped = rest.lstrip()
+        if stripped.startswith("("):
+            continue  # a function, not a metric
+        if stripped.startswith("{"):
+            start = i + (len(rest) - len(stripped))
+            end = expr.index("}", start)
+            inner = expr[start + 1 : end]
+            if re.search(r"(^|,)\s*job\s*(=|!=|=~|!~)", inner):
+                continue
+            out.append(expr[i : start + 1] + matcher + ("," if inner.strip() else ""))
+            i = start + 1
+            brace += 1
+            continue
+        out.append("{" + matcher + "}")
+    return "".join(out)
+
+
+def select_agent_series(text: str, matcher: str) -> str:
+    """Apply :func:`inject_selector` to every ``expr:`` of a rendered rule file (one-line and block values)."""
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _EXPR_LINE.match(lines[i].rstrip("\n"))
+        if m is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, value = len(m.group(1)), m.group(2)
+        if value.strip() in ("|", "|-", ">", ">-", "|+", ">+"):
+            j = i + 1
+            while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent):
+                j += 1
+            out.append(lines[i])
+            out.append(inject_selector("".join(lines[i + 1 : j]), matcher))
+            i = j
+            continue
+        prefix = lines[i][: lines[i].index("expr:") + len("expr:")]
+        out.append(prefix + inject_selector(lines[i][len(prefix) :], matcher))
+        i += 1
+    return "".join(out)
+
+
 def render_all(overrides: Mapping[str, str] | None = None, thresholds_path: Path = THRESHOLDS) -> dict[str, str]:
     """Every rule file's rendered text, keyed by file name."""
     thresholds = load_thresholds(thresholds_path, overrides)
@@ -119,6 +219,7 @@ def render_all(overrides: Mapping[str, str] | None = None, thresholds_path: Path
     for name in RULE_FILES:
         src = SRC_DIR / name
         text = render_text(src.read_text(encoding="utf-8"), thresholds, f"alert_rules/src/{name}")
+        text = select_agent_series(text, str(lookup(thresholds, "selectors.agent")))
         try:
             yaml.safe_load(text)
         except yaml.YAMLError as err:

@@ -239,3 +239,59 @@ def test_build_writes_durations_for_chinese_text() -> None:
     assert build.zh_duration("1h30m") == "1 小时 30 分钟"
     with pytest.raises(ValueError):
         build.zh_duration("5 minutes")
+
+
+_JOB_LABEL = re.compile(r'(\bjob\s*=\s*)"shaobing"')
+
+
+@pytest.mark.parametrize("test_file", sorted(p.name for p in UNIT_TEST_DIR.glob("*.yml") if p.name != "relay_test.yml"))
+def test_rules_ignore_node_exporters_series_in_the_same_prometheus(test_file: str, tmp_path: Path) -> None:
+    """Every alert case of the unit tests again, with each of the agent's input series duplicated as a
+    node_exporter job's (job="node", another instance): exactly the same alerts must fire, none for job="node"."""
+    doc = yaml.safe_load((UNIT_TEST_DIR / test_file).read_text(encoding="utf-8"))
+    doc["rule_files"] = [str((UNIT_TEST_DIR / f).resolve()) for f in doc["rule_files"]]
+    kept = []
+    for case in doc["tests"]:
+        if not case.get("alert_rule_test"):
+            continue
+        twins = []
+        for series in case.get("input_series", []):
+            selector = series["series"]
+            if _JOB_LABEL.search(selector):
+                twin = _JOB_LABEL.sub(r'\1"node"', selector)
+                twin = re.sub(r'(\binstance\s*=\s*")([^"]*)"', r'\1\2-node-exporter"', twin)
+                twins.append({**series, "series": twin})
+        if not twins:
+            continue
+        case = {k: v for k, v in case.items() if k != "promql_expr_test"}
+        case["input_series"] = [*case["input_series"], *twins]
+        kept.append(case)
+    if not kept:
+        pytest.skip("no alert case with agent series in this file")
+    doc["tests"] = kept
+    path = tmp_path / test_file
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    result = run_tool([PROMTOOL_BIN, "test", "rules", str(path)], timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_every_agent_series_in_the_shipped_rules_carries_the_selector() -> None:
+    """build.py's selector pass leaves nothing to add in the committed files (it is idempotent on them), and
+    the selector comes from thresholds.yml."""
+    sys.path.insert(0, str(RULES_DIR))
+    import build  # type: ignore[import-not-found]
+
+    matcher = build.lookup(build.load_thresholds(), "selectors.agent")
+    assert matcher == 'job="shaobing"'
+    for name in RULE_FILES:
+        text = (RULES_DIR / name).read_text(encoding="utf-8")
+        assert build.select_agent_series(text, matcher) == text, name
+    assert build.inject_selector('sum by (node_x) (node_a{mode="idle"}[5m]) / on(instance) node_b', matcher) == (
+        'sum by (node_x) (node_a{job="shaobing",mode="idle"}[5m]) / on(instance) node_b{job="shaobing"}')
+    from agent.collectors import registry
+
+    agent_names = {m.name for cls in registry() for m in cls.metrics}
+    assert all(build.is_agent_metric(n) for n in agent_names), sorted(n for n in agent_names
+                                                                    if not build.is_agent_metric(n))
+    assert build.inject_selector('shaobing_relay_up + instance:shaobing_host_up:max + shaobing_x{job="y"}', matcher) \
+        == 'shaobing_relay_up + instance:shaobing_host_up:max + shaobing_x{job="y"}'
