@@ -11,6 +11,12 @@ __all__ = ["registry", "by_name"]
 # Module name -> class name. Adding a collector means adding its line here.
 _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("health", "HealthCollector"),
+    ("node.filefd", "FilefdCollector"),
+    ("node.entropy", "EntropyCollector"),
+    ("node.pressure", "PressureCollector"),
+    ("node.conntrack", "ConntrackCollector"),
+    ("node.sockstat", "SockstatCollector"),
+    ("node.netstat", "NetstatCollector"),
     ("services", "ServicesCollector"),
     ("probes", "ProbesCollector"),
     ("self_metrics", "SelfCollector"),

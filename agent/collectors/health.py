@@ -66,13 +66,23 @@ log = logging.getLogger(__name__)
 # node_exporter's default (collector/diskstats_linux.go): partitions and virtual devices are left out.
 DISK_DEVICES_EXCLUDE = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
 
-# The /proc/meminfo fields we export; node_exporter exports all of them, alert rules and dashboards use these.
+# Every /proc/meminfo field in kB the kernel writes (Documentation/filesystems/proc.rst, fs/proc/meminfo.c and
+# the arch hooks: DirectMap*, Balloon), as node_exporter exports them: node_memory_<Field>_bytes, with
+# "Active(anon)" written Active_anon. The unit-less HugePages_* counts keep their names.
 MEMINFO_FIELDS = (
-    "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached", "Active", "Inactive", "Dirty",
-    "Writeback", "Shmem", "Slab", "SReclaimable", "SUnreclaim", "SwapTotal", "SwapFree", "Committed_AS",
-    "CommitLimit",
+    "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached", "Active", "Inactive",
+    "Active_anon", "Inactive_anon", "Active_file", "Inactive_file", "Unevictable", "Mlocked", "HighTotal",
+    "HighFree", "LowTotal", "LowFree", "MmapCopy", "SwapTotal", "SwapFree", "Zswap", "Zswapped", "Dirty",
+    "Writeback", "AnonPages", "Mapped", "Shmem", "KReclaimable", "Slab", "SReclaimable", "SUnreclaim",
+    "KernelStack", "ShadowCallStack", "PageTables", "SecPageTables", "NFS_Unstable", "Bounce", "WritebackTmp",
+    "CommitLimit", "Committed_AS", "VmallocTotal", "VmallocUsed", "VmallocChunk", "Percpu", "EarlyMemtestBad",
+    "HardwareCorrupted", "AnonHugePages", "ShmemHugePages", "ShmemPmdMapped", "FileHugePages", "FilePmdMapped",
+    "CmaTotal", "CmaFree", "Unaccepted", "Hugepagesize", "Hugetlb", "DirectMap4k", "DirectMap2M", "DirectMap4M",
+    "DirectMap1G", "Balloon", "Quicklists",
 )  # fmt: skip
-VMSTAT_FIELDS = ("pgfault", "pgmajfault", "pswpin", "pswpout")
+HUGEPAGES_COUNTS = ("HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp")
+# node_exporter's default --collector.vmstat.fields: ^(oom_kill|pgpg|pswp|pg.*fault).*
+VMSTAT_FIELDS = ("oom_kill", "pgpgin", "pgpgout", "pswpin", "pswpout", "pgfault", "pgmajfault")
 _FS_LABELS = ("device", "fstype", "mountpoint")
 _OS_INFO_KEYS = {
     "id": "ID",
@@ -97,7 +107,8 @@ def _specs() -> tuple[MetricSpec, ...]:
     ]
     for name in MEMINFO_FIELDS:
         specs.append(MetricSpec(f"node_memory_{name}_bytes", g, f"Memory information field {name}_bytes.", (), "bytes"))
-    specs.append(MetricSpec("node_memory_HugePages_Total", g, "Memory information field HugePages_Total."))
+    for name in HUGEPAGES_COUNTS:
+        specs.append(MetricSpec(f"node_memory_{name}", g, f"Memory information field {name}."))
     for name in VMSTAT_FIELDS:
         specs.append(MetricSpec(f"node_vmstat_{name}", g, f"/proc/vmstat information field {name}."))
     fs = _FS_LABELS
@@ -289,8 +300,9 @@ class HealthCollector(Collector):
         if text is not None:
             mem = linux_proc.parse_meminfo(text)
             self._add_memory(out, {name: value for name, (value, _) in mem.items()})
-            if "HugePages_Total" in mem:
-                out.add("node_memory_HugePages_Total", mem["HugePages_Total"][0])
+            for name in HUGEPAGES_COUNTS:
+                if name in mem:
+                    out.add(f"node_memory_{name}", mem[name][0])
         text = self._read("vmstat")
         if text is not None:
             vm = linux_proc.parse_vmstat(text)

@@ -16,14 +16,14 @@ import pytest
 
 from agent.catalog import MetricSet, render
 from agent.collector import AgentContext
-from agent.collectors.health import DISK_DEVICES_EXCLUDE, HealthCollector, HealthOptions
+from agent.collectors.health import DISK_DEVICES_EXCLUDE, VMSTAT_FIELDS, HealthCollector, HealthOptions
 from agent.platform.mounts import MOUNT_POINTS_EXCLUDE
 
 pytestmark = pytest.mark.integration
 
 BINARY = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 # Known, deliberate differences (see agent/collectors/health.py): vmstat is untyped there, gauge here.
-TYPE_EXCEPTIONS = {"node_vmstat_pgfault", "node_vmstat_pgmajfault", "node_vmstat_pswpin", "node_vmstat_pswpout"}
+TYPE_EXCEPTIONS = {f"node_vmstat_{f}" for f in VMSTAT_FIELDS}
 LABEL_SUBSET = {"node_os_info"}  # we carry 7 of node_exporter's 12 os-release labels
 STABLE_VALUES = ("node_boot_time_seconds", "node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes", "node_load15")
 

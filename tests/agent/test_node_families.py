@@ -1,0 +1,126 @@
+"""node_exporter's families side by side with Debian's prometheus-node-exporter 1.5 on the same fixture trees
+(``--path.procfs``): for every family the agent claims, the same series, labels and values, and the same
+types except the documented untyped -> gauge (netstat, vmstat)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.catalog import MetricSet, render
+from agent.collector import AgentContext, Collector, NotApplicable
+from agent.collectors.health import HealthCollector, HealthOptions
+from agent.collectors.node.base import NodeFamily
+from agent.collectors.node.conntrack import ConntrackCollector
+from agent.collectors.node.entropy import EntropyCollector
+from agent.collectors.node.filefd import FilefdCollector
+from agent.collectors.node.netstat import NetstatCollector
+from agent.collectors.node.pressure import PressureCollector
+from agent.collectors.node.sockstat import SockstatCollector
+from tests.support.prometheus import free_port
+
+pytestmark = pytest.mark.integration
+
+BINARY = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+FIXTURES = Path(__file__).parent / "fixtures" / "node"
+TREES = ("captured", "synthetic")
+# node_exporter collector -> (our collector class, the metric name prefixes it owns there)
+FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
+    "filefd": (FilefdCollector, ("node_filefd_",)),
+    "entropy": (EntropyCollector, ("node_entropy_",)),
+    "pressure": (PressureCollector, ("node_pressure_",)),
+    "conntrack": (ConntrackCollector, ("node_nf_conntrack_",)),
+    "sockstat": (SockstatCollector, ("node_sockstat_",)),
+    "netstat": (NetstatCollector, ("node_netstat_",)),
+    "meminfo": (HealthCollector, ("node_memory_",)),
+    "vmstat": (HealthCollector, ("node_vmstat_",)),
+}
+UNTYPED_AS_GAUGE = ("node_netstat_", "node_vmstat_")
+
+Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str, prefixes: tuple[str, ...]) -> tuple[Series, dict[str, str]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    series: Series = {}
+    types: dict[str, str] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name.startswith(prefixes):
+                series[(s.name, tuple(sorted(s.labels.items())))] = s.value
+                types[s.name] = fam.type
+    return series, types
+
+
+@pytest.fixture(scope="module", params=TREES)
+def tree(request: pytest.FixtureRequest) -> Path:
+    return FIXTURES / str(request.param) / "proc"
+
+
+@pytest.fixture(scope="module")
+def node_exporter(tree: Path) -> Iterator[str]:
+    """node_exporter's whole page for the tree, with only the families compared here enabled."""
+    if BINARY is None:
+        pytest.skip("prometheus-node-exporter is not installed")
+    port = free_port()
+    argv = [BINARY, f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={tree}",
+            f"--path.sysfs={tree.parent / 'sys'}", "--collector.disable-defaults",
+            *(f"--collector.{name}" for name in FAMILIES)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                    yield resp.read().decode()
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def ours(cls: type[Collector], tree: Path, tmp: Path) -> str:
+    context = AgentContext(state_dir=tmp)
+    col: Collector
+    if cls is HealthCollector:
+        col = HealthCollector(HealthOptions(), context, proc_root=str(tree), use_procfs=True,
+                              os_release_paths=(), statvfs=lambda p: (_ for _ in ()).throw(OSError(p)))
+    else:
+        assert issubclass(cls, NodeFamily)
+        col = cls(cls.options_class(), context, proc_root=str(tree), sys_root=str(tree.parent / "sys"))
+    out = MetricSet(col.metrics)
+    col.collect(out)
+    return render(out.families()).decode()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_matches_node_exporter(family: str, tree: Path, node_exporter: str, tmp_path: Path) -> None:
+    cls, prefixes = FAMILIES[family]
+    theirs, their_types = parse(node_exporter, prefixes)
+    mine, my_types = parse(ours(cls, tree, tmp_path), prefixes)
+    assert theirs, f"node_exporter exported nothing for {family} on {tree}"
+    assert sorted(set(theirs) - set(mine)) == [], "missing here"
+    assert sorted(set(mine) - set(theirs)) == [], "not in node_exporter"
+    wrong = {k: (mine[k], v) for k, v in theirs.items() if abs(mine[k] - v) > 1e-9 * max(1.0, abs(v))}
+    assert wrong == {}, "values differ (ours, node_exporter's)"
+    for name, typ in their_types.items():
+        expected = "gauge" if typ == "unknown" and name.startswith(UNTYPED_AS_GAUGE) else typ
+        assert my_types[name] == expected, name
+
+
+def test_a_missing_family_is_not_applicable_and_names_the_file(tmp_path: Path) -> None:
+    col = PressureCollector(PressureCollector.options_class(), AgentContext(state_dir=tmp_path),
+                            proc_root=str(tmp_path / "proc"))
+    with pytest.raises(NotApplicable, match=r"pressure/cpu"):
+        col.collect(MetricSet(col.metrics))
