@@ -96,6 +96,27 @@ _OS_INFO_KEYS = {
 _VERSION_RE = re.compile(r"^[0-9]+\.?[0-9]*")  # node_exporter's os collector: the major.minor of VERSION_ID
 
 
+# DiskStats.more key -> (metric, type, node_exporter's help, unit)
+_DISK_MORE: tuple[tuple[str, str, Literal["gauge", "counter"], str, str], ...] = (
+    ("reads_merged", "node_disk_reads_merged_total", "counter", "The total number of reads merged.", ""),
+    ("writes_merged", "node_disk_writes_merged_total", "counter", "The number of writes merged.", ""),
+    ("io_now", "node_disk_io_now", "gauge", "The number of I/Os currently in progress.", ""),
+    ("io_time_weighted_seconds", "node_disk_io_time_weighted_seconds_total", "counter",
+     "The weighted # of seconds spent doing I/Os.", "seconds"),
+    ("discards_completed", "node_disk_discards_completed_total", "counter",
+     "The total number of discards completed successfully.", ""),
+    ("discards_merged", "node_disk_discards_merged_total", "counter", "The total number of discards merged.", ""),
+    ("discarded_sectors", "node_disk_discarded_sectors_total", "counter",
+     "The total number of sectors discarded successfully.", ""),
+    ("discard_time_seconds", "node_disk_discard_time_seconds_total", "counter",
+     "This is the total number of seconds spent by all discards.", "seconds"),
+    ("flush_requests", "node_disk_flush_requests_total", "counter",
+     "The total number of flush requests completed successfully", ""),
+    ("flush_requests_time_seconds", "node_disk_flush_requests_time_seconds_total", "counter",
+     "This is the total number of seconds spent by all flush requests.", "seconds"),
+)  # fmt: skip
+
+
 def _specs() -> tuple[MetricSpec, ...]:
     g: Literal["gauge"] = "gauge"
     c: Literal["counter"] = "counter"
@@ -155,8 +176,11 @@ def _specs() -> tuple[MetricSpec, ...]:
         ),
         MetricSpec("node_disk_io_time_seconds_total", c, "Total seconds spent doing I/Os.", ("device",), "seconds"),
     ]
+    specs += [MetricSpec(name, typ, text, ("device",), unit) for _, name, typ, text, unit in _DISK_MORE]
     for direction in ("receive", "transmit"):
-        for what, unit in (("bytes", "bytes"), ("packets", ""), ("errs", ""), ("drop", "")):
+        more = ("fifo", "frame", "compressed", "multicast") if direction == "receive" else (
+            "fifo", "colls", "carrier", "compressed")
+        for what, unit in (("bytes", "bytes"), ("packets", ""), ("errs", ""), ("drop", ""), *((m, "") for m in more)):
             specs.append(
                 MetricSpec(
                     f"node_network_{direction}_{what}_total",
@@ -378,6 +402,9 @@ class HealthCollector(Collector):
             out.add("node_disk_write_time_seconds_total", d.write_time_seconds, labels)
             if d.io_time_seconds is not None:
                 out.add("node_disk_io_time_seconds_total", d.io_time_seconds, labels)
+            for key, name, *_ in _DISK_MORE:
+                if key in d.more:
+                    out.add(name, d.more[key], labels)
 
     @staticmethod
     def _add_netdev(out: MetricSet, devices: Iterable[linux_proc.NetDevStats]) -> None:
@@ -391,6 +418,8 @@ class HealthCollector(Collector):
             out.add("node_network_transmit_packets_total", n.transmit_packets, labels)
             out.add("node_network_transmit_errs_total", n.transmit_errs, labels)
             out.add("node_network_transmit_drop_total", n.transmit_drop, labels)
+            for key, value in n.more.items():
+                out.add(f"node_network_{key}_total", value, labels)
 
     def _add_filesystems(self, out: MetricSet, mounts: list[Mount]) -> None:
         selected = select_mounts(mounts, self._mount_points_exclude, self._fs_types_exclude)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -147,6 +147,9 @@ class DiskStats:
     written_bytes: float
     write_time_seconds: float
     io_time_seconds: float | None  # None where the platform does not count it (psutil on Windows, macOS)
+    # The rest of /proc/diskstats in node_exporter's units ({} from psutil): reads_merged, writes_merged,
+    # io_now, io_time_weighted_seconds; discards_* (kernel >= 4.18) and flush_* (>= 5.5) where the line has them.
+    more: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_diskstats(text: str) -> Iterator[DiskStats]:
@@ -159,7 +162,13 @@ def parse_diskstats(text: str) -> Iterator[DiskStats]:
         parts = line.split()
         if len(parts) < 14:
             continue
-        f = [float(x) for x in parts[3:14]]
+        f = [float(x) for x in parts[3:]]
+        more = {"reads_merged": f[1], "writes_merged": f[5], "io_now": f[8], "io_time_weighted_seconds": f[10] / 1000.0}
+        if len(f) >= 15:
+            more.update(discards_completed=f[11], discards_merged=f[12], discarded_sectors=f[13],
+                        discard_time_seconds=f[14] / 1000.0)
+        if len(f) >= 17:
+            more.update(flush_requests=f[15], flush_requests_time_seconds=f[16] / 1000.0)
         yield DiskStats(
             device=parts[2],
             reads_completed=f[0],
@@ -169,6 +178,7 @@ def parse_diskstats(text: str) -> Iterator[DiskStats]:
             written_bytes=f[6] * SECTOR_BYTES,
             write_time_seconds=f[7] / 1000.0,
             io_time_seconds=f[9] / 1000.0,
+            more=more,
         )
 
 
@@ -183,6 +193,13 @@ class NetDevStats:
     transmit_packets: float
     transmit_errs: float
     transmit_drop: float
+    # receive_fifo, receive_frame, receive_compressed, receive_multicast, transmit_fifo, transmit_colls,
+    # transmit_carrier, transmit_compressed ({} from psutil)
+    more: Mapping[str, float] = field(default_factory=dict)
+
+
+NETDEV_MORE = ("receive_fifo", "receive_frame", "receive_compressed", "receive_multicast", "transmit_fifo",
+               "transmit_colls", "transmit_carrier", "transmit_compressed")
 
 
 def parse_netdev(text: str) -> Iterator[NetDevStats]:
@@ -194,7 +211,7 @@ def parse_netdev(text: str) -> Iterator[NetDevStats]:
         parts = rest.split()
         if len(parts) < 12:
             continue
-        f = [float(x) for x in parts[:12]]
+        f = [float(x) for x in parts[:16]]
         yield NetDevStats(
             device=name.strip(),
             receive_bytes=f[0],
@@ -205,6 +222,7 @@ def parse_netdev(text: str) -> Iterator[NetDevStats]:
             transmit_packets=f[9],
             transmit_errs=f[10],
             transmit_drop=f[11],
+            more=dict(zip(NETDEV_MORE, f[4:8] + f[12:16])),
         )
 
 
