@@ -17,6 +17,8 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("node.conntrack", "ConntrackCollector"),
     ("node.sockstat", "SockstatCollector"),
     ("node.netstat", "NetstatCollector"),
+    ("node.mdadm", "MdadmCollector"),
+    ("node.bonding", "BondingCollector"),
     ("services", "ServicesCollector"),
     ("probes", "ProbesCollector"),
     ("self_metrics", "SelfCollector"),
