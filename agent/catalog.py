@@ -68,6 +68,9 @@ class MetricSet:
     def __init__(self, specs: Iterable[MetricSpec]) -> None:
         self._specs = {s.name: s for s in specs}
         self._families: dict[str, _Family] = {}
+        # Exposition text from outside the catalogue, already validated and rendered by its collector (the
+        # textfile collector's *.prom files); appended after the declared families.
+        self.extra: bytes = b""
 
     def add(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
         spec = self._specs.get(name)

@@ -133,7 +133,7 @@ class CollectorRunner:
                 assert isinstance(out, MetricSet)
                 result = RunResult(True, True, duration)
                 self.collector.last_metrics = out  # what report() describes in `shaobing scan`
-                self._finish(result, render(out.families()))
+                self._finish(result, render(out.families()) + out.extra)
             return result
 
     def _target(self, box: dict[str, object]) -> None:

@@ -19,6 +19,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("node.netstat", "NetstatCollector"),
     ("node.mdadm", "MdadmCollector"),
     ("node.bonding", "BondingCollector"),
+    ("node.textfile", "TextfileCollector"),
     ("services", "ServicesCollector"),
     ("probes", "ProbesCollector"),
     ("self_metrics", "SelfCollector"),

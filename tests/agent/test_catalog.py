@@ -39,6 +39,8 @@ NOT_ON_THIS_MACHINE = {
     # Only for local services that run (a stock config of a stopped service is context, not a finding); a clean
     # CI machine runs none (test_audit_services covers real Redis, PostgreSQL, vsftpd and a Tomcat stand-in).
     "shaobing_service_weak_credentials",
+    # Only for *.prom files in the textfile directory, which a clean machine has none of (test_node_textfile).
+    "node_textfile_mtime_seconds",
     # /proc/meminfo fields of other kernels and architectures (32-bit highmem, CMA, arm64 shadow call stack,
     # confidential VMs, memtest=): the node family tests compare them with node_exporter on fixture trees.
     *(f"node_memory_{f}_bytes" for f in ("CmaFree", "CmaTotal", "DirectMap4M", "EarlyMemtestBad",
