@@ -5,9 +5,10 @@
 
 A template is an ordinary Prometheus rule file in which `[[area.key]]` stands for a value from thresholds.yml
 (`[[` never occurs in PromQL or Go templates, so no escaping is needed); `[[area.key|zh]]` writes a duration
-for Chinese text ("5m" -> "5 分钟"). Every selector of an agent series (node_*, shaobing_*, process_*, apt_*, yum_*;
-not the relay's) in an `expr` gets `selectors.agent` (default `job="shaobing"`) unless it has a job matcher already,
-so the rules coexist with a node_exporter scraped by the same Prometheus. The generated files are committed, so
+for Chinese text ("5m" -> "5 分钟"). Every selector of an agent series (node_*, shaobing_*, process_*, apt_*,
+yum_*, smartctl_*; not the relay's) in an `expr` gets `selectors.agent` (default `job="shaobing"`) unless it
+has a job matcher already, so the rules coexist with a node_exporter scraped by the same Prometheus. The
+generated files are committed, so
 Prometheus and promtool use them directly.
 
     python alert_rules/build.py                       write alert_rules/*.yml
@@ -120,8 +121,9 @@ _EXPR_LINE = re.compile(r"^(\s*)expr:\s?(.*)$")
 
 
 # The agent's metric names (agent/catalog): node_*, shaobing_*, its process_* self metrics and the
-# community textfile names it publishes (apt_*, yum_*) — all of which node_exporter may publish too.
-AGENT_PREFIXES = ("node_", "shaobing_", "process_", "apt_", "yum_")
+# community textfile names it publishes (apt_*, yum_*) and smartctl_exporter's names (smartctl_*) — all of which
+# node_exporter or smartctl_exporter may publish too.
+AGENT_PREFIXES = ("node_", "shaobing_", "process_", "apt_", "yum_", "smartctl_")
 
 
 def is_agent_metric(name: str) -> bool:

@@ -20,6 +20,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("node.mdadm", "MdadmCollector"),
     ("node.bonding", "BondingCollector"),
     ("node.textfile", "TextfileCollector"),
+    ("smart", "SmartCollector"),
     ("services", "ServicesCollector"),
     ("probes", "ProbesCollector"),
     ("self_metrics", "SelfCollector"),
