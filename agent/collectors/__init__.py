@@ -19,6 +19,8 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("node.netstat", "NetstatCollector"),
     ("node.mdadm", "MdadmCollector"),
     ("node.bonding", "BondingCollector"),
+    ("node.hwmon", "HwmonCollector"),
+    ("node.thermal_zone", "ThermalZoneCollector"),
     ("node.textfile", "TextfileCollector"),
     ("smart", "SmartCollector"),
     ("services", "ServicesCollector"),

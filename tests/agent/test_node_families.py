@@ -21,10 +21,12 @@ from agent.collectors.node.bonding import BondingCollector
 from agent.collectors.node.conntrack import ConntrackCollector
 from agent.collectors.node.entropy import EntropyCollector
 from agent.collectors.node.filefd import FilefdCollector
+from agent.collectors.node.hwmon import HwmonCollector
 from agent.collectors.node.mdadm import MdadmCollector
 from agent.collectors.node.netstat import NetstatCollector
 from agent.collectors.node.pressure import PressureCollector
 from agent.collectors.node.sockstat import SockstatCollector
+from agent.collectors.node.thermal_zone import ThermalZoneCollector
 from tests.support.prometheus import free_port
 
 pytestmark = pytest.mark.integration
@@ -45,10 +47,12 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "diskstats": (HealthCollector, ("node_disk_",)),
     "mdadm": (MdadmCollector, ("node_md_",)),
     "bonding": (BondingCollector, ("node_bonding_",)),
+    "hwmon": (HwmonCollector, ("node_hwmon_",)),
+    "thermal_zone": (ThermalZoneCollector, ("node_thermal_zone_", "node_cooling_device_")),
     "netdev": (HealthCollector, ("node_network_",)),
 }
 # Hardware this machine does not have: compared on the synthetic tree only.
-ONLY_SYNTHETIC = ("mdadm", "bonding")
+ONLY_SYNTHETIC = ("mdadm", "bonding", "hwmon", "thermal_zone")
 # node_exporter series not claimed yet: node_disk_info (udev and sysfs block attributes).
 NOT_CLAIMED = ("node_disk_info",)
 UNTYPED_AS_GAUGE = ("node_netstat_", "node_vmstat_")
@@ -57,6 +61,7 @@ Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def parse(text: str, prefixes: tuple[str, ...]) -> tuple[Series, dict[str, str]]:
+    """Series and, per metric, its type and help text."""
     from prometheus_client.parser import text_string_to_metric_families
 
     series: Series = {}
@@ -65,7 +70,7 @@ def parse(text: str, prefixes: tuple[str, ...]) -> tuple[Series, dict[str, str]]
         for s in fam.samples:
             if s.name.startswith(prefixes) and s.name not in NOT_CLAIMED:
                 series[(s.name, tuple(sorted(s.labels.items())))] = s.value
-                types[s.name] = fam.type
+                types[s.name] = f"{fam.type}|{fam.documentation}"
     return series, types
 
 
@@ -141,9 +146,10 @@ def test_family_matches_node_exporter(family: str, tree: Path, node_exporter: st
     assert sorted(set(mine) - set(theirs)) == [], "not in node_exporter"
     wrong = {k: (mine[k], v) for k, v in theirs.items() if abs(mine[k] - v) > 1e-9 * max(1.0, abs(v))}
     assert wrong == {}, "values differ (ours, node_exporter's)"
-    for name, typ in their_types.items():
+    for name, type_help in their_types.items():
+        typ, _, help_text = type_help.partition("|")
         expected = "gauge" if typ == "unknown" and name.startswith(UNTYPED_AS_GAUGE) else typ
-        assert my_types[name] == expected, name
+        assert my_types[name] == f"{expected}|{help_text}", name
 
 
 def test_a_missing_family_is_not_applicable_and_names_the_file(tmp_path: Path) -> None:
