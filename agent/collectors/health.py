@@ -117,6 +117,25 @@ _DISK_MORE: tuple[tuple[str, str, Literal["gauge", "counter"], str, str], ...] =
 )  # fmt: skip
 
 
+# TimexReading.more key (the metric's suffix), type, node_exporter's help (collector/timex.go)
+_TIMEX_MORE: tuple[tuple[str, Literal["gauge", "counter"], str], ...] = (
+    ("frequency_adjustment_ratio", "gauge", "Local clock frequency adjustment."),
+    ("estimated_error_seconds", "gauge", "Estimated error in seconds."),
+    ("status", "gauge", "Value of the status array bits."),
+    ("loop_time_constant", "gauge", "Phase-locked loop time constant."),
+    ("tick_seconds", "gauge", "Seconds between clock ticks."),
+    ("pps_frequency_hertz", "gauge", "Pulse per second frequency."),
+    ("pps_jitter_seconds", "gauge", "Pulse per second jitter."),
+    ("pps_shift_seconds", "gauge", "Pulse per second interval duration."),
+    ("pps_stability_hertz", "gauge", "Pulse per second stability, average of recent frequency changes."),
+    ("pps_jitter_total", "counter", "Pulse per second count of jitter limit exceeded events."),
+    ("pps_calibration_total", "counter", "Pulse per second count of calibration intervals."),
+    ("pps_error_total", "counter", "Pulse per second count of calibration errors."),
+    ("pps_stability_exceeded_total", "counter", "Pulse per second count of stability limit exceeded events."),
+    ("tai_offset_seconds", "gauge", "International Atomic Time (TAI) offset."),
+)
+
+
 def _specs() -> tuple[MetricSpec, ...]:
     g: Literal["gauge"] = "gauge"
     c: Literal["counter"] = "counter"
@@ -201,6 +220,7 @@ def _specs() -> tuple[MetricSpec, ...]:
                    "seconds"),
         MetricSpec("node_timex_sync_status", g, "Is clock synchronized to a reliable server (1 = yes, 0 = no)."),
         MetricSpec("node_timex_maxerror_seconds", g, "Maximum error in seconds.", (), "seconds"),
+        *(MetricSpec(f"node_timex_{key}", typ, text) for key, typ, text in _TIMEX_MORE),
         MetricSpec("node_uname_info", g, "Labeled system information as provided by the uname system call.",
                    ("sysname", "release", "version", "machine", "nodename", "domainname")),
         MetricSpec("node_os_info", g, "A metric with a constant '1' value labeled by os-release fields.",
@@ -453,6 +473,8 @@ class HealthCollector(Collector):
         out.add("node_timex_offset_seconds", reading.offset_seconds)
         out.add("node_timex_sync_status", reading.sync_status)
         out.add("node_timex_maxerror_seconds", reading.maxerror_seconds)
+        for key, value in reading.more.items():
+            out.add(f"node_timex_{key}", value)
 
     def _collect_uname(self, out: MetricSet) -> None:
         sysname, nodename, release, version, machine = (str(x) for x in tuple(self._uname())[:5])

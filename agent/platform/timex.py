@@ -9,7 +9,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["TimexReading", "read_timex"]
@@ -49,11 +50,16 @@ class _Timex(ctypes.Structure):
     ]
 
 
+PPM16FRAC = 1e6 * 65536.0  # freq, ppsfreq and stabil are ppm with a 16-bit fraction
+
+
 @dataclass(frozen=True)
 class TimexReading:
     offset_seconds: float
     sync_status: float  # 1 synchronised, 0 not (TIME_ERROR)
     maxerror_seconds: float
+    # The rest of struct timex in node_exporter's names and units ({} when only the three above are known).
+    more: Mapping[str, float] = field(default_factory=dict)
 
 
 _adjtimex: Callable[[Any], int] | None = None
@@ -86,8 +92,25 @@ def read_timex() -> TimexReading | None:
     if state < 0:
         return None
     divisor = 1e9 if tx.status & STA_NANO else 1e6
+    more = {
+        "frequency_adjustment_ratio": 1 + tx.freq / PPM16FRAC,
+        "estimated_error_seconds": tx.esterror / 1e6,
+        "status": float(tx.status),
+        "loop_time_constant": float(tx.constant),
+        "tick_seconds": tx.tick / 1e6,
+        "pps_frequency_hertz": tx.ppsfreq / PPM16FRAC,
+        "pps_jitter_seconds": tx.jitter / divisor,
+        "pps_shift_seconds": float(tx.shift),
+        "pps_stability_hertz": tx.stabil / PPM16FRAC,
+        "pps_jitter_total": float(tx.jitcnt),
+        "pps_calibration_total": float(tx.calcnt),
+        "pps_error_total": float(tx.errcnt),
+        "pps_stability_exceeded_total": float(tx.stbcnt),
+        "tai_offset_seconds": float(tx.tai),
+    }
     return TimexReading(
         offset_seconds=tx.offset / divisor,
         sync_status=0.0 if state == TIME_ERROR else 1.0,
         maxerror_seconds=tx.maxerror / 1e6,
+        more=more,
     )

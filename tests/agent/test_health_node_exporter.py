@@ -25,7 +25,8 @@ BINARY = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter
 # Known, deliberate differences (see agent/collectors/health.py): vmstat is untyped there, gauge here.
 TYPE_EXCEPTIONS = {f"node_vmstat_{f}" for f in VMSTAT_FIELDS}
 LABEL_SUBSET = {"node_os_info"}  # we carry 7 of node_exporter's 12 os-release labels
-STABLE_VALUES = ("node_boot_time_seconds", "node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes", "node_load15")
+STABLE_VALUES = ("node_boot_time_seconds", "node_memory_MemTotal_bytes", "node_memory_SwapTotal_bytes", "node_load15",
+                 "node_timex_tick_seconds", "node_timex_loop_time_constant", "node_timex_tai_offset_seconds")
 
 Families = dict[str, tuple[str, list[dict[str, str]], list[float]]]
 
