@@ -19,6 +19,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("node.netstat", "NetstatCollector"),
     ("node.mdadm", "MdadmCollector"),
     ("node.bonding", "BondingCollector"),
+    ("node.netclass", "NetclassCollector"),
     ("node.hwmon", "HwmonCollector"),
     ("node.thermal_zone", "ThermalZoneCollector"),
     ("node.textfile", "TextfileCollector"),

@@ -23,6 +23,7 @@ from agent.collectors.node.entropy import EntropyCollector
 from agent.collectors.node.filefd import FilefdCollector
 from agent.collectors.node.hwmon import HwmonCollector
 from agent.collectors.node.mdadm import MdadmCollector
+from agent.collectors.node.netclass import NetclassCollector
 from agent.collectors.node.netstat import NetstatCollector
 from agent.collectors.node.pressure import PressureCollector
 from agent.collectors.node.sockstat import SockstatCollector
@@ -34,6 +35,10 @@ pytestmark = pytest.mark.integration
 BINARY = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 FIXTURES = Path(__file__).parent / "fixtures" / "node"
 TREES = ("captured", "synthetic")
+# netclass shares node_network_ with netdev: its own names
+NETCLASS = tuple(f"node_network_{n}" for n in (
+    "up", "info", "address_assign_type", "carrier", "device_id", "dormant", "flags", "iface_", "mtu_bytes",
+    "name_assign_type", "net_dev_group", "speed_bytes", "transmit_queue_length", "protocol_type"))
 # node_exporter collector -> (our collector class, the metric name prefixes it owns there)
 FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "filefd": (FilefdCollector, ("node_filefd_",)),
@@ -48,8 +53,9 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "mdadm": (MdadmCollector, ("node_md_",)),
     "bonding": (BondingCollector, ("node_bonding_",)),
     "hwmon": (HwmonCollector, ("node_hwmon_",)),
+    "netclass": (NetclassCollector, NETCLASS),
     "thermal_zone": (ThermalZoneCollector, ("node_thermal_zone_", "node_cooling_device_")),
-    "netdev": (HealthCollector, ("node_network_",)),
+    "netdev": (HealthCollector, ("node_network_receive_", "node_network_transmit_")),
 }
 # Hardware this machine does not have: compared on the synthetic tree only.
 ONLY_SYNTHETIC = ("mdadm", "bonding", "hwmon", "thermal_zone")
@@ -68,7 +74,8 @@ def parse(text: str, prefixes: tuple[str, ...]) -> tuple[Series, dict[str, str]]
     types: dict[str, str] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
-            if s.name.startswith(prefixes) and s.name not in NOT_CLAIMED:
+            if s.name.startswith(prefixes) and s.name not in NOT_CLAIMED and not (
+                    s.name == "node_network_transmit_queue_length" and prefixes != NETCLASS):
                 series[(s.name, tuple(sorted(s.labels.items())))] = s.value
                 types[s.name] = f"{fam.type}|{fam.documentation}"
     return series, types
