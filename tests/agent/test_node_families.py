@@ -16,6 +16,7 @@ import pytest
 from agent.catalog import MetricSet, render
 from agent.collector import AgentContext, Collector, NotApplicable
 from agent.collectors.health import DISK_DEVICES_EXCLUDE, HealthCollector, HealthOptions
+from agent.collectors.node.arp import ArpCollector
 from agent.collectors.node.base import NodeFamily
 from agent.collectors.node.bonding import BondingCollector
 from agent.collectors.node.conntrack import ConntrackCollector
@@ -27,7 +28,9 @@ from agent.collectors.node.netclass import NetclassCollector
 from agent.collectors.node.netstat import NetstatCollector
 from agent.collectors.node.pressure import PressureCollector
 from agent.collectors.node.sockstat import SockstatCollector
+from agent.collectors.node.softnet import SoftnetCollector
 from agent.collectors.node.thermal_zone import ThermalZoneCollector
+from agent.collectors.node.udp_queues import UdpQueuesCollector
 from tests.support.prometheus import free_port
 
 pytestmark = pytest.mark.integration
@@ -54,6 +57,9 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "bonding": (BondingCollector, ("node_bonding_",)),
     "hwmon": (HwmonCollector, ("node_hwmon_",)),
     "netclass": (NetclassCollector, NETCLASS),
+    "softnet": (SoftnetCollector, ("node_softnet_",)),
+    "arp": (ArpCollector, ("node_arp_",)),
+    "udp_queues": (UdpQueuesCollector, ("node_udp_queues",)),
     "thermal_zone": (ThermalZoneCollector, ("node_thermal_zone_", "node_cooling_device_")),
     "netdev": (HealthCollector, ("node_network_receive_", "node_network_transmit_")),
 }
