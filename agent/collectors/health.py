@@ -215,6 +215,7 @@ def _specs() -> tuple[MetricSpec, ...]:
         MetricSpec("node_intr_total", c, "Total number of interrupts serviced."),
         MetricSpec("node_procs_running", g, "Number of processes in runnable state."),
         MetricSpec("node_procs_blocked", g, "Number of processes blocked waiting for I/O to complete."),
+        MetricSpec("node_forks_total", c, "Total number of forks."),
         MetricSpec("node_time_seconds", g, "System time in seconds since epoch (1970).", (), "seconds"),
         MetricSpec("node_timex_offset_seconds", g, "Time offset in between local system and reference clock.", (),
                    "seconds"),
@@ -334,6 +335,7 @@ class HealthCollector(Collector):
                 ("node_intr_total", st.interrupts),
                 ("node_procs_running", st.procs_running),
                 ("node_procs_blocked", st.procs_blocked),
+                ("node_forks_total", st.forks),
             ):
                 if value is not None:
                     out.add(name, value)

@@ -32,6 +32,10 @@ class SelfCollector(Collector):
         MetricSpec("process_cpu_seconds_total", "counter", "User and system CPU time of the agent.", (), "seconds"),
         MetricSpec("process_start_time_seconds", "gauge", "Start time of the agent since the epoch.", (), "seconds"),
         MetricSpec("process_open_fds", "gauge", "Open file descriptors of the agent."),
+        MetricSpec("process_max_fds", "gauge", "Maximum number of open file descriptors of the agent."),
+        MetricSpec("process_virtual_memory_max_bytes", "gauge",
+                   "Maximum amount of virtual memory available in bytes (unlimited: 2^64-1, as client_golang).", (),
+                   "bytes"),
     )
 
     def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
@@ -49,3 +53,12 @@ class SelfCollector(Collector):
             out.add("process_start_time_seconds", self._proc.create_time())
             if hasattr(self._proc, "num_fds"):
                 out.add("process_open_fds", self._proc.num_fds())
+        try:
+            import resource
+
+            fds, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            vm, _ = resource.getrlimit(resource.RLIMIT_AS)
+        except (ImportError, OSError, ValueError):
+            return  # Windows: no rlimits
+        out.add("process_max_fds", fds if fds != resource.RLIM_INFINITY else 2.0**64 - 1)
+        out.add("process_virtual_memory_max_bytes", vm if vm != resource.RLIM_INFINITY else 2.0**64 - 1)

@@ -55,6 +55,7 @@ class Stat:
     boot_time: float | None = None
     procs_running: float | None = None
     procs_blocked: float | None = None
+    forks: float | None = None  # "processes": forks since boot
 
 
 def parse_stat(text: str, hz: int = 100) -> Stat:
@@ -84,6 +85,8 @@ def parse_stat(text: str, hz: int = 100) -> Stat:
             out.procs_running = float(parts[1])
         elif key == "procs_blocked" and len(parts) > 1:
             out.procs_blocked = float(parts[1])
+        elif key == "processes" and len(parts) > 1:
+            out.forks = float(parts[1])
     return out
 
 
