@@ -68,6 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # The agent reads /etc/shadow and service credentials: a crash must not write them to a core file.
     no_core_dumps()
+    from agent.platform.memory import limit_arenas
+
+    limit_arenas()  # before the first thread (agent.platform.memory)
 
     try:
         config, path = _resolve_config(args.config)

@@ -1,9 +1,10 @@
 """The HTTP endpoint: ``/metrics`` from pre-rendered bytes, ``/healthz``, a landing page; TLS and basic auth.
 
 A scrape never waits for a collector: each finished collector run swaps its rendered chunk into
-``ExpositionCache``, which joins and gzips the page once, and requests only read the current bytes. The
-connections themselves are agent.endpoint's: one loop, bounded heads and deadlines, room made by closing the
-longest-waiting connection, so idle, slow or hostile clients cannot stop the scrapes.
+``ExpositionCache``, which joins and gzips the page once per change (when next asked for), and requests only
+read the current bytes. The connections themselves are agent.endpoint's: one loop, bounded heads and
+deadlines, room made by closing the longest-waiting connection, so idle, slow or hostile clients cannot stop
+the scrapes.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ExpositionCache:
         self._lock = threading.Lock()
         # (plain, gzipped) swapped as one tuple: readers never see a half-built page.
         self._page: tuple[bytes, bytes] = (b"", gzip.compress(b"", compresslevel=6))
+        self._stale = False
 
     def set_order(self, owners: list[str]) -> None:
         with self._lock:
@@ -62,16 +64,25 @@ class ExpositionCache:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        ordered = [o for o in self._order if o in self._chunks] + sorted(set(self._chunks) - set(self._order))
-        body = b"".join(self._chunks[o] for o in ordered)
-        self._page = (body, gzip.compress(body, compresslevel=6))
+        # Joined and gzipped when next asked for, once for however many collectors finished since: twenty
+        # collectors ending within one scrape interval cost one compression, not twenty.
+        self._stale = True
+
+    def _build(self) -> tuple[bytes, bytes]:
+        with self._lock:
+            if self._stale:
+                ordered = [o for o in self._order if o in self._chunks] + sorted(set(self._chunks) - set(self._order))
+                body = b"".join(self._chunks[o] for o in ordered)
+                self._page = (body, gzip.compress(body, compresslevel=6))
+                self._stale = False
+            return self._page
 
     def page(self, now: Optional[float] = None) -> tuple[bytes, bytes]:
         """The page; with ``now``, ``node_time_seconds`` is appended as of that moment (the time the page is
         served, not when the health collector last ran: the clock-skew alert compares it with the scrape's
         timestamp). The gzip answer gets it as a second gzip member (RFC 1952 §2.2), so the cached part is
         never recompressed."""
-        plain, gzipped = self._page
+        plain, gzipped = self._page if not self._stale else self._build()
         if now is None:
             return plain, gzipped
         block = (_TIME_HEAD + repr(float(now)) + "\n").encode()

@@ -16,14 +16,10 @@ Exported for every collector::
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -34,6 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from agent.catalog import MetricSet, MetricSpec, render
 from agent.collector import Collector, NotApplicable
 from agent.exporter import ExpositionCache
+from agent.platform.memory import release_memory
 
 __all__ = ["SCHEDULER_METRICS", "CollectorRunner", "Scheduler", "RunResult"]
 
@@ -57,24 +54,6 @@ SCHEDULER_METRICS: tuple[MetricSpec, ...] = (
 
 SCHEDULER_OWNER = "~scheduler"  # sorts after the collectors in the page
 RARE_INTERVAL = 300.0  # collectors at least this far apart count as rare and heavy
-
-
-def _load_malloc_trim() -> Optional[Callable[[int], int]]:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim  # glibc only
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
-_malloc_trim = _load_malloc_trim() if sys.platform.startswith("linux") else None
-
-
-def release_memory() -> None:
-    gc.collect()
-    if _malloc_trim is not None:
-        _malloc_trim(0)
 
 
 @dataclass

@@ -25,6 +25,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("node.udp_queues", "UdpQueuesCollector"),
     ("node.hwmon", "HwmonCollector"),
     ("node.thermal_zone", "ThermalZoneCollector"),
+    ("node.edac", "EdacCollector"),
     ("node.textfile", "TextfileCollector"),
     ("smart", "SmartCollector"),
     ("services", "ServicesCollector"),
