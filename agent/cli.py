@@ -41,9 +41,6 @@ def _setup_logging(level: str) -> None:
     # (user:password@, ?token=) and would write a line per push round: ours say what matters, redacted.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # APScheduler narrates every job run at INFO; our scheduler logs what matters (failures, changes).
-    if level.lower() != "debug":
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _resolve_config(path: Optional[str]) -> tuple[AgentConfig, Optional[str]]:

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from email.utils import formatdate
-from typing import Optional
+from typing import Callable, Optional
 
 from agent import __version__
 from agent.endpoint import EndpointLoop, Limits, Request, Response, bind
@@ -40,6 +40,9 @@ class ExpositionCache:
         # (plain, gzipped) swapped as one tuple: readers never see a half-built page.
         self._page: tuple[bytes, bytes] = (b"", gzip.compress(b"", compresslevel=6))
         self._stale = False
+        # Chunks rendered when the page is built (the scheduler's per-collector health): fresh at every build,
+        # and free while nobody scrapes.
+        self._late: dict[str, Callable[[], bytes]] = {}
 
     def set_order(self, owners: list[str]) -> None:
         with self._lock:
@@ -57,6 +60,15 @@ class ExpositionCache:
             if self._chunks.pop(owner, None) is not None:
                 self._rebuild()
 
+    def put_late(self, owner: str, render: Callable[[], bytes]) -> None:
+        with self._lock:
+            self._late[owner] = render
+            self._stale = True
+
+    def touch(self) -> None:
+        """Something a late chunk renders has changed."""
+        self._stale = True
+
     def retain(self, owners: set[str]) -> None:
         with self._lock:
             for owner in set(self._chunks) - owners:
@@ -71,10 +83,12 @@ class ExpositionCache:
     def _build(self) -> tuple[bytes, bytes]:
         with self._lock:
             if self._stale:
+                self._stale = False  # before rendering: a touch() during the build makes the next one rebuild
+                for owner, render in self._late.items():
+                    self._chunks[owner] = render()
                 ordered = [o for o in self._order if o in self._chunks] + sorted(set(self._chunks) - set(self._order))
                 body = b"".join(self._chunks[o] for o in ordered)
                 self._page = (body, gzip.compress(body, compresslevel=6))
-                self._stale = False
             return self._page
 
     def page(self, now: Optional[float] = None) -> tuple[bytes, bytes]:

@@ -16,16 +16,14 @@ Exported for every collector::
 
 from __future__ import annotations
 
+import heapq
 import logging
+import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
-
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.catalog import MetricSet, MetricSpec, render
 from agent.collector import Collector, NotApplicable
@@ -157,20 +155,21 @@ def render_scheduler_metrics(runners: Sequence[CollectorRunner]) -> bytes:
 
 
 class Scheduler:
-    """APScheduler jobs, one per enabled collector, feeding one ExpositionCache."""
+    """One job per enabled collector on its interval (with its jitter), feeding one ExpositionCache."""
 
     def __init__(self, collectors: Sequence[Collector], cache: ExpositionCache) -> None:
         self.cache = cache
         self.runners = [CollectorRunner(c, cache) for c in collectors]
         self._meta_lock = threading.Lock()
-        self._scheduler: Optional[BackgroundScheduler] = None
+        self._dispatcher: Optional[_Dispatcher] = None
         cache.set_order([r.name for r in self.runners] + [SCHEDULER_OWNER])
+        runners = self.runners
+        cache.put_late(SCHEDULER_OWNER, lambda: render_scheduler_metrics(runners))
 
     def run_job(self, runner: CollectorRunner) -> RunResult:
         result = runner.run()
-        with self._meta_lock:
-            if not runner.retired:
-                self.cache.put(SCHEDULER_OWNER, render_scheduler_metrics(self.runners))
+        if not runner.retired:
+            self.cache.touch()  # the per-collector health is rendered when the page is next built
         if runner.collector.interval >= RARE_INTERVAL:
             # Rare, heavy runs (package lists, audits) leave freed memory in malloc's arenas; hand it back so
             # the agent's resident size stays at its steady state instead of its peak.
@@ -192,21 +191,8 @@ class Scheduler:
         return [r for r in results if r is not None]
 
     def start(self) -> None:
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max(4, len(self.runners) + 1))},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone="UTC",
-        )
-        now = time.time()
-        for i, runner in enumerate(self.runners):
-            c = runner.collector
-            trigger = IntervalTrigger(seconds=c.interval, jitter=int(c.jitter) or None, timezone="UTC")
-            # First runs are staggered by a fraction of a second so start-up is not one CPU spike.
-            first = now + 0.05 * i
-            scheduler.add_job(self.run_job, trigger, args=(runner,), id=runner.name, name=runner.name,
-                              next_run_time=_utc(first))
-        scheduler.start()
-        self._scheduler = scheduler
+        self._dispatcher = _Dispatcher(self.runners, self.run_job)
+        self._dispatcher.start()
         log.info("scheduled collectors: %s", ", ".join(
             f"{r.name}/{r.collector.interval:g}s" for r in self.runners) or "(none)")
 
@@ -214,9 +200,9 @@ class Scheduler:
         with self._meta_lock:
             for r in self.runners:
                 r.retired = True
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+            self._dispatcher = None
         for r in self.runners:
             try:
                 r.collector.close()
@@ -224,7 +210,49 @@ class Scheduler:
                 log.warning("closing collector %s: %s", r.name, exc)
 
 
-def _utc(ts: float) -> object:
-    from datetime import datetime, timezone
+class _Dispatcher(threading.Thread):
+    """Starts each collector's runs on its interval, on the monotonic clock (a corrected wall clock neither
+    stalls nor bunches them). A run still going when the next is due skips that turn (one instance at a time,
+    missed runs coalesced); each run gets ``uniform(0, jitter)`` seconds of delay so a fleet's daily audits do
+    not start in the same second. Sleeps until the next due run; first runs are staggered by 50 ms."""
 
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    def __init__(self, runners: Sequence[CollectorRunner], run: Callable[[CollectorRunner], object]) -> None:
+        super().__init__(name="scheduler", daemon=True)
+        self._runners = list(runners)
+        self._run = run
+        self._wake = threading.Event()
+        self._stopped = False
+        now = time.monotonic()
+        self._base = [now + 0.05 * i for i in range(len(self._runners))]  # the unjittered schedule
+        self._heap = [(self._base[i], i) for i in range(len(self._runners))]
+        heapq.heapify(self._heap)
+        self._busy: dict[int, threading.Thread] = {}
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stopped:
+            if not self._heap:
+                self._wake.wait()
+                continue
+            due, i = self._heap[0]
+            delay = due - time.monotonic()
+            if delay > 0:
+                self._wake.wait(delay)
+                continue
+            heapq.heappop(self._heap)
+            runner = self._runners[i]
+            busy = self._busy.get(i)
+            if busy is None or not busy.is_alive():
+                job = threading.Thread(target=self._run, args=(runner,), name=f"job-{runner.name}", daemon=True)
+                self._busy[i] = job
+                job.start()
+            interval = max(runner.collector.interval, 0.001)
+            now = time.monotonic()
+            self._base[i] += interval
+            if self._base[i] <= now:  # fell behind (a suspended VM): coalesce, do not run a burst
+                self._base[i] = now + interval
+            jitter = runner.collector.jitter
+            heapq.heappush(self._heap, (self._base[i] + (random.uniform(0, jitter) if jitter else 0.0), i))

@@ -20,6 +20,7 @@ from agent.collectors.node.arp import ArpCollector
 from agent.collectors.node.base import NodeFamily
 from agent.collectors.node.bonding import BondingCollector
 from agent.collectors.node.conntrack import ConntrackCollector
+from agent.collectors.node.edac import EdacCollector
 from agent.collectors.node.entropy import EntropyCollector
 from agent.collectors.node.filefd import FilefdCollector
 from agent.collectors.node.hwmon import HwmonCollector
@@ -57,6 +58,7 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "bonding": (BondingCollector, ("node_bonding_",)),
     "hwmon": (HwmonCollector, ("node_hwmon_",)),
     "netclass": (NetclassCollector, NETCLASS),
+    "edac": (EdacCollector, ("node_edac_",)),
     "softnet": (SoftnetCollector, ("node_softnet_",)),
     "arp": (ArpCollector, ("node_arp_",)),
     "udp_queues": (UdpQueuesCollector, ("node_udp_queues",)),
@@ -64,7 +66,7 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "netdev": (HealthCollector, ("node_network_receive_", "node_network_transmit_")),
 }
 # Hardware this machine does not have: compared on the synthetic tree only.
-ONLY_SYNTHETIC = ("mdadm", "bonding", "hwmon", "thermal_zone")
+ONLY_SYNTHETIC = ("mdadm", "bonding", "hwmon", "thermal_zone", "edac")
 # node_exporter series not claimed yet: node_disk_info (udev and sysfs block attributes).
 NOT_CLAIMED = ("node_disk_info",)
 UNTYPED_AS_GAUGE = ("node_netstat_", "node_vmstat_")

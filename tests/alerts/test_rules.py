@@ -38,6 +38,7 @@ KNOWN_METRICS = frozenset(
         "smartctl_device_smart_status", "smartctl_device_attribute", "smartctl_device_critical_warning",
         "smartctl_device_media_errors", "node_hwmon_temp_celsius", "node_hwmon_temp_max_celsius",
         "node_hwmon_temp_crit_celsius", "node_hwmon_temp_crit_alarm_celsius", "node_network_up",
+        "node_edac_correctable_errors_total", "node_edac_uncorrectable_errors_total",
         "node_memory_MemAvailable_bytes", "node_memory_MemFree_bytes", "node_memory_Buffers_bytes",
         "node_memory_Cached_bytes", "node_memory_SwapTotal_bytes", "node_memory_SwapFree_bytes",
         "node_vmstat_pgmajfault", "node_filesystem_size_bytes", "node_filesystem_avail_bytes",
