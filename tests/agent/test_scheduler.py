@@ -148,3 +148,38 @@ def test_undeclared_metrics_are_refused() -> None:
         assert "declared" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("wrong labels accepted")
+
+
+def test_a_hung_collector_is_started_once_and_the_others_keep_their_interval(tmp_path: Path) -> None:
+    """The dispatcher: a collector hung past its timeout is never started again while its thread lives, and a
+    1 s collector beside it keeps running about once a second; per-collector health reaches the page."""
+    Hanging.started, Counting.runs = 0, 0
+    Hanging.release.clear()
+    cache = ExpositionCache()
+    ctx = AgentContext(state_dir=tmp_path)
+    sched = Scheduler([Hanging(CollectorOptions(interval=1.0), ctx), Counting(CollectorOptions(interval=1.0), ctx)],
+                      cache)
+    sched.start()
+    try:
+        time.sleep(3.6)
+        assert Hanging.started == 1
+        assert 3 <= Counting.runs <= 5
+        health = samples(cache)
+        assert health[("shaobing_collector_success", (("collector", "hanging"),))] == 0
+        assert health[("shaobing_collector_success", (("collector", "counting"),))] == 1
+    finally:
+        Hanging.release.set()
+        sched.stop()
+
+
+def test_jitter_delays_each_run_within_its_bound(tmp_path: Path) -> None:
+    Counting.runs = 0
+    cache = ExpositionCache()
+    sched = Scheduler([Counting(CollectorOptions(interval=1.0, jitter=0.5), AgentContext(state_dir=tmp_path))],
+                      cache)
+    sched.start()
+    try:
+        time.sleep(3.2)
+    finally:
+        sched.stop()
+    assert 2 <= Counting.runs <= 4  # 1 s apart plus up to 0.5 s each: never a burst, never starved
