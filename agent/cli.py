@@ -59,6 +59,31 @@ def _config_error(exc: SchemaError) -> int:
     return EXIT_CONFIG
 
 
+def _write_pid_file(state_dir: str) -> None:
+    """``<state_dir>/agent.pid``: how install.sh finds this agent to stop it on upgrade (never by matching
+    command lines, which would also hit an administrator's shell). Removed at exit if it is still ours."""
+    import atexit
+
+    from agent.service import resolve_state_dir
+
+    path = resolve_state_dir(state_dir) / "agent.pid"
+    mine = f"{os.getpid()}\n"
+    try:
+        path.write_text(mine, encoding="ascii")
+    except OSError as exc:
+        log.warning("cannot write %s: %s", path, exc.strerror or exc)
+        return
+
+    def remove() -> None:
+        try:
+            if path.read_text(encoding="ascii") == mine:
+                path.unlink()
+        except OSError:
+            pass
+
+    atexit.register(remove)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.audit.runner import no_core_dumps
     from agent.service import Agent
@@ -76,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(config.log_level)
     if path is None:
         log.info("no configuration file at %s: zero-config defaults", DEFAULT_CONFIG_PATH)
+    _write_pid_file(config.state_dir)
     agent = Agent(config, path)
     try:
         agent.run_forever()

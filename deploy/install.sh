@@ -82,21 +82,20 @@ fi
 
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
-# PIDs of processes running our venv's programs: argv[0] is one of them, or argv[0] is a Python interpreter and
-# argv[1] is one of them. Only that: an administrator's shell whose command line merely mentions the venv
-# (`bash -c 'bash install.sh && /opt/shaobing/venv/bin/shaobing version'`) is not ours to stop.
+# The running agent's PID, from the pid file it writes in its state directory (agent/cli.py), checked against
+# /proc so a stale file whose PID now belongs to another program is ignored. Nothing is found by matching
+# command lines: an administrator's shell that merely names the venv is not ours to stop.
 our_pids() {
-    local p a0 a1
-    for p in /proc/[0-9]*; do
-        [ -r "$p/cmdline" ] || continue
-        { IFS= read -r -d '' a0 && IFS= read -r -d '' a1; } < "$p/cmdline" 2>/dev/null || a1=""
-        case $a0 in
-            "$VENV/bin/"*) echo "${p#/proc/}" ;;
-            */python|*/python3|*/python3.*|python|python3|python3.*)
-                case $a1 in "$VENV/bin/"*) echo "${p#/proc/}" ;; esac ;;
-        esac
-        a0="" a1=""
-    done
+    local f=$STATE_DIR/agent.pid pid a0 a1 a2
+    [ -r "$f" ] || return 0
+    pid=$(tr -dc '0-9' < "$f")
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    { IFS= read -r -d '' a0 && IFS= read -r -d '' a1 && IFS= read -r -d '' a2; } < "/proc/$pid/cmdline" 2>/dev/null \
+        || true
+    # the venv's shaobing script run by its Python (argv: python shaobing agent ...), or setpriv's exec of it
+    case "$a0 $a1 $a2" in
+        *"$VENV/bin/shaobing agent"*|"$VENV/bin/shaobing agent"*) echo "$pid" ;;
+    esac
 }
 
 stop_agent() {

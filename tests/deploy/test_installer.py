@@ -102,9 +102,21 @@ def test_install_run_upgrade_uninstall(root: DebianRoot) -> None:
     (root.path / "var/lib/shaobing/marker").write_text("state")
     # (The trailing command keeps that shell from being exec'd as PID 1 of the test's namespace, which no signal
     # without a handler can stop.)
-    again = root.run("bash -c 'bash /bundle/install.sh --township 别的镇 && /opt/shaobing/venv/bin/shaobing version'; "
-                     "rc=$?; exit $rc")
+    # The agent is running (started as the unit would): the upgrade finds it by its pid file and stops it.
+    again = root.run(
+        "exec_start=$(sed -n 's/^ExecStart=//p' /etc/systemd/system/shaobing-agent.service)\n"
+        "setpriv --reuid=shaobing --regid=shaobing --init-groups --inh-caps=+dac_read_search "
+        "--ambient-caps=+dac_read_search $exec_start > /tmp/agent.log 2>&1 &\n"
+        "agent=$!\n"
+        "for i in $(seq 1 100); do [ -s /var/lib/shaobing/agent.pid ] && break; sleep 0.1; done\n"
+        "echo \"AGENT_PID=$(cat /var/lib/shaobing/agent.pid)\"\n"
+        "bash -c 'bash /bundle/install.sh --township 别的镇 && /opt/shaobing/venv/bin/shaobing version'; rc=$?\n"
+        "kill -0 $agent 2>/dev/null && echo AGENT_STILL_RUNNING\n"
+        "exit $rc")
     assert again.returncode == 0, again.output  # 143 before: the installer killed the shell it ran in
+    agent_pid = re.search(r"AGENT_PID=(\d+)", again.stdout)
+    assert agent_pid, again.output
+    assert f"PID {agent_pid.group(1)}" in again.output and "AGENT_STILL_RUNNING" not in again.stdout
     assert "升级 upgrade" in again.stdout and "password:" not in again.stdout
     assert "shaobing " in again.stdout.splitlines()[-1]  # the version line after the upgrade
     assert "existing configuration kept" in again.stderr
