@@ -8,6 +8,7 @@ ufw, each under a timeout.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import Mapping, Sequence
@@ -166,7 +167,7 @@ def exposed_sockets(
         service = RISKY_PROCESSES.get(process) or next((RISKY_USERS[u] for u in sorted(users) if u in RISKY_USERS),
                                                        None) or catalogue.get((port, proto))
         bind = ("::" if ":" in ip else "0.0.0.0") if ip in WILDCARDS else ip
-        if service is None and identify is not None and proto == "tcp":
+        if service is None and identify is not None and proto == "tcp" and getattr(c, "pid", None) != os.getpid():
             answer = identify(("::1" if ":" in ip else "127.0.0.1") if ip in WILDCARDS else ip, port)
             service = answer if answer in RISKY_ANSWERS else None
         if service is None:

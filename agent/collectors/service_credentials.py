@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -223,7 +224,7 @@ class ServiceCredentialsCollector(Collector):
             if service is None and port == self.opts.tomcat_port and name == "java":
                 service = "tomcat"
             host = ("::1" if ":" in ip else "127.0.0.1") if ip in WILDCARDS else ip
-            if service is None:
+            if service is None and c.pid != os.getpid():  # never probe the agent's own endpoint
                 # A renamed binary on a moved port: what it answers says what it is.
                 answer = prober(host, port)
                 service = answer if answer in ("ftp", "mysql", "redis", "postgresql") else None
