@@ -80,6 +80,12 @@ class ExpositionCache:
         # collectors ending within one scrape interval cost one compression, not twenty.
         self._stale = True
 
+    def refresh(self) -> None:
+        """Build the page now if anything changed: the scheduler calls this shortly after collectors finish, so
+        a scrape finds the page already built (page() builds only when asked within that short delay)."""
+        if self._stale:
+            self._build()
+
     def _build(self) -> tuple[bytes, bytes]:
         with self._lock:
             if self._stale:

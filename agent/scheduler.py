@@ -170,6 +170,8 @@ class Scheduler:
         result = runner.run()
         if not runner.retired:
             self.cache.touch()  # the per-collector health is rendered when the page is next built
+            if self._dispatcher is not None:
+                self._dispatcher.refresh_soon()
         if runner.collector.interval >= RARE_INTERVAL:
             # Rare, heavy runs (package lists, audits) leave freed memory in malloc's arenas; hand it back so
             # the agent's resident size stays at its steady state instead of its peak.
@@ -191,7 +193,7 @@ class Scheduler:
         return [r for r in results if r is not None]
 
     def start(self) -> None:
-        self._dispatcher = _Dispatcher(self.runners, self.run_job)
+        self._dispatcher = _Dispatcher(self.runners, self.run_job, self.cache.refresh)
         self._dispatcher.start()
         log.info("scheduled collectors: %s", ", ".join(
             f"{r.name}/{r.collector.interval:g}s" for r in self.runners) or "(none)")
@@ -214,12 +216,19 @@ class _Dispatcher(threading.Thread):
     """Starts each collector's runs on its interval, on the monotonic clock (a corrected wall clock neither
     stalls nor bunches them). A run still going when the next is due skips that turn (one instance at a time,
     missed runs coalesced); each run gets ``uniform(0, jitter)`` seconds of delay so a fleet's daily audits do
-    not start in the same second. Sleeps until the next due run; first runs are staggered by 50 ms."""
+    not start in the same second. Sleeps until the next due run or page build (REFRESH_DELAY after collectors
+    finish, so scrapes read a page already built); first runs are staggered by 50 ms."""
 
-    def __init__(self, runners: Sequence[CollectorRunner], run: Callable[[CollectorRunner], object]) -> None:
+    # Collectors finishing within this delay share one page build (join + gzip), done here, off the scrape path.
+    REFRESH_DELAY = 0.2
+
+    def __init__(self, runners: Sequence[CollectorRunner], run: Callable[[CollectorRunner], object],
+                 refresh: Callable[[], None]) -> None:
         super().__init__(name="scheduler", daemon=True)
         self._runners = list(runners)
         self._run = run
+        self._refresh = refresh
+        self._refresh_at: Optional[float] = None
         self._wake = threading.Event()
         self._stopped = False
         now = time.monotonic()
@@ -232,15 +241,25 @@ class _Dispatcher(threading.Thread):
         self._stopped = True
         self._wake.set()
 
+    def refresh_soon(self) -> None:
+        if self._refresh_at is None:
+            self._refresh_at = time.monotonic() + self.REFRESH_DELAY
+            self._wake.set()
+
     def run(self) -> None:
         while not self._stopped:
-            if not self._heap:
+            self._wake.clear()
+            now = time.monotonic()
+            if self._refresh_at is not None and self._refresh_at <= now:
+                self._refresh_at = None
+                self._refresh()
+            due, i = self._heap[0] if self._heap else (None, -1)
+            wake_at = min(t for t in (due, self._refresh_at) if t is not None) if (due or self._refresh_at) else None
+            if wake_at is None:
                 self._wake.wait()
                 continue
-            due, i = self._heap[0]
-            delay = due - time.monotonic()
-            if delay > 0:
-                self._wake.wait(delay)
+            if due is None or due > now:
+                self._wake.wait(max(0.0, wake_at - now))
                 continue
             heapq.heappop(self._heap)
             runner = self._runners[i]

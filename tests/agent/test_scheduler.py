@@ -183,3 +183,19 @@ def test_jitter_delays_each_run_within_its_bound(tmp_path: Path) -> None:
     finally:
         sched.stop()
     assert 2 <= Counting.runs <= 4  # 1 s apart plus up to 0.5 s each: never a burst, never starved
+
+
+def test_the_page_is_built_off_the_scrape_path_soon_after_collectors_finish(tmp_path: Path) -> None:
+    Counting.runs = 0
+    cache = ExpositionCache()
+    sched = Scheduler([Counting(CollectorOptions(interval=60.0), AgentContext(state_dir=tmp_path))], cache)
+    sched.start()
+    try:
+        deadline = time.monotonic() + 5
+        while (Counting.runs < 1 or cache._stale) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Counting.runs == 1
+        assert not cache._stale, "the dispatcher did not build the page"
+        assert b"test_value 42" in cache._page[0]  # already there, before any page() call
+    finally:
+        sched.stop()
