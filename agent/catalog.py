@@ -48,6 +48,9 @@ class Sample:
     labels: tuple[tuple[str, str], ...]
     value: float
 
+    def label(self, name: str) -> str:
+        return next((v for k, v in self.labels if k == name), "")
+
 
 @dataclass
 class _Family:

@@ -16,11 +16,15 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 from agent import __version__
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, default_config, load_config
 from agent.schema import SchemaError
+
+if TYPE_CHECKING:
+    from agent.scheduler import Scheduler
 
 __all__ = ["main"]
 
@@ -135,7 +139,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from agent.exporter import ExpositionCache
-    from agent.report import Section, render_text
+    from agent.report import Section, render_json, render_text
     from agent.scheduler import Scheduler
     from agent.service import build_collectors
 
@@ -147,10 +151,17 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("提示: 非 root 运行, 口令审计等检查可能无法读取 /etc/shadow (run as root for the full report)\n",
               file=sys.stderr)
+    level = _baseline_level(args.baseline) if args.baseline else None
+    if args.baseline and level is None:
+        print(f"--baseline {args.baseline}: 未知的基线 (unknown baseline; known: gbt22239-2, gbt22239-3)",
+              file=sys.stderr)
+        return EXIT_CONFIG
     # The same runner as the agent: concurrent, each collector bounded by its own timeout.
     scheduler = Scheduler(build_collectors(config), ExpositionCache())
     try:
         scheduler.run_all_once()
+        if level is not None:
+            return _print_baseline(scheduler, level, args.format)
         sections: list[Section] = []
         for runner in scheduler.runners:
             collector, result = runner.collector, runner.last
@@ -168,10 +179,35 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 sections.append(section)
     finally:
         scheduler.stop()
-    print(f"哨兵 Shaobing {__version__} 本机检查报告 (local scan report)\n")
-    print(render_text(sections))
     critical = any(f.severity == "critical" for s in sections for f in s.findings)
+    if args.format == "json":
+        print(render_json(sections, f"shaobing {__version__}"))
+    else:
+        print(f"哨兵 Shaobing {__version__} 本机检查报告 (local scan report)\n")
+        print(render_text(sections))
     return EXIT_FAILED if critical else EXIT_OK
+
+
+def _baseline_level(name: str) -> Optional[int]:
+    return {"gbt22239-2": 2, "gbt22239-3": 3, "gbt22239-2019-2": 2, "gbt22239-2019-3": 3}.get(name.lower())
+
+
+def _print_baseline(scheduler: Scheduler, level: int, fmt: str) -> int:
+    """The 等保 self-check for ``level``, with what the other collectors just found; exit 1 when a check fails."""
+    from agent.baseline.engine import render_json as baseline_json
+    from agent.baseline.engine import render_report
+    from agent.collector import AgentContext
+    from agent.collectors.baseline import BaselineCollector, BaselineOptions
+
+    found = [r.collector for r in scheduler.runners if isinstance(r.collector, BaselineCollector)]
+    if found:
+        collector = found[0]
+    else:  # disabled in the configuration: the scan still runs it, with the default thresholds
+        context = scheduler.runners[0].collector.context if scheduler.runners else AgentContext(Path("/tmp"))
+        collector = BaselineCollector(BaselineOptions(), context)
+    result = collector.evaluate(level)
+    print(baseline_json(result) if fmt == "json" else render_report(result), end="")
+    return EXIT_FAILED if result.count("fail") else EXIT_OK
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -236,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = sub.add_parser("scan", help="print the full local report (run as root)")
     scan.add_argument("--config")
+    scan.add_argument("--baseline", metavar="NAME",
+                      help="等保 2.0 self-check instead of the risk report: gbt22239-2 or gbt22239-3 (level)")
+    scan.add_argument("--format", choices=("text", "json"), default="text", help="text (Chinese) or json")
     scan.set_defaults(func=cmd_scan)
 
     config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)

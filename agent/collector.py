@@ -60,6 +60,9 @@ class AgentContext:
     expose_masked_names: bool = False
     # The values of the agent's labels (township, site ...): the site's own names, for the password check.
     site_labels: tuple[str, ...] = ()
+    # The samples of another collector's last successful run, by name (None when it has not succeeded, is
+    # disabled or does not exist). Set by ``build_collectors``; read-only for the caller.
+    peers: Callable[[str], Optional[MetricSet]] = field(default=lambda name: None)
 
 
 class Collector:
@@ -75,6 +78,9 @@ class Collector:
     default_jitter: ClassVar[float] = 0.0
     # Disabled unless the operator turns it on (e.g. an optional slow job).
     default_enabled: ClassVar[bool] = True
+    # Collectors whose results this one reads (through ``context.peers``): its first run waits until each of
+    # them has finished one run (at most ``Scheduler.WAIT_LIMIT``), and ``run_all_once`` runs it after them.
+    waits_for: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
         self.options = options

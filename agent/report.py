@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-__all__ = ["Finding", "Section", "render_text"]
+__all__ = ["Finding", "Section", "render_text", "render_json"]
 
 Severity = Literal["critical", "warning", "info"]
 
@@ -46,3 +47,8 @@ def render_text(sections: Sequence[Section]) -> str:
             lines.append(f"  * {note}")
         lines.append("")
     return "\n".join(lines)
+
+
+def render_json(sections: Sequence[Section], tool: str) -> str:
+    """The same report for tools: sections with their findings (severity, title, detail, fix) and notes."""
+    return json.dumps({"tool": tool, "sections": [asdict(s) for s in sections]}, ensure_ascii=False, indent=2)

@@ -157,6 +157,9 @@ def render_scheduler_metrics(runners: Sequence[CollectorRunner]) -> bytes:
 class Scheduler:
     """One job per enabled collector on its interval (with its jitter), feeding one ExpositionCache."""
 
+    # How long a collector's first run waits for the collectors it reads (``waits_for``) to have run once.
+    WAIT_LIMIT = 900.0
+
     def __init__(self, collectors: Sequence[Collector], cache: ExpositionCache) -> None:
         self.cache = cache
         self.runners = [CollectorRunner(c, cache) for c in collectors]
@@ -179,21 +182,25 @@ class Scheduler:
         return result
 
     def run_all_once(self) -> list[RunResult]:
-        """Run every collector once, concurrently, each within its timeout (``shaobing agent once``)."""
+        """Run every collector once, concurrently, each within its timeout (``shaobing agent once``); those
+        that read other collectors' results (``waits_for``) run after the rest have finished."""
         results: list[Optional[RunResult]] = [None] * len(self.runners)
 
         def one(i: int) -> None:
             results[i] = self.run_job(self.runners[i])
 
-        threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(self.runners))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        waiting = [bool(r.collector.waits_for) for r in self.runners]
+        for phase in (False, True):
+            threads = [threading.Thread(target=one, args=(i,), daemon=True)
+                       for i in range(len(self.runners)) if waiting[i] is phase]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         return [r for r in results if r is not None]
 
     def start(self) -> None:
-        self._dispatcher = _Dispatcher(self.runners, self.run_job, self.cache.refresh)
+        self._dispatcher = _Dispatcher(self.runners, self.run_job, self.cache.refresh, self.WAIT_LIMIT)
         self._dispatcher.start()
         log.info("scheduled collectors: %s", ", ".join(
             f"{r.name}/{r.collector.interval:g}s" for r in self.runners) or "(none)")
@@ -222,10 +229,18 @@ class _Dispatcher(threading.Thread):
     # Collectors finishing within this delay share one page build (join + gzip), done here, off the scrape path.
     REFRESH_DELAY = 0.2
 
+    # A run waiting for the collectors it reads looks again this often.
+    WAIT_STEP = 2.0
+
     def __init__(self, runners: Sequence[CollectorRunner], run: Callable[[CollectorRunner], object],
-                 refresh: Callable[[], None]) -> None:
+                 refresh: Callable[[], None], wait_limit: float = 900.0) -> None:
         super().__init__(name="scheduler", daemon=True)
         self._runners = list(runners)
+        by_name = {r.name: r for r in self._runners}
+        # Runner index -> the runners its first run waits for (only those configured here).
+        self._waits = {i: [by_name[n] for n in r.collector.waits_for if n in by_name and n != r.name]
+                       for i, r in enumerate(self._runners) if r.collector.waits_for}
+        self._wait_until = time.monotonic() + wait_limit
         self._run = run
         self._refresh = refresh
         self._refresh_at: Optional[float] = None
@@ -263,6 +278,12 @@ class _Dispatcher(threading.Thread):
                 continue
             heapq.heappop(self._heap)
             runner = self._runners[i]
+            if i in self._waits:
+                if any(peer.last is None for peer in self._waits[i]) and now < self._wait_until:
+                    heapq.heappush(self._heap, (now + self.WAIT_STEP, i))  # not its turn yet: look again soon
+                    continue
+                del self._waits[i]  # only the first run waits
+                self._base[i] = now
             busy = self._busy.get(i)
             if busy is None or not busy.is_alive():
                 job = threading.Thread(target=self._run, args=(runner,), name=f"job-{runner.name}", daemon=True)

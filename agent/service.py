@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+from agent.catalog import MetricSet
 from agent.collector import AgentContext, Collector
 from agent.collectors import registry
 from agent.config import AgentConfig, load_config, parse_listen
@@ -53,6 +54,13 @@ def build_collectors(config: AgentConfig, only: Optional[set[str]] = None) -> li
         elif not opts.enabled:
             continue
         collectors.append(cls(opts, context))
+    by_name = {c.name: c for c in collectors}
+
+    def peers(name: str) -> Optional[MetricSet]:
+        peer = by_name.get(name)
+        return peer.last_metrics if peer is not None else None
+
+    context.peers = peers
     return collectors
 
 

@@ -18,7 +18,8 @@ from typing import Optional
 
 from agent.process import CommandError, run
 
-__all__ = ["SSH_SETTINGS", "SshSettings", "SshRisk", "effective_settings", "parse_config", "assess", "match_specs"]
+__all__ = ["SSH_SETTINGS", "SshSettings", "SshRisk", "effective_settings", "parse_config", "assess",
+    "match_specs", "config_lines"]
 
 # Exported setting label -> sshd keyword (lower case, as `sshd -T` prints it).
 SSH_SETTINGS: dict[str, str] = {
@@ -58,11 +59,13 @@ class SshResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _config_lines(path: Path, depth: int = 0, base: Optional[Path] = None) -> list[tuple[str, str, str]]:
+def config_lines(
+    path: Path, depth: int = 0, base: Optional[Path] = None, root: Optional[Path] = None
+) -> list[tuple[str, str, str]]:
     """(keyword lower, value, "file:line") with Includes expanded in place.
 
     sshd resolves a relative Include against /etc/ssh; for a configuration elsewhere (tests, chroots) the
-    main file's directory plays that role.
+    main file's directory plays that role. With ``root``, absolute Include patterns are taken under it.
     """
     base = base or path.parent
     if depth > _MAX_INCLUDE_DEPTH:
@@ -84,8 +87,10 @@ def _config_lines(path: Path, depth: int = 0, base: Optional[Path] = None) -> li
             for pattern in value.split():
                 if not pattern.startswith("/"):
                     pattern = str(base / pattern)
+                elif root is not None:
+                    pattern = str(root / pattern.lstrip("/"))
                 for inc in sorted(glob.glob(pattern)):
-                    out.extend(_config_lines(Path(inc), depth + 1, base))
+                    out.extend(config_lines(Path(inc), depth + 1, base, root))
             continue
         out.append((key, value, f"{path}:{lineno}"))
     return out
@@ -96,7 +101,7 @@ def parse_config(path: Path) -> list[SshSettings]:
     glob_vals: dict[str, str] = {}
     blocks: list[SshSettings] = []
     current: Optional[SshSettings] = None
-    for key, value, _ in _config_lines(path):
+    for key, value, _ in config_lines(path):
         if key == "match":
             current = SshSettings(f"Match {value}", {})
             blocks.append(current)
@@ -134,7 +139,7 @@ def _addr_from_pattern(pattern: str) -> Optional[str]:
 def match_specs(path: Path, groups: Optional[dict[str, list[str]]] = None) -> list[tuple[str, str]]:
     """(context, ``-C`` spec) for each Match block whose criteria can be satisfied by a made-up connection."""
     specs: list[tuple[str, str]] = []
-    for key, value, _ in _config_lines(path):
+    for key, value, _ in config_lines(path):
         if key != "match":
             continue
         words = value.split()

@@ -43,6 +43,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("pii", "PiiCollector"),
     ("permissions", "PermissionsCollector"),
     ("audit_status", "AuditStatusCollector"),
+    ("baseline", "BaselineCollector"),
 )
 
 
