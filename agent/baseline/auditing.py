@@ -112,6 +112,7 @@ def _logrotate_blocks(host: HostView) -> tuple[dict[str, str], list[tuple[list[s
         seen.add(path)
         current: Optional[tuple[list[str], dict[str, str], str]] = None
         in_script = False
+        pending: list[str] = []  # log paths before a "{" on a later line (Debian's rsyslog stanza)
         for where, line in host.lines(path):
             word = line.split()[0]
             if in_script:
@@ -121,8 +122,12 @@ def _logrotate_blocks(host: HostView) -> tuple[dict[str, str], list[tuple[list[s
                 in_script = True
                 continue
             if line.endswith("{"):
-                current = (line[:-1].split(), {}, where)
+                current = (pending + line[:-1].split(), {}, where)
+                pending = []
                 blocks.append(current)
+                continue
+            if current is None and word.startswith(("/", '"')):
+                pending.extend(p.strip('"') for p in line.split())
                 continue
             if line == "}":
                 current = None

@@ -56,7 +56,8 @@ def no_weak_password(host: HostView, th: Thresholds) -> CheckResult:
     for s in metrics.samples("shaobing_password_accounts"):
         counts[s.label("reason")] += s.value
     weak = {r: int(counts[r]) for r in _WEAK_REASONS if counts.get(r)}
-    coverage = metrics.get("shaobing_password_audit_coverage_ratio")
+    ratios = [x.value for x in metrics.samples("shaobing_password_audit_coverage_ratio")]
+    coverage = min(ratios) if ratios else None
     evidence = [f"口令审计: {r} {n} 个账户" for r, n in weak.items()] or ["口令审计: 未发现空口令、弱口令或过时哈希"]
     if weak:
         return CheckResult("fail", evidence, "按 shaobing scan 的“口令审计”一节逐个修改这些账户的口令")
