@@ -36,7 +36,7 @@ KNOWN_METRICS = frozenset(
         "node_cpu_seconds_total", "node_load1", "node_load5", "node_load15", "node_memory_MemTotal_bytes",
         "node_md_disks", "node_md_disks_required", "node_bonding_active", "node_bonding_slaves",
         "smartctl_device_smart_status", "smartctl_device_attribute", "smartctl_device_critical_warning",
-        "smartctl_device_media_errors", "node_hwmon_temp_celsius", "node_hwmon_temp_max_celsius",
+        "smartctl_device_media_errors", "shaobing_baseline_pass_ratio", "node_hwmon_temp_celsius", "node_hwmon_temp_max_celsius",
         "node_hwmon_temp_crit_celsius", "node_hwmon_temp_crit_alarm_celsius", "node_network_up",
         "node_edac_correctable_errors_total", "node_edac_uncorrectable_errors_total",
         "node_memory_MemAvailable_bytes", "node_memory_MemFree_bytes", "node_memory_Buffers_bytes",
