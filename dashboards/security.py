@@ -25,6 +25,7 @@ from dashboards.panels import (
     table,
     timeseries,
 )
+from dashboards.security_baseline import with_baseline_section
 from dashboards.thresholds import Thresholds
 from dashboards.variables import FLEET, RISKY_PASSWORD
 from dashboards.variables import ROLLUP as R
@@ -275,4 +276,4 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             width=12,
         ),
     )
-    return d
+    return with_baseline_section(d)
