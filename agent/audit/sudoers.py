@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 __all__ = ["NopasswdRule", "read_sudoers", "nopasswd_accounts"]
 
@@ -58,7 +59,7 @@ def _include_dir(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_file() and "." not in p.name and not p.name.endswith("~"))
 
 
-def _parse(path: Path, out: _Parsed, depth: int) -> None:
+def _parse(path: Path, out: _Parsed, depth: int, root: Optional[Path] = None) -> None:
     if depth > _MAX_DEPTH:
         return
     try:
@@ -72,9 +73,11 @@ def _parse(path: Path, out: _Parsed, depth: int) -> None:
             target = Path(m.group(2))
             if not target.is_absolute():
                 target = path.parent / target
+            elif root is not None:  # a tree under a root (a chroot, a test): its /etc/sudoers.d, not ours
+                target = root / str(target).lstrip("/")
             files = _include_dir(target) if m.group(1) == "includedir" else [target]
             for f in files:
-                _parse(f, out, depth + 1)
+                _parse(f, out, depth + 1, root)
             continue
         line = _strip_comment(line)
         if not line:
@@ -104,9 +107,10 @@ def _parse(path: Path, out: _Parsed, depth: int) -> None:
             out.rules.append(NopasswdRule(f"{path}:{lineno}", users))
 
 
-def read_sudoers(path: Path) -> tuple[list[NopasswdRule], dict[str, list[str]]]:
+def read_sudoers(path: Path, root: Optional[Path] = None) -> tuple[list[NopasswdRule], dict[str, list[str]]]:
+    """The NOPASSWD rules and user aliases; with ``root``, absolute include paths are taken under it."""
     parsed = _Parsed()
-    _parse(path, parsed, 0)
+    _parse(path, parsed, 0, root)
     return parsed.rules, parsed.aliases
 
 
@@ -114,12 +118,13 @@ def nopasswd_accounts(
     path: Path,
     accounts: Iterable[tuple[str, int, int]],
     groups: dict[str, tuple[int, list[str]]],
+    root: Optional[Path] = None,
 ) -> dict[str, str]:
     """Account name -> the rule ("file:line") that lets it sudo without a password.
 
     ``accounts`` are (name, uid, primary gid); ``groups`` is /etc/group as name -> (gid, members).
     """
-    rules, aliases = read_sudoers(path)
+    rules, aliases = read_sudoers(path, root)
     accs = list(accounts)
     by_uid = {uid: name for name, uid, _ in accs}
     found: dict[str, str] = {}

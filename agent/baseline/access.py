@@ -159,7 +159,7 @@ def sudo_least_privilege(host: HostView, th: Thresholds) -> CheckResult:
             groups[f[0]] = (int(f[2]), [m for m in f[3].split(",") if m])
     accounts = [(a.name, a.uid, a.gid) for a in host.accounts]
     try:
-        nopasswd = nopasswd_accounts(sudoers, accounts, groups)
+        nopasswd = nopasswd_accounts(sudoers, accounts, groups, host.root if str(host.root) != "/" else None)
     except OSError as exc:
         return CheckResult("manual", [f"无法读取 /etc/sudoers: {exc.strerror}"], "以 root 运行检查")
     nopasswd.pop("root", None)

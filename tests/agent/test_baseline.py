@@ -456,3 +456,24 @@ def test_scan_baseline_command(tmp_path: Path) -> None:
     assert checks["os_supported"] in ("pass", "fail")   # the versions collector ran before it
     run = subprocess.run([SHAOBING, "scan", "--baseline", "iso27001"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "iso27001" in run.stderr
+
+
+def test_sudo_includes_are_read_under_the_checked_root(tmp_path: Path) -> None:
+    root = make_host(tmp_path, "debian12")
+    write(root, "etc/sudoers", "root ALL=(ALL:ALL) ALL\n%sudo ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n", 0o440)
+    assert evaluate(root)["sudo_least_privilege"].status == "pass"
+    write(root, "etc/sudoers.d/ops", "zhangsan ALL=(ALL) NOPASSWD: ALL\n", 0o440)
+    result = evaluate(root)["sudo_least_privilege"]
+    assert result.status == "fail"
+    assert any(e.startswith("zhangsan: 免密 sudo (/etc/sudoers.d/ops:1)") for e in result.evidence), result.evidence
+
+
+def test_the_documentation_lists_every_check_and_threshold() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "baseline.md").read_text()
+    for spec in ALL_CHECKS:
+        assert f"`{spec.id}`" in doc, spec.id
+    from dataclasses import fields
+
+    for f in fields(BaselineOptions):
+        if f.name not in ("enabled", "interval", "timeout", "jitter", "root"):
+            assert f"`{f.name}`" in doc, f.name
