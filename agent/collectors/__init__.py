@@ -26,6 +26,7 @@ _COLLECTORS: tuple[tuple[str, str], ...] = (
     ("node.hwmon", "HwmonCollector"),
     ("node.thermal_zone", "ThermalZoneCollector"),
     ("node.edac", "EdacCollector"),
+    ("node.power_supply", "PowerSupplyCollector"),
     ("node.systemd", "SystemdCollector"),
     ("node.textfile", "TextfileCollector"),
     ("smart", "SmartCollector"),

@@ -27,6 +27,7 @@ from agent.collectors.node.hwmon import HwmonCollector
 from agent.collectors.node.mdadm import MdadmCollector
 from agent.collectors.node.netclass import NetclassCollector
 from agent.collectors.node.netstat import NetstatCollector
+from agent.collectors.node.power_supply import PowerSupplyCollector
 from agent.collectors.node.pressure import PressureCollector
 from agent.collectors.node.sockstat import SockstatCollector
 from agent.collectors.node.softnet import SoftnetCollector
@@ -59,6 +60,7 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "hwmon": (HwmonCollector, ("node_hwmon_",)),
     "netclass": (NetclassCollector, NETCLASS),
     "edac": (EdacCollector, ("node_edac_",)),
+    "powersupplyclass": (PowerSupplyCollector, ("node_power_supply_",)),
     "softnet": (SoftnetCollector, ("node_softnet_",)),
     "arp": (ArpCollector, ("node_arp_",)),
     "udp_queues": (UdpQueuesCollector, ("node_udp_queues",)),
@@ -66,7 +68,7 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
     "netdev": (HealthCollector, ("node_network_receive_", "node_network_transmit_")),
 }
 # Hardware this machine does not have: compared on the synthetic tree only.
-ONLY_SYNTHETIC = ("mdadm", "bonding", "hwmon", "thermal_zone", "edac")
+ONLY_SYNTHETIC = ("mdadm", "bonding", "hwmon", "thermal_zone", "edac", "powersupplyclass")
 # node_exporter series not claimed yet: node_disk_info (udev and sysfs block attributes).
 NOT_CLAIMED = ("node_disk_info",)
 UNTYPED_AS_GAUGE = ("node_netstat_", "node_vmstat_")
@@ -84,7 +86,9 @@ def parse(text: str, prefixes: tuple[str, ...]) -> tuple[Series, dict[str, str]]
         for s in fam.samples:
             if s.name.startswith(prefixes) and s.name not in NOT_CLAIMED and not (
                     s.name == "node_network_transmit_queue_length" and prefixes != NETCLASS):
-                series[(s.name, tuple(sorted(s.labels.items())))] = s.value
+                # An empty label value is no label at all in Prometheus (info metrics with optional fields).
+                labels = tuple(sorted((k, v) for k, v in s.labels.items() if v != ""))
+                series[(s.name, labels)] = s.value
                 types[s.name] = f"{fam.type}|{fam.documentation}"
     return series, types
 
