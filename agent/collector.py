@@ -79,7 +79,7 @@ class Collector:
     # Disabled unless the operator turns it on (e.g. an optional slow job).
     default_enabled: ClassVar[bool] = True
     # Collectors whose results this one reads (through ``context.peers``): its first run waits until each of
-    # them has finished one run (at most ``Scheduler.WAIT_LIMIT``), and ``run_all_once`` runs it after them.
+    # them has finished one run (at most ``peer_wait`` seconds), and ``run_all_once`` runs it after them.
     waits_for: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
@@ -99,6 +99,12 @@ class Collector:
     @property
     def jitter(self) -> float:
         return self.options.jitter if self.options.jitter is not None else self.default_jitter
+
+    @property
+    def peer_wait(self) -> float:
+        """How long the first run waits for the ``waits_for`` collectors (an option where a collector has it)."""
+        value = getattr(self.options, "peer_wait", None)
+        return float(value) if value is not None else 900.0
 
     def new_metric_set(self) -> MetricSet:
         return MetricSet(self.metrics)

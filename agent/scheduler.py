@@ -157,8 +157,6 @@ def render_scheduler_metrics(runners: Sequence[CollectorRunner]) -> bytes:
 class Scheduler:
     """One job per enabled collector on its interval (with its jitter), feeding one ExpositionCache."""
 
-    # How long a collector's first run waits for the collectors it reads (``waits_for``) to have run once.
-    WAIT_LIMIT = 900.0
 
     def __init__(self, collectors: Sequence[Collector], cache: ExpositionCache) -> None:
         self.cache = cache
@@ -200,7 +198,7 @@ class Scheduler:
         return [r for r in results if r is not None]
 
     def start(self) -> None:
-        self._dispatcher = _Dispatcher(self.runners, self.run_job, self.cache.refresh, self.WAIT_LIMIT)
+        self._dispatcher = _Dispatcher(self.runners, self.run_job, self.cache.refresh)
         self._dispatcher.start()
         log.info("scheduled collectors: %s", ", ".join(
             f"{r.name}/{r.collector.interval:g}s" for r in self.runners) or "(none)")
@@ -233,14 +231,15 @@ class _Dispatcher(threading.Thread):
     WAIT_STEP = 2.0
 
     def __init__(self, runners: Sequence[CollectorRunner], run: Callable[[CollectorRunner], object],
-                 refresh: Callable[[], None], wait_limit: float = 900.0) -> None:
+                 refresh: Callable[[], None]) -> None:
         super().__init__(name="scheduler", daemon=True)
         self._runners = list(runners)
         by_name = {r.name: r for r in self._runners}
         # Runner index -> the runners its first run waits for (only those configured here).
         self._waits = {i: [by_name[n] for n in r.collector.waits_for if n in by_name and n != r.name]
                        for i, r in enumerate(self._runners) if r.collector.waits_for}
-        self._wait_until = time.monotonic() + wait_limit
+        # ... and until when (each collector's ``peer_wait`` from now).
+        self._wait_until = {i: time.monotonic() + self._runners[i].collector.peer_wait for i in self._waits}
         self._run = run
         self._refresh = refresh
         self._refresh_at: Optional[float] = None
@@ -279,7 +278,7 @@ class _Dispatcher(threading.Thread):
             heapq.heappop(self._heap)
             runner = self._runners[i]
             if i in self._waits:
-                if any(peer.last is None for peer in self._waits[i]) and now < self._wait_until:
+                if any(peer.last is None for peer in self._waits[i]) and now < self._wait_until[i]:
                     heapq.heappush(self._heap, (now + self.WAIT_STEP, i))  # not its turn yet: look again soon
                     continue
                 del self._waits[i]  # only the first run waits

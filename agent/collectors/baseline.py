@@ -46,6 +46,9 @@ class BaselineOptions(CollectorOptions):
     malware_signature_max_age_days: int = field(default=_T.malware_signature_max_age_days, metadata={"min": 1})
     # Process names of the anti-malware or host-security product deployed here, if the built-in list lacks it.
     antimalware_processes: list[str] = field(default_factory=list)
+    # How long the first run after a start waits for the collectors it reads (password audit, exposure, updates,
+    # versions, personal data) to have run once; checks whose evidence is still missing then say "manual".
+    peer_wait: float = field(default=900.0, metadata={"duration": True, "min": 0.0, "max": 86400.0})
     # Where the checked tree starts (tests point it at a fixture root).
     root: str = "/"
 

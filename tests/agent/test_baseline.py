@@ -477,3 +477,35 @@ def test_the_documentation_lists_every_check_and_threshold() -> None:
     for f in fields(BaselineOptions):
         if f.name not in ("enabled", "interval", "timeout", "jitter", "root"):
             assert f"`{f.name}`" in doc, f.name
+
+
+def test_the_first_run_waits_at_most_peer_wait(tmp_path: Path) -> None:
+    from dataclasses import dataclass
+
+    from agent.collector import CollectorOptions
+
+    @dataclass
+    class WaitOptions(CollectorOptions):
+        peer_wait: float = 0.3
+
+    class VerySlow(Slow):
+        name = "slow"
+
+        def collect(self, out: MetricSet) -> None:
+            time.sleep(3)
+            out.add("test_slow", 7)
+
+    context = AgentContext(tmp_path)
+    slow, reader = VerySlow(VerySlow.options_class(), context), Reader(WaitOptions(), context)
+    context.peers = lambda n: slow.last_metrics if n == "slow" else None
+    Reader.seen = []
+    scheduler = Scheduler([reader, slow], ExpositionCache())
+    started = time.monotonic()
+    scheduler.start()
+    try:
+        while not Reader.seen and time.monotonic() - started < 10:
+            time.sleep(0.02)
+    finally:
+        scheduler.stop()
+    assert Reader.seen == [None]  # it went without the slow peer's result ...
+    assert time.monotonic() - started < 2.5  # ... after peer_wait, not after the peer

@@ -149,6 +149,9 @@ def _agent_config(port: int, https_port: int, ca_file: Path) -> dict[str, Any]:
     if "passwords" in collectors:
         # Bounded so the suite stays fast on a 2-core CI machine; the audit resumes where it stopped.
         collectors["passwords"]["cpu_budget"] = "2s"
+    if "baseline" in collectors:
+        # Its first run would wait for the slower audits (up to 15 min); here it goes once those it can see ran.
+        collectors["baseline"]["peer_wait"] = "20s"
     if "services" in collectors:
         collectors["services"]["processes"] = [{"name": "shaobing-agent", "pattern": "shaobing"}]
         collectors["services"]["ports"] = [{"name": "agent-port", "port": port, "address": "127.0.0.1"}]
