@@ -163,9 +163,10 @@ def logrotate_days(host: HostView, log: str) -> Optional[tuple[Optional[int], st
     return None
 
 
-def _oldest_days(host: HostView, log: str) -> Optional[int]:
+def _oldest_days(host: HostView, pattern: str) -> Optional[int]:
+    """Age in days of the oldest file matching ``pattern`` (a rotated log, a journal file), None if none."""
     oldest: Optional[float] = None
-    for p in host.glob(log.lstrip("/") + "*"):
+    for p in host.glob(pattern):
         try:
             m = p.stat().st_mtime
         except OSError:
@@ -182,7 +183,7 @@ def log_retention(host: HostView, th: Thresholds) -> CheckResult:
         if found is None:
             continue
         days, where = found
-        oldest = _oldest_days(host, log)
+        oldest = _oldest_days(host, log.lstrip("/") + "*")
         evidence.append(f"{where}: {log} 按配置保留 {'按大小轮转, 天数不定' if days is None else f'{days} 天'}"
                         + (f"; 现存最早的一份 {oldest} 天前" if oldest is not None else ""))
         if days is not None and days >= need:
@@ -193,7 +194,7 @@ def log_retention(host: HostView, th: Thresholds) -> CheckResult:
         retention = journald.get("maxretentionsec")
         evidence.append(f"日志只在 journald: MaxRetentionSec={retention[0] if retention else '未设置'}, "
                         f"SystemMaxUse={journald.get('systemmaxuse', ('默认 (磁盘的 10%)', ''))[0]}")
-        oldest = _oldest_journal_days(host)
+        oldest = _oldest_days(host, "var/log/journal/*/*.journal")
         if oldest is not None:
             evidence.append(f"现存最早的日志文件 {oldest} 天前")
             if oldest >= need:
@@ -213,17 +214,6 @@ def log_retention(host: HostView, th: Thresholds) -> CheckResult:
                        + _auditd_retention(host),
                        f"在该 logrotate 配置中设置 weekly 与 rotate {weeks} (或 daily 与 rotate {need}), "
                        "或转发到日志服务器")
-
-
-def _oldest_journal_days(host: HostView) -> Optional[int]:
-    oldest: Optional[float] = None
-    for p in host.glob("var/log/journal/*/*.journal"):
-        try:
-            m = p.stat().st_mtime
-        except OSError:
-            continue
-        oldest = m if oldest is None else min(oldest, m)
-    return None if oldest is None else int((host.now - oldest) // DAY)
 
 
 def _auditd_conf(host: HostView) -> dict[str, tuple[str, str]]:
