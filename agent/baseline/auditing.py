@@ -201,7 +201,7 @@ def log_retention(host: HostView, th: Thresholds) -> CheckResult:
                 return CheckResult("pass", evidence)
         if _forwarding(host):
             return CheckResult("manual", evidence + ["日志已转发到日志服务器, 保留期限需在该服务器上确认"], "")
-        return CheckResult("manual" if oldest is None else "fail", evidence + [f"要求至少保留 {need} 天"],
+        return CheckResult("manual" if oldest is None else "fail", evidence + [f"判定阈值: 至少保留 {need} 天"],
                            f"在 /etc/systemd/journald.conf 设置 SystemMaxUse 足够保留 {need} 天, 或安装 rsyslog "
                            f"并转发到日志服务器")
     if not evidence:
@@ -210,7 +210,7 @@ def log_retention(host: HostView, th: Thresholds) -> CheckResult:
     if _forwarding(host):
         return CheckResult("manual", evidence + ["日志已转发到日志服务器, 保留期限需在该服务器上确认"], "")
     weeks = -(-need // 7)
-    return CheckResult("fail", evidence + [f"要求至少保留 {need} 天 (网络安全法第二十一条: 不少于六个月)"]
+    return CheckResult("fail", evidence + [f"判定阈值: 至少保留 {need} 天 (网络安全法第二十一条: 不少于六个月)"]
                        + _auditd_retention(host),
                        f"在该 logrotate 配置中设置 weekly 与 rotate {weeks} (或 daily 与 rotate {need}), "
                        "或转发到日志服务器")

@@ -202,7 +202,7 @@ def login_lockout(host: HostView, th: Thresholds) -> CheckResult:
     if not checked:
         return CheckResult("manual", ["未找到 /etc/pam.d/sshd 与 /etc/pam.d/login"], "人工确认登录失败处理")
     if failed:
-        evidence.append(f"要求: 连续失败不超过 {th.lockout_max_tries} 次即锁定, 锁定至少 "
+        evidence.append(f"判定阈值: 连续失败不超过 {th.lockout_max_tries} 次即锁定, 锁定至少 "
                         f"{th.lockout_min_unlock_seconds} 秒 (或直到管理员解锁)")
         return CheckResult("fail", evidence, _lockout_fix(host, th))
     return CheckResult("pass", evidence)
