@@ -191,11 +191,13 @@ def test_the_page_is_built_off_the_scrape_path_soon_after_collectors_finish(tmp_
     sched = Scheduler([Counting(CollectorOptions(interval=60.0), AgentContext(state_dir=tmp_path))], cache)
     sched.start()
     try:
+        # Nobody calls page(): the samples can only reach the built page through the dispatcher. (Waiting on
+        # "runs >= 1 and not stale" raced: the run counts before its samples are put, while nothing is stale.)
         deadline = time.monotonic() + 5
-        while (Counting.runs < 1 or cache._stale) and time.monotonic() < deadline:
+        while b"test_value 42" not in cache._page[0] and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert b"test_value 42" in cache._page[0], "the dispatcher did not build the page"
+        assert not cache._stale
         assert Counting.runs == 1
-        assert not cache._stale, "the dispatcher did not build the page"
-        assert b"test_value 42" in cache._page[0]  # already there, before any page() call
     finally:
         sched.stop()
