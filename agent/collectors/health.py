@@ -57,12 +57,19 @@ from agent.platform.mounts import (
 )
 from agent.platform.os_release import parse_os_release
 from agent.platform.timex import TimexReading, read_timex
+from agent.platform.udev import block_device_properties
 from agent.report import Section
 
 __all__ = ["HealthCollector", "HealthOptions", "MEMINFO_FIELDS", "VMSTAT_FIELDS"]
 
 log = logging.getLogger(__name__)
 
+# udev properties of ATA disks exported as numbers by node_exporter's diskstats: metric -> (property, help)
+_ATA = {
+    "node_disk_ata_write_cache": ("ID_ATA_WRITE_CACHE", "ATA disk has a write cache."),
+    "node_disk_ata_write_cache_enabled": ("ID_ATA_WRITE_CACHE_ENABLED", "ATA disk has its write cache enabled."),
+    "node_disk_ata_rotation_rate_rpm": ("ID_ATA_ROTATION_RATE_RPM", "ATA disk rotation rate in RPMs (0 for SSDs)."),
+}
 # node_exporter's default (collector/diskstats_linux.go): partitions and virtual devices are left out.
 DISK_DEVICES_EXCLUDE = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
 
@@ -196,6 +203,15 @@ def _specs() -> tuple[MetricSpec, ...]:
         MetricSpec("node_disk_io_time_seconds_total", c, "Total seconds spent doing I/Os.", ("device",), "seconds"),
     ]
     specs += [MetricSpec(name, typ, text, ("device",), unit) for _, name, typ, text, unit in _DISK_MORE]
+    specs += [
+        MetricSpec("node_disk_info", g, "Info of /sys/block/<block_device>.",
+                   ("device", "major", "minor", "path", "wwn", "model", "serial", "revision")),
+        MetricSpec("node_disk_filesystem_info", g, "Info about disk filesystem.",
+                   ("device", "type", "usage", "uuid", "version")),
+        MetricSpec("node_disk_device_mapper_info", g, "Info about disk device mapper.",
+                   ("device", "name", "uuid", "vg_name", "lv_name", "lv_layer")),
+        *(MetricSpec(name, g, text, ("device",)) for name, (_, text) in _ATA.items()),
+    ]
     for direction in ("receive", "transmit"):
         more = ("fifo", "frame", "compressed", "multicast") if direction == "receive" else (
             "fifo", "colls", "carrier", "compressed")
@@ -240,6 +256,9 @@ class HealthOptions(CollectorOptions):
     mount_points_exclude: str = MOUNT_POINTS_EXCLUDE
     fs_types_exclude: str = FS_TYPES_EXCLUDE
     disk_devices_exclude: str = DISK_DEVICES_EXCLUDE
+    # udev's database, for node_disk_info (model, serial, WWN), filesystem and device-mapper info (as
+    # node_exporter's --path.udev.data); where it is missing the disks are reported with empty labels.
+    udev_data_path: str = "/run/udev/data"
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -293,6 +312,7 @@ class HealthCollector(Collector):
         self._mount_points_exclude = re.compile(options.mount_points_exclude)
         self._fs_types_exclude = re.compile(options.fs_types_exclude)
         self._disk_exclude = re.compile(options.disk_devices_exclude)
+        self._udev = Path(options.udev_data_path)
         self._hz = linux_proc.user_hz()
         self._os_cache: tuple[str, float, dict[str, str]] | None = None
         self._warned: set[str] = set()
@@ -427,6 +447,33 @@ class HealthCollector(Collector):
             for key, name, *_ in _DISK_MORE:
                 if key in d.more:
                     out.add(name, d.more[key], labels)
+            if d.major:
+                self._add_disk_info(out, d)
+
+    def _add_disk_info(self, out: MetricSet, d: linux_proc.DiskStats) -> None:
+        info = block_device_properties(self._udev, d.major, d.minor)
+        dev = d.device
+        out.add("node_disk_info", 1, {"device": dev, "major": d.major, "minor": d.minor,
+                                      "path": info.get("ID_PATH", ""), "wwn": info.get("ID_WWN", ""),
+                                      "model": info.get("ID_MODEL", ""), "serial": info.get("ID_SERIAL_SHORT", ""),
+                                      "revision": info.get("ID_REVISION", "")})
+        if info.get("ID_FS_TYPE"):
+            out.add("node_disk_filesystem_info", 1, {"device": dev, "type": info["ID_FS_TYPE"],
+                                                     "usage": info.get("ID_FS_USAGE", ""),
+                                                     "uuid": info.get("ID_FS_UUID", ""),
+                                                     "version": info.get("ID_FS_VERSION", "")})
+        if info.get("DM_NAME"):
+            out.add("node_disk_device_mapper_info", 1, {"device": dev, "name": info["DM_NAME"],
+                                                        "uuid": info.get("DM_UUID", ""),
+                                                        "vg_name": info.get("DM_VG_NAME", ""),
+                                                        "lv_name": info.get("DM_LV_NAME", ""),
+                                                        "lv_layer": info.get("DM_LV_LAYER", "")})
+        if info.get("ID_ATA"):
+            for name, (prop, _) in _ATA.items():
+                try:
+                    out.add(name, float(info[prop]), {"device": dev})
+                except (KeyError, ValueError):
+                    continue  # not given, or not a number: no value, never 0
 
     @staticmethod
     def _add_netdev(out: MetricSet, devices: Iterable[linux_proc.NetDevStats]) -> None:

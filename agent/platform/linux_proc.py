@@ -153,6 +153,9 @@ class DiskStats:
     # The rest of /proc/diskstats in node_exporter's units ({} from psutil): reads_merged, writes_merged,
     # io_now, io_time_weighted_seconds; discards_* (kernel >= 4.18) and flush_* (>= 5.5) where the line has them.
     more: Mapping[str, float] = field(default_factory=dict)
+    # "8", "0": the device numbers, which name its udev record (b8:0); "" from psutil.
+    major: str = ""
+    minor: str = ""
 
 
 def parse_diskstats(text: str) -> Iterator[DiskStats]:
@@ -182,6 +185,8 @@ def parse_diskstats(text: str) -> Iterator[DiskStats]:
             write_time_seconds=f[7] / 1000.0,
             io_time_seconds=f[9] / 1000.0,
             more=more,
+            major=parts[0],
+            minor=parts[1],
         )
 
 

@@ -69,8 +69,8 @@ FAMILIES: dict[str, tuple[type[Collector], tuple[str, ...]]] = {
 }
 # Hardware this machine does not have: compared on the synthetic tree only.
 ONLY_SYNTHETIC = ("mdadm", "bonding", "hwmon", "thermal_zone", "edac", "powersupplyclass")
-# node_exporter series not claimed yet: node_disk_info (udev and sysfs block attributes).
-NOT_CLAIMED = ("node_disk_info",)
+# node_exporter series not claimed yet.
+NOT_CLAIMED: tuple[str, ...] = ()
 UNTYPED_AS_GAUGE = ("node_netstat_", "node_vmstat_")
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -107,6 +107,11 @@ def sysfs(tree: Path, tmp: Path) -> Path:
     return tmp / "sys"
 
 
+def udev(tree: Path) -> Path:
+    """The tree's udev database (node_exporter's own captured fixture on the synthetic tree), else none."""
+    return tree.parent / "run" / "udev" / "data"
+
+
 @pytest.fixture(scope="module")
 def node_exporter(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """node_exporter's whole page for the tree, with only the families compared here enabled."""
@@ -114,7 +119,8 @@ def node_exporter(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         pytest.skip("prometheus-node-exporter is not installed")
     port = free_port()
     argv = [BINARY, f"--web.listen-address=127.0.0.1:{port}", f"--path.procfs={tree}",
-            f"--path.sysfs={sysfs(tree, tmp_path_factory.mktemp('sys'))}", "--collector.disable-defaults",
+            f"--path.sysfs={sysfs(tree, tmp_path_factory.mktemp('sys'))}", f"--path.udev.data={udev(tree)}",
+            "--collector.disable-defaults",
             *(f"--collector.{name}" for name in FAMILIES),
             "--no-collector.netdev.netlink",  # read /proc/net/dev of the tree, not this host's netlink
             # The same device selection as the agent's defaults: Debian's 1.5 build leaves zram in diskstats
@@ -141,7 +147,8 @@ def ours(cls: type[Collector], tree: Path, tmp: Path) -> str:
     context = AgentContext(state_dir=tmp)
     col: Collector
     if cls is HealthCollector:
-        col = HealthCollector(HealthOptions(), context, proc_root=str(tree), use_procfs=True,
+        col = HealthCollector(HealthOptions(udev_data_path=str(udev(tree))), context, proc_root=str(tree),
+                              use_procfs=True,
                               os_release_paths=(), statvfs=lambda p: (_ for _ in ()).throw(OSError(p)))
     else:
         assert issubclass(cls, NodeFamily)
