@@ -92,15 +92,59 @@ def wrk_latency(url: str, seconds: int) -> tuple[float, float, float]:
     return ms("50"), ms("99"), float(rps.group(1)) if rps else 0.0
 
 
+def node_parity_cpu(cycles: int, warmup: int) -> tuple[float, float, int, int]:
+    """Whole-process CPU per 15 s of the agent with only node_exporter's collector set (health, the node
+    families, textfile) beside node_exporter, both scraped every 15 s for ``cycles`` cycles after ``warmup``
+    seconds, in the same window: (agent s, node_exporter s, agent series, node_exporter series)."""
+    sys.path.insert(0, str(ROOT))
+    from agent.collectors import registry
+    from agent.collectors.health import HealthCollector
+    from agent.collectors.node.base import NodeFamily
+
+    node = {c.name for c in registry() if issubclass(c, (NodeFamily, HealthCollector))} - {"systemd"}
+    tmp = Path(tempfile.mkdtemp(prefix="shaobing-bench-node-"))
+    agent_port, ne_port = free_port(), free_port()
+    cols = "".join(f"  {c.name}: {{enabled: {'true' if c.name in node else 'false'}}}\n" for c in registry())
+    (tmp / "agent.yml").write_text(f"listen_address: 127.0.0.1:{agent_port}\nstate_dir: {tmp / 'state'}\n"
+                                   f"collectors:\n{cols}")
+    agent = subprocess.Popen([SHAOBING, "agent", "run", "--config", str(tmp / "agent.yml")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ne = subprocess.Popen([NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    urls = (f"http://127.0.0.1:{agent_port}/metrics", f"http://127.0.0.1:{ne_port}/metrics")
+    try:
+        for url in urls:
+            wait_http(url)
+        time.sleep(warmup)
+        before = cpu_seconds(agent.pid), cpu_seconds(ne.pid)
+        start = time.monotonic()
+        for i in range(cycles):
+            for url in urls:
+                urllib.request.urlopen(url, timeout=10).read()
+            time.sleep(max(0.0, start + 15 * (i + 1) - time.monotonic()))
+        after = cpu_seconds(agent.pid), cpu_seconds(ne.pid)
+        counts = series(urls[0]), series(urls[1])
+    finally:
+        for p in (agent, ne):
+            p.terminate()
+            p.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return (after[0] - before[0]) / cycles, (after[1] - before[1]) / cycles, counts[0], counts[1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settle", type=int, default=300, help="seconds to run before reading RSS")
     ap.add_argument("--load", type=int, default=30, help="seconds of wrk load per endpoint")
     ap.add_argument("--cycles", type=int, default=8, help="15 s health cycles to average CPU over")
+    ap.add_argument("--node-cycles", type=int, default=8, help="15 s cycles for the node-parity CPU comparison")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
+    print(f"node parity: agent with node_exporter's collectors beside node_exporter, {args.node_cycles} cycles ...",
+          file=sys.stderr)
+    node_agent, node_ne, node_agent_series, node_ne_series = node_parity_cpu(args.node_cycles, 30)
 
     tmp = Path(tempfile.mkdtemp(prefix="shaobing-bench-"))
     agent_port, ne_port = free_port(), free_port()
@@ -161,6 +205,10 @@ def main() -> int:
     print(f"| whole process CPU per 15 s, idle (every default collector, no scrapes) | "
           f"{agent_cpu_cycle * 1000:.1f} ms | (collects only when scraped) | | |")
     print(f"| series per page | {agent_series} | {ne_series} | | |")
+    ratio = node_agent / node_ne if node_ne else float("inf")
+    print(f"| whole process CPU per 15 s, node_exporter's collector set only, both scraped every 15 s "
+          f"({node_agent_series} vs {node_ne_series} series) | {node_agent * 1000:.1f} ms | {node_ne * 1000:.1f} ms "
+          f"| <= 1.5x | {'yes' if ratio <= 1.5 else 'no'} ({ratio:.2f}x) |")
     return 0
 
 
