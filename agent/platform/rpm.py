@@ -1,6 +1,6 @@
 """Pending dnf/yum updates from the cached repository metadata (``-C``: never refresh it here).
 
-``dnf -q -C check-update`` exits 100 with one ``name.arch  version  repo`` line per update (long names wrap
+``dnf -C check-update`` exits 100 with one ``name.arch  version  repo`` line per update (long names wrap
 onto a second line), 0 when there is nothing, 1 on error. ``updateinfo list --security`` lists one
 ``ADVISORY  Severity/Sec.  name-[epoch:]version-release.arch`` line per (advisory, package). Security data
 exists only where the repositories publish updateinfo: RHEL, Rocky, Alma, openEuler do; CentOS Linux 7/8 and
@@ -79,24 +79,41 @@ def parse_updateinfo_security(text: str) -> set[str]:
     return names
 
 
+_NO_CACHE = re.compile(r"Cache-only enabled but no cache for '([^']+)'")
+_REFRESH_HINT = "it is refreshed by the system's own timer or the metadata_refresh collector, never here"
+
+
+def _uncached(stderr: str) -> list[str]:
+    """Repositories dnf skipped for want of cached metadata. Under ``-C`` dnf still exits 0 or 100 then, and
+    with ``-q`` it does not even say so: a missing cache would read as "no updates". So no ``-q`` here."""
+    return _NO_CACHE.findall(stderr)
+
+
 def check_update(tool: str, timeout: float, extra_args: Sequence[str] = ()) -> list[RpmUpdate]:
-    result = run([tool, "-q", "-C", *extra_args, "check-update"], timeout)
+    result = run([tool, "-C", *extra_args, "check-update"], timeout)
     if result.returncode not in (0, 100):
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(
-            f"{tool} -C check-update exited {result.returncode}: {last} (no cached metadata? "
-            "it is refreshed by the system's own timer or the metadata_refresh collector, never here)"
+            f"{tool} -C check-update exited {result.returncode}: {last} (no cached metadata? {_REFRESH_HINT})"
         )
+    missing = _uncached(result.stderr)
+    if missing:
+        raise RuntimeError(f"{tool} has no cached metadata for {', '.join(missing[:10])}: the pending updates are "
+                           f"unknown ({_REFRESH_HINT})")
     return parse_check_update(result.stdout)
 
 
 def security_updates(tool: str, kind: Tool, timeout: float, extra_args: Sequence[str] = ()) -> set[str]:
     # yum 3 (EL7) spells the filter as a word; dnf as an option
     filter_args = ["security"] if kind == "yum" else ["--security"]
-    result = run([tool, "-q", "-C", *extra_args, "updateinfo", "list", *filter_args], timeout)
+    result = run([tool, "-C", *extra_args, "updateinfo", "list", *filter_args], timeout)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"{tool} -C updateinfo list exited {result.returncode}: {last}")
+    missing = _uncached(result.stderr)
+    if missing:
+        raise RuntimeError(f"{tool} has no cached metadata for {', '.join(missing[:10])}: the security updates are "
+                           f"unknown ({_REFRESH_HINT})")
     return parse_updateinfo_security(result.stdout)
 
 
