@@ -6,7 +6,8 @@
 #                   [--insecure-plain-http]
 #   bash install.sh --uninstall [--purge]
 #
-# Install:   venv /opt/shaobing/venv from ./wheelhouse only; /etc/shaobing/{agent.yml,web.yml} (first install
+# Install:   venv /opt/shaobing/venv from ./wheelhouse only (no venv module, e.g. python3-venv not installed:
+#            the bundled pip wheel into /opt/shaobing/venv/lib/site plus launchers); /etc/shaobing/{agent.yml,web.yml} (first install
 #            only); user "shaobing"; systemd unit; start; verify that /metrics answers; print the scrape snippet.
 #            Scrape password: --password-file FILE = the fleet's one password (the county's
 #            secrets/agent_scrape_password; not world-readable; never shown), bcrypt-hashed into web.yml;
@@ -161,7 +162,7 @@ py_version() {  # print "3.11" for a working interpreter, nothing otherwise
 }
 
 find_python() {
-    local cand v found="" seen=" "
+    local cand v found="" seen=" " fallback=""
     local candidates=()
     if [ -n "$python_arg" ]; then
         candidates=("$python_arg")
@@ -181,12 +182,19 @@ find_python() {
         found="$found $path=$v"
         if [ "${v%%.*}" -eq 3 ] && [ "${v#*.}" -ge 9 ]; then
             if timeout 20 "$path" -c 'import venv, ensurepip' 2>/dev/null; then
-                PYTHON=$path PYTHON_VERSION=$v
+                PYTHON=$path PYTHON_VERSION=$v HAS_VENV=1
                 return 0
             fi
+            # A stock Debian/Ubuntu python3 without python3-venv (which needs the network to get): the bundled
+            # pip wheel installs into a private site directory instead. Kept as a fallback candidate.
+            [ -n "$fallback" ] || fallback="$path=$v"
             found="$found(no venv/ensurepip)"
         fi
     done
+    if [ -n "$fallback" ]; then
+        PYTHON=${fallback%=*} PYTHON_VERSION=${fallback##*=} HAS_VENV=0
+        return 0
+    fi
     {
         echo "错误 (error): 未找到可用的 Python 3.9 或更高版本 (no usable Python >= 3.9 with the venv module)."
         echo "  找到 (found):${found:- none}"
@@ -323,10 +331,38 @@ if [ "$upgrading" = 1 ]; then
 fi
 # A venv is not relocatable: it is built at its final path; the previous one waits aside until success.
 created+=("$VENV")
-timeout 300 "$PYTHON" -m venv "$VENV"
+if [ "$HAS_VENV" = 1 ]; then
+    timeout 300 "$PYTHON" -m venv "$VENV"
+    pip_install() { timeout 600 "$VENV/bin/python" -m pip install -q --no-index --find-links "$BUNDLE/wheelhouse" "$@"; }
+    first=("$(grep '^pip==' "$lock")")
+else
+    # No venv module (python3-venv is not installed): the same wheels into $VENV/lib/site with the bundled pip
+    # run from its wheel, and two launchers that put that directory first on sys.path. Nothing leaks into the
+    # environment of the commands the agent runs (dnf and firewall-cmd are Python programs too).
+    say "  未安装 python3-venv：使用私有 site 目录 (no venv module: private site directory $VENV/lib/site)"
+    pip_wheel=$(ls "$BUNDLE"/wheelhouse/pip-*.whl 2>/dev/null | head -n 1)
+    [ -n "$pip_wheel" ] || die 4 "安装包缺少 pip (the bundle has no pip wheel)"
+    mkdir -p "$VENV/bin" "$VENV/lib/site"
+    pip_install() { timeout 600 "$PYTHON" "$pip_wheel/pip" install -q --no-index --find-links "$BUNDLE/wheelhouse" \
+                        --target "$VENV/lib/site" "$@"; }
+    cat > "$VENV/bin/python" <<LAUNCHER
+#!/bin/sh
+# Written by install.sh: this host's $PYTHON has no venv module; the agent's packages are in $VENV/lib/site.
+PYTHONPATH="$VENV/lib/site\${PYTHONPATH:+:\$PYTHONPATH}" exec "$PYTHON" -s "\$@"
+LAUNCHER
+    cat > "$VENV/bin/shaobing" <<LAUNCHER
+#!$PYTHON -sE
+# Written by install.sh: this host's $PYTHON has no venv module; the agent's packages are in $VENV/lib/site.
+import sys
+sys.path.insert(0, "$VENV/lib/site")
+from agent.cli import main
+sys.exit(main())
+LAUNCHER
+    chmod 0755 "$VENV/bin/python" "$VENV/bin/shaobing"
+    first=()
+fi
 say "  安装 Python 包 (installing from the bundled wheelhouse, offline) ..."
-pip_install() { timeout 600 "$VENV/bin/python" -m pip install -q --no-index --find-links "$BUNDLE/wheelhouse" "$@"; }
-if ! pip_install "$(grep '^pip==' "$lock")" >"$PREFIX/pip.log" 2>&1 ||
+if { [ ${#first[@]} -gt 0 ] && ! pip_install "${first[@]}" >"$PREFIX/pip.log" 2>&1; } ||
    ! pip_install -r "$lock" "shaobing==$version" >>"$PREFIX/pip.log" 2>&1; then
     tail -n 15 "$PREFIX/pip.log" >&2
     die 1 "离线安装 Python 包失败 (offline pip install failed; this bundle may lack wheels for Python" \

@@ -257,3 +257,38 @@ def test_install_with_tls_and_fleet_password(trixie: DebianRoot, tmp_path: Path)
     assert trixie.read("etc/shaobing/web.yml") == web_yml
     purged = trixie.run("bash /bundle/install.sh --uninstall --purge")
     assert purged.returncode == 0 and not (trixie.path / "etc/shaobing").exists()
+
+
+def test_install_without_the_venv_module(root: DebianRoot) -> None:
+    """A stock offline Debian has python3 but not python3-venv (getting it needs the network): the bundled pip
+    wheel installs into a private site directory, and the agent runs, upgrades and uninstalls the same."""
+    purge = root.run("dpkg --purge python3-venv $(dpkg-query -W -f '${Package}\\n' 'python3.*-venv')\n"
+                     "python3 -c 'import ensurepip' 2>/dev/null && echo STILL_HAS_ENSUREPIP; true")
+    assert purge.returncode == 0 and "STILL_HAS_ENSUREPIP" not in purge.stdout, purge.output
+    before = root.files()
+
+    first = root.run("bash /bundle/install.sh --township 城关镇")
+    assert first.returncode == 0, first.output
+    assert "no venv module: private site directory /opt/shaobing/venv/lib/site" in first.stdout
+    assert (root.path / "opt/shaobing/venv/lib/site/agent/cli.py").is_file()
+    assert not (root.path / "opt/shaobing/venv/pyvenv.cfg").exists()
+    password = re.search(r"password: (\S+)", first.stdout)
+    assert password, first.stdout
+    scraped = root.run(f"PASSWORD={password.group(1)}\n" + SCRAPE)
+    assert scraped.returncode == 0, scraped.output
+    assert "AGENT_USER=shaobing" in scraped.stdout
+    assert 'shaobing_collector_success{collector="health"} 1' in scraped.stdout
+    # The agent's own children (the password audit) find the private site directory too.
+    once = root.run("/opt/shaobing/venv/bin/shaobing agent once --collector passwords --collector health")
+    assert once.returncode == 0, once.output
+    assert "shaobing_password_accounts" in once.stdout
+
+    again = root.run("bash /bundle/install.sh")
+    assert again.returncode == 0 and "升级 upgrade" in again.stdout, again.output
+    assert root.run("/opt/shaobing/venv/bin/shaobing version").returncode == 0
+
+    purged = root.run("bash /bundle/install.sh --uninstall --purge")
+    assert purged.returncode == 0, purged.output
+    after = root.files()
+    assert after - before == set(), f"left behind: {sorted(after - before)[:20]}"
+    assert before - after == set(), f"removed: {sorted(before - after)[:20]}"
