@@ -3,6 +3,8 @@
     shaobing agent run   [--config F]    run the agent (zero config: 127.0.0.1:10130, every default collector)
     shaobing agent once  [--config F]    collect once, print the exposition, exit
     shaobing scan        [--config F]    full local report in Chinese: what is risky and how to fix it
+    shaobing scan --baseline gbt22239-3  the 等保 2.0 self-check (or gbt22239-2), [--format json]
+    shaobing smart-snapshot [--output D] as root (shaobing-smart.service): SMART data for the hardened agent
     shaobing config check F              validate a configuration file (exit 0 valid, 2 invalid)
     shaobing targets INVENTORY.csv [-o F] inventory CSV -> Prometheus file_sd JSON (exit 2 on invalid rows)
     shaobing version
@@ -250,6 +252,36 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_smart_snapshot(args: argparse.Namespace) -> int:
+    """Run as root by shaobing-smart.service: each disk's smartctl answer into a directory the agent reads."""
+    import shutil
+    from pathlib import Path
+
+    from agent.collectors.smart import SmartCollector, SmartOptions
+    from agent.smart_snapshot import write_snapshot
+
+    try:
+        config, _ = _resolve_config(args.config)
+    except SchemaError as exc:
+        return _config_error(exc)
+    _setup_logging("warning")
+    opts = config.options_for(SmartCollector)
+    assert isinstance(opts, SmartOptions)
+    smartctl = shutil.which(opts.smartctl)
+    if smartctl is None:
+        print(f"{opts.smartctl}: 未安装 smartmontools (not found)", file=sys.stderr)
+        return EXIT_FAILED
+    out = Path(args.output or opts.snapshot_dir)
+    try:
+        snap = write_snapshot(out, smartctl, opts.devices, opts.device_timeout)
+    except OSError as exc:
+        print(f"{out}: 无法写入快照 (cannot write the snapshot): {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    unread = sum(1 for _, doc, _ in snap.devices if doc is None)
+    print(f"{out}: {len(snap.devices)} disks, {unread} unreadable")
+    return EXIT_OK
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     import platform
 
@@ -288,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("inventory")
     targets.add_argument("-o", "--output", help="write here (atomically) instead of standard output")
     targets.set_defaults(func=cmd_targets)
+
+    smart = sub.add_parser("smart-snapshot",
+                           help="as root: write each disk's SMART data where the hardened agent reads it")
+    smart.add_argument("--config")
+    smart.add_argument("--output", help="directory (default: collectors.smart.snapshot_dir)")
+    smart.set_defaults(func=cmd_smart_snapshot)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

@@ -4,7 +4,7 @@
 #   deploy/build-bundle.sh [--output DIR] [--pythons "3.9 3.10 3.11 3.12 3.13"] [--arches "x86_64 aarch64"]
 #
 # Produces DIR/shaobing-agent-<version>.tar.gz containing:
-#   install.sh, agent.example.yml, systemd/shaobing-agent.service, VERSION, SHA256SUMS,
+#   install.sh, agent.example.yml, systemd/shaobing-{agent.service,smart.service,smart.timer}, VERSION, SHA256SUMS,
 #   wheelhouse/  lock-cpXY-ARCH.txt (exact versions per Python and CPU), the shaobing wheel (agent only: no relay/dashboards extras) + its runtime dependencies as
 #                manylinux2014 (glibc 2.17, CentOS 7 and newer) wheels for every CPython x CPU asked for, and pip.
 # Downloads come from PyPI (the build machine needs it; the township machine never does) and are cached in
@@ -120,7 +120,9 @@ done
 echo "== bundle files"
 install -m 0755 "$here/install.sh" "$bundle/install.sh"
 install -m 0644 "$here/agent.example.yml" "$bundle/agent.example.yml"
-install -m 0644 "$here/systemd/shaobing-agent.service" "$bundle/systemd/shaobing-agent.service"
+for unit in shaobing-agent.service shaobing-smart.service shaobing-smart.timer; do
+    install -m 0644 "$here/systemd/$unit" "$bundle/systemd/$unit"
+done
 echo "$version" > "$bundle/VERSION"
 (cd "$bundle" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
 

@@ -123,9 +123,13 @@ uninstall() {
     if have_systemd; then
         timeout 60 systemctl disable shaobing-agent.service >/dev/null 2>&1 || true
     fi
-    rm -f "$UNIT" "$UNIT_DIR/multi-user.target.wants/shaobing-agent.service"
+    if have_systemd; then
+        timeout 60 systemctl disable --now shaobing-smart.timer >/dev/null 2>&1 || true
+    fi
+    rm -f "$UNIT" "$UNIT_DIR/multi-user.target.wants/shaobing-agent.service" "$UNIT_DIR/shaobing-smart.service" \
+        "$UNIT_DIR/shaobing-smart.timer" "$UNIT_DIR/timers.target.wants/shaobing-smart.timer"
     have_systemd && timeout 60 systemctl daemon-reload || true
-    rm -rf "$PREFIX" "$STATE_DIR"
+    rm -rf "$PREFIX" "$STATE_DIR" /var/lib/shaobing-smart
     if [ "$purge" = 1 ]; then
         rm -rf "$CONF_DIR"
     elif [ -d "$CONF_DIR" ]; then
@@ -474,6 +478,11 @@ if [ -d "$UNIT_DIR" ] || have_systemd; then
     if [ -f "$UNIT" ]; then old_unit=$PREFIX/unit.previous; cp -p "$UNIT" "$old_unit"; else created+=("$UNIT"); fi
     mkdir -p "$UNIT_DIR"
     install -m 0644 "$BUNDLE/systemd/shaobing-agent.service" "$UNIT"
+    # The SMART helper (root, every 30 min): the hardened agent cannot open disks itself.
+    for smart_unit in shaobing-smart.service shaobing-smart.timer; do
+        [ -f "$UNIT_DIR/$smart_unit" ] || created+=("$UNIT_DIR/$smart_unit")
+        install -m 0644 "$BUNDLE/systemd/$smart_unit" "$UNIT_DIR/$smart_unit"
+    done
 fi
 
 # ------------------------------------------------------------------------------------- start + verify
@@ -513,6 +522,10 @@ run_cmd="setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups --inh-caps=+d
 if have_systemd; then
     timeout 60 systemctl daemon-reload
     timeout 60 systemctl enable shaobing-agent.service >/dev/null 2>&1
+    if command -v smartctl >/dev/null 2>&1; then
+        timeout 60 systemctl enable --now shaobing-smart.timer >/dev/null 2>&1 ||
+            warn "无法启用 shaobing-smart.timer (could not enable the SMART helper): disk health stays unchecked"
+    fi
     timeout 60 systemctl restart shaobing-agent.service
     if ! verify "$password"; then
         timeout 30 journalctl -u shaobing-agent.service -n 20 --no-pager >&2 2>/dev/null || true

@@ -10,9 +10,12 @@ smartctl_exporter, so its dashboards and the shipped alerts work::
 Failing disks are the commonest hardware fault of an old township server. Runs on a slow interval (30 min):
 ``smartctl --scan-open`` finds the disks (or the ``devices`` option names them), then one
 ``smartctl --json --info --health --attributes --log=error --nocheck=standby`` per disk, each with its own
-timeout. A disk smartctl cannot read (no permission — the hardened unit has no CAP_SYS_RAWIO —, a USB bridge
-it does not know, a timeout) exports nothing rather than a healthy 0; ``shaobing_smart_devices_unchecked``
-counts them and the scan report says why. A disk in standby is not woken up and keeps its last values out.
+timeout. The hardened unit cannot open disks (no CAP_SYS_RAWIO/CAP_SYS_ADMIN, PrivateDevices): there
+shaobing-smart.service, a short root job every 30 min, runs the same queries (``shaobing smart-snapshot``) and
+this collector reads its snapshot while it is fresh (``snapshot_dir``, ``snapshot_max_age``), else runs smartctl
+itself. A disk that cannot be read (no permission, a USB bridge smartctl does not know, a timeout) exports
+nothing rather than a healthy 0; ``shaobing_smart_devices_unchecked`` counts them and the scan report says why.
+A disk in standby is not woken up and keeps its last values out.
 
 Differences from smartctl_exporter: ``smartctl_device_power_on_seconds`` is a gauge (the catalogue's counters
 end in ``_total``); serial numbers are exported as it does (they identify hardware, not people).
@@ -20,17 +23,20 @@ end in ``_total``); serial numbers are exported as it does (they identify hardwa
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
-from agent.process import CommandError, run
+from agent.platform.smartctl import device_argv, read_json, scan_devices
+from agent.process import CommandError
 from agent.report import Finding, Section
+from agent.smart_snapshot import Snapshot, read_snapshot
 
 __all__ = ["SmartCollector", "SmartOptions", "device_label", "DeviceHealth", "parse_device"]
 
@@ -54,8 +60,6 @@ _NVME = {
     "available_spare_threshold": "smartctl_device_available_spare_threshold",
     "num_err_log_entries": "smartctl_device_num_err_log_entries",
 }
-_MAX_DEVICES = 128
-_MAX_OUTPUT = 4 << 20
 
 
 @dataclass
@@ -64,6 +68,10 @@ class SmartOptions(CollectorOptions):
     # Disks to read ("/dev/sda", "/dev/bus/0 -d megaraid,1"); empty: what `smartctl --scan-open` finds.
     devices: list[str] = field(default_factory=list)
     device_timeout: float = field(default=30.0, metadata={"duration": True, "min": 1.0})
+    # Where shaobing-smart.service (root, every 30 min) leaves its snapshot for the hardened agent, which
+    # cannot open disks itself; used while younger than snapshot_max_age, else smartctl is run directly.
+    snapshot_dir: str = "/var/lib/shaobing-smart"
+    snapshot_max_age: float = field(default=5400.0, metadata={"duration": True, "min": 60.0})
 
 
 @dataclass
@@ -208,45 +216,51 @@ class SmartCollector(Collector):
         self.last: list[DeviceHealth] = []
         self.notes: list[str] = []
 
-    def _json(self, argv: list[str]) -> dict[str, Any]:
-        result = run(argv, self.opts.device_timeout)
-        text = result.stdout[:_MAX_OUTPUT]
+    def _fresh_snapshot(self) -> Optional[Snapshot]:
+        """The root helper's snapshot when it is fresh enough to stand for this run, else None."""
+        if not self.opts.snapshot_dir:
+            return None
+        directory = Path(self.opts.snapshot_dir)
         try:
-            doc = json.loads(text)
-        except ValueError:
-            raise CommandError(f"{' '.join(argv)}: not JSON (smartmontools >= 7 needed): {text[:80]!r}") from None
-        if not isinstance(doc, dict):
-            raise CommandError(f"{' '.join(argv)}: unexpected JSON")
-        return doc
+            snap = read_snapshot(directory)
+        except ValueError as exc:
+            self.notes.append(f"SMART 快照损坏, 改为直接读取 (snapshot unusable: {exc})")
+            return None
+        if snap is None:
+            return None
+        age = self.context.clock() - snap.time
+        if not -300 <= age <= self.opts.snapshot_max_age:
+            self.notes.append(f"SMART 快照已 {age / 60:.0f} 分钟未更新 (snapshot in {directory} is stale: is "
+                              "shaobing-smart.timer running?); 改为直接读取 (reading the disks directly)")
+            return None
+        return snap
 
-    def _devices(self, smartctl: str) -> list[list[str]]:
-        if self.opts.devices:
-            return [d.split() for d in self.opts.devices[:_MAX_DEVICES]]
-        doc = self._json([smartctl, "--scan-open", "--json=c"])
-        out = []
-        for dev in (doc.get("devices") or [])[:_MAX_DEVICES]:
-            name, dev_type = str(dev.get("name", "")), str(dev.get("type", ""))
-            if name:
-                out.append([name, "-d", dev_type] if dev_type else [name])
-        return out
-
-    def collect(self, out: MetricSet) -> None:
+    def _direct(self) -> list[tuple[list[str], Optional[dict[str, Any]], str]]:
         smartctl = shutil.which(self.opts.smartctl)
         if smartctl is None:
             raise NotApplicable(f"{self.opts.smartctl} not found (install smartmontools >= 7)")
-        devices = self._devices(smartctl)
-        if not devices:
-            raise NotApplicable("smartctl --scan-open found no disks (virtual machine or no SMART-capable disk)")
-        self.last, self.notes = [], []
-        unchecked = 0
-        for dev in devices:
-            argv = [smartctl, "--json=c", "--info", "--health", "--attributes", "--log=error", "--nocheck=standby",
-                    *dev]
+        out: list[tuple[list[str], Optional[dict[str, Any]], str]] = []
+        for dev in scan_devices(smartctl, self.opts.devices, self.opts.device_timeout):
             try:
-                doc = self._json(argv)
+                out.append((dev, read_json(device_argv(smartctl, dev), self.opts.device_timeout), ""))
             except CommandError as exc:
+                out.append((dev, None, str(exc)))
+        return out
+
+    def collect(self, out: MetricSet) -> None:
+        self.last, self.notes = [], []
+        snap = self._fresh_snapshot()
+        answers = snap.devices if snap is not None else self._direct()
+        if not answers:
+            raise NotApplicable("smartctl --scan-open found no disks (virtual machine or no SMART-capable disk)")
+        if snap is not None:
+            self.notes.append(f"读取 root 助手的快照 (read the snapshot {self.opts.snapshot_dir} of "
+                              f"{time.strftime('%H:%M', time.localtime(snap.time))})")
+        unchecked = 0
+        for dev, doc, error in answers:
+            if doc is None:
                 unchecked += 1
-                self.notes.append(f"{dev[0]}: 无法读取 SMART, 结果未知 (could not check: {exc})")
+                self.notes.append(f"{dev[0]}: 无法读取 SMART, 结果未知 (could not check: {error})")
                 continue
             health = parse_device(doc)
             if health.exit_status & _UNREADABLE or ("smart_status" not in doc and "ata_smart_attributes" not in doc
@@ -261,7 +275,7 @@ class SmartCollector(Collector):
             out.add("smartctl_device", 1, health.info)
             for name, labels, value in health.values:
                 out.add(name, value, labels)
-        out.add("smartctl_devices", len(devices))
+        out.add("smartctl_devices", len(answers))
         out.add("shaobing_smart_devices_unchecked", unchecked)
 
     def report(self) -> Optional[Section]:

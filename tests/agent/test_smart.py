@@ -43,6 +43,7 @@ def fake_smartctl(tmp: Path, disks: dict[str, str], slow: tuple[str, ...] = ()) 
 
 
 def collect(smartctl: Path | str, tmp: Path, **kw: object) -> tuple[MetricSet, SmartCollector]:
+    kw.setdefault("snapshot_dir", "")  # this machine's own snapshot, if it has one, is not the test's
     col = SmartCollector(SmartOptions(smartctl=str(smartctl), **kw), AgentContext(state_dir=tmp))  # type: ignore[arg-type]
     out = MetricSet(col.metrics)
     col.collect(out)
@@ -124,3 +125,63 @@ def test_the_real_smartctl_on_a_virtual_disk(tmp_path: Path) -> None:
     if not scan.get("devices"):
         with pytest.raises(NotApplicable, match="found no disks"):
             collect("smartctl", tmp_path)  # --scan-open lists nothing on a VM
+
+
+def _series(out: MetricSet) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(spec.name, s.labels): s.value for spec, samples in out.families() for s in samples}
+
+
+def test_the_root_helpers_snapshot_gives_the_agent_what_smartctl_would(tmp_path: Path) -> None:
+    """Under the hardened unit the agent cannot open disks: shaobing-smart.service (root) writes a snapshot with
+    `shaobing smart-snapshot`, and the collector — here without any smartctl — reads the same series from it."""
+    import os
+    import subprocess
+    import time
+
+    import yaml
+
+    from tests.support.agent import SHAOBING
+
+    smartctl = fake_smartctl(tmp_path / "bin", FAILING)
+    direct, _ = collect(smartctl, tmp_path)
+    config = tmp_path / "agent.yml"
+    config.write_text(yaml.safe_dump({"collectors": {"smart": {"smartctl": str(smartctl)}}}))
+    snap = tmp_path / "snapshot"
+    run = subprocess.run([SHAOBING, "smart-snapshot", "--config", str(config), "--output", str(snap)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "3 disks, 0 unreadable" in run.stdout
+    assert oct(os.stat(snap / "index.json").st_mode & 0o777) == "0o640"
+    from_snapshot, col = collect(tmp_path / "no-smartctl-here", tmp_path, snapshot_dir=str(snap))
+    assert _series(from_snapshot) == _series(direct)
+    assert any("snapshot" in n for n in col.notes)
+
+    # A stale snapshot (the timer stopped) is not passed off as current: the agent reads the disks itself.
+    old = time.time() - 3 * 3600
+    index = json.loads((snap / "index.json").read_text())
+    index["time"] = old
+    (snap / "index.json").write_text(json.dumps(index))
+    with pytest.raises(NotApplicable, match="not found"):
+        collect(tmp_path / "no-smartctl-here", tmp_path, snapshot_dir=str(snap))
+    out, col = collect(smartctl, tmp_path, snapshot_dir=str(snap))
+    assert _series(out) == _series(direct)
+    assert any("stale" in n for n in col.notes)
+
+    # A disk the helper could not read stays unknown in the agent, never healthy.
+    index["time"] = time.time()
+    index["devices"][0] = {"argv": index["devices"][0]["argv"], "error": "Permission denied"}
+    (snap / "index.json").write_text(json.dumps(index))
+    out, col = collect(tmp_path / "no-smartctl-here", tmp_path, snapshot_dir=str(snap))
+    assert out.get("shaobing_smart_devices_unchecked") == 1 and out.get("smartctl_devices") == 3
+    assert any("Permission denied" in n for n in col.notes)
+
+
+def test_the_smart_helper_unit_keeps_only_the_disk_capabilities() -> None:
+    unit = (Path(__file__).parents[2] / "deploy/systemd/shaobing-smart.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings["CapabilityBoundingSet"] == "CAP_SYS_RAWIO CAP_SYS_ADMIN"
+    assert settings["Group"] == "shaobing" and settings["StateDirectoryMode"] == "0750"
+    assert settings["PrivateNetwork"] == "yes" and settings["ProtectSystem"] == "strict"
+    assert "smart-snapshot" in settings["ExecStart"]
+    agent = (Path(__file__).parents[2] / "agent/collectors/smart.py").read_text()
+    assert '"/var/lib/shaobing-smart"' in agent  # where the unit's StateDirectory= is
