@@ -48,6 +48,12 @@ SCHEDULER_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("shaobing_collector_cpu_seconds_total", "counter",
                "CPU time the collector's runs used in the agent process (commands it runs are not included).",
                ("collector",), "seconds"),
+    # node_exporter's names for the same two facts, so the community dashboards' "scrape time" panels (Node
+    # Exporter Full) have data; collector is the agent's collector name.
+    MetricSpec("node_scrape_collector_duration_seconds", "gauge",
+               "node_exporter: Duration of a collector scrape.", ("collector",), "seconds"),
+    MetricSpec("node_scrape_collector_success", "gauge",
+               "node_exporter: Whether a collector succeeded.", ("collector",)),
 )
 
 SCHEDULER_OWNER = "~scheduler"  # sorts after the collectors in the page
@@ -149,6 +155,9 @@ def render_scheduler_metrics(runners: Sequence[CollectorRunner]) -> bytes:
         out.add("shaobing_collector_duration_seconds", r.last.duration, labels)
         out.add("shaobing_collector_applicable", 1 if r.last.applicable else 0, labels)
         out.add("shaobing_collector_cpu_seconds_total", r.cpu_seconds, labels)
+        if r.last.applicable:  # node_exporter has no series for a collector that does not apply
+            out.add("node_scrape_collector_duration_seconds", r.last.duration, labels)
+            out.add("node_scrape_collector_success", 1 if r.last.success else 0, labels)
         if r.last_success_at is not None:
             out.add("shaobing_collector_last_success_timestamp_seconds", r.last_success_at, labels)
     return render(out.families())

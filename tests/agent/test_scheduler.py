@@ -201,3 +201,19 @@ def test_the_page_is_built_off_the_scrape_path_soon_after_collectors_finish(tmp_
         assert Counting.runs == 1
     finally:
         sched.stop()
+
+
+def test_node_exporter_scrape_series_mirror_the_collector_health(tmp_path: Path) -> None:
+    context = AgentContext(state_dir=tmp_path)
+    cache = ExpositionCache()
+    Scheduler([Counting(CollectorOptions(), context), Raising(CollectorOptions(), context),
+               Absent(CollectorOptions(), context)], cache).run_all_once()
+    s = samples(cache)
+    for name in ("counting", "raising"):
+        labels = (("collector", name),)
+        assert s[("node_scrape_collector_success", labels)] == s[("shaobing_collector_success", labels)]
+        assert s[("node_scrape_collector_duration_seconds", labels)] == s[("shaobing_collector_duration_seconds",
+                                                                          labels)]
+    assert s[("node_scrape_collector_success", (("collector", "raising"),))] == 0
+    # Not applicable is not a failure: no node_scrape_* series (node_exporter would say 0 there).
+    assert ("node_scrape_collector_success", (("collector", "absent"),)) not in s
