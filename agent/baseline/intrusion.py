@@ -63,6 +63,8 @@ def high_risk_ports(host: HostView, th: Thresholds) -> CheckResult:
 
 
 def management_restricted(host: HostView, th: Thresholds) -> CheckResult:
+    if not host.exists("etc/ssh/sshd_config"):
+        return CheckResult("not_applicable", ["未安装 sshd: 没有网络远程管理入口 (telnet 等由“远程管理防窃听”检查)"])
     evidence = []
     for key, value, where in host.sshd_config:
         if key == "listenaddress" and value.split(":")[0] not in ("0.0.0.0", "::", "[::]", "*"):

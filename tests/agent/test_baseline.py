@@ -509,3 +509,12 @@ def test_the_first_run_waits_at_most_peer_wait(tmp_path: Path) -> None:
         scheduler.stop()
     assert Reader.seen == [None]  # it went without the slow peer's result ...
     assert time.monotonic() - started < 2.5  # ... after peer_wait, not after the peer
+
+
+def test_no_sshd_means_no_network_management_to_restrict(tmp_path: Path) -> None:
+    root = make_host(tmp_path, "debian12")
+    assert evaluate(root)["management_restricted"].status == "fail"
+    shutil.rmtree(root / "etc/ssh")
+    r = evaluate(root)
+    assert r["management_restricted"].status == "not_applicable"
+    assert r["root_remote_login"].status == "not_applicable"
