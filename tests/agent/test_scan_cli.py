@@ -196,3 +196,28 @@ def test_scheduler_keeps_the_metrics_of_the_last_successful_run(tmp_path: Path) 
     result = run_once(c)
     assert not result.success and "disk on fire" in result.error
     assert c.last_metrics is first  # a failed run never replaces it (scan reports it as failed instead)
+
+
+def test_scan_json_carries_the_same_findings_for_tools(tmp_path: Path, closed_port: int) -> None:
+    import json
+
+    off = {"enabled": False}
+    config: dict[str, Any] = {
+        "state_dir": str(tmp_path / "state"),
+        "collectors": {
+            "probes": {"tcp": [{"name": "closed-port", "address": f"127.0.0.1:{closed_port}", "timeout": "1s"}]},
+            "service_credentials": off, "passwords": off, "pii": off, "permissions": off,
+        },
+    }  # fmt: skip
+    path = tmp_path / "agent.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    res = subprocess.run([SHAOBING, "scan", "--config", str(path), "--format", "json"], capture_output=True,
+                         text=True, timeout=280)
+    doc = json.loads(res.stdout)
+    assert doc["tool"].startswith("shaobing ")
+    probes = next(s for s in doc["sections"] if s["title"].startswith("探测"))
+    finding = next(f for f in probes["findings"] if "closed-port" in f["title"])
+    assert finding["severity"] == "critical" and finding["fix"]
+    assert res.returncode == 1  # a critical finding, as in the text report
+    leaked = [s for s in shadow_secrets() if s in res.stdout]
+    assert not leaked
