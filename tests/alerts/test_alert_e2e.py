@@ -46,6 +46,7 @@ FOR_OVERRIDES = {
     "probes.probe_failed_for": "2s",
     "probes.tls_expiry_for": "2s",
     "relay.dead_letters_for": "2s",
+    "baseline.for": "2s",
 }
 NOTIFY_TIMEOUT = 45.0
 
@@ -351,3 +352,52 @@ def _expect_relay(receiver: WebhookReceiver, route: str, status: str, since: flo
     )
     assert note.authorization == f"Bearer {TOKEN}"
     return note, note.received - since
+
+
+def test_a_baseline_drop_on_the_agent_alerts_through_the_shipped_pipeline(tmp_path: Path) -> None:
+    """The 等保 self-check on a package-default Debian 12 tree, every second: auditd stops (its process leaves the
+    tree's /proc), the real agent's score drops, the shipped rule fires and the warning reaches IM only."""
+    from tests.agent.test_baseline import make_host, set_processes
+
+    host = make_host(tmp_path / "host", "debian12", processes=("sshd", "rsyslogd", "auditd"))
+    receiver = WebhookReceiver()
+    try:
+        token_file = tmp_path / "relay_token"
+        token_file.write_text(TOKEN)
+        off = {"enabled": False}
+        agent_config = {"log_level": "warning", "collectors": {
+            "baseline": {"root": str(host), "interval": "1s", "jitter": "0s", "peer_wait": "0s"},
+            **{n: off for n in ("passwords", "versions", "updates", "exposure", "pii", "permissions", "smart",
+                                "service_credentials", "ssh", "metadata_refresh")}}}
+        web_config = {"basic_auth_users": {
+            "prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}}
+        with AgentProcess(tmp_path / "agent", agent_config, web_config=web_config) as agent, \
+                AlertmanagerServer(tmp_path / "am", _alertmanager_config(receiver.url, token_file)) as am:
+            _render_rules(tmp_path / "prom" / "alert_rules")
+            config = _prometheus_config(am.port)
+            job = config["scrape_configs"][0]
+            job.pop("tls_config", None)
+            job["scheme"] = "http"
+            targets = [{"targets": [agent.target], "labels": {"township": TOWNSHIP, "site": SITE, "role": ROLE}}]
+            with PrometheusServer(tmp_path / "prom", config, files={
+                    "secrets/agent_scrape_password": PASSWORD,
+                    "targets/e2e.json": json.dumps(targets, ensure_ascii=False)}) as prom:
+                before = prom.wait_for('shaobing_baseline_pass_ratio{job="shaobing",level="3"}', timeout=30)
+                score = float(before[0]["value"][1])
+                time.sleep(2)
+                t_fault = time.monotonic()
+                set_processes(host, "sshd", "rsyslogd")  # auditd stopped
+                prom.wait_for(f'shaobing_baseline_pass_ratio{{job="shaobing"}} < {score}', timeout=30)
+                note = receiver.wait_for(
+                    lambda n: n.received >= t_fault and bool(n.alerts("ShaobingBaselineScoreDropped", "firing")),
+                    NOTIFY_TIMEOUT, "firing ShaobingBaselineScoreDropped")
+                assert note.path == "/alertmanager/im"  # a warning: IM only, no SMS
+                alert = note.alerts("ShaobingBaselineScoreDropped", "firing")[0]
+                assert alert["labels"]["severity"] == "warning" and alert["labels"]["level"] == "3"
+                assert alert["labels"]["township"] == TOWNSHIP
+                assert alert["annotations"]["description"].startswith(
+                    f"{TOWNSHIP} 主机 {agent.target} 的等保 2.0 自查（第 3 级）得分比过去 1d 内的最高分低了 ")
+                assert not [n for n in receiver.snapshot() if n.path == "/alertmanager/sms"
+                            and n.alerts("ShaobingBaselineScoreDropped", "firing")]
+    finally:
+        receiver.close()

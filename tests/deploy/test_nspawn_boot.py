@@ -19,11 +19,27 @@ from tests.deploy.rootfs import DebianRoot
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("needs_root"), pytest.mark.timeout(900),
               pytest.mark.skipif(shutil.which("systemd-nspawn") is None, reason="needs systemd-container")]
 
+FAKE_SMARTCTL = r"""#!/usr/bin/python3
+# Stands in for smartctl: like the real one it needs CAP_SYS_RAWIO to open a disk (the hardened agent lacks it).
+import json, sys
+caps = int(next(l for l in open("/proc/self/status") if l.startswith("CapEff")).split()[1], 16)
+if "--scan-open" in sys.argv:
+    print(json.dumps({"devices": [{"name": "/dev/sdb", "type": "sat"}]}))
+elif not caps & (1 << 17):
+    print(json.dumps({"smartctl": {"exit_status": 2, "messages": [{"string": "Permission denied"}]}}))
+else:
+    print(open("/usr/share/shaobing-test/disk.json").read())
+"""
 PROBE = r"""
-import base64, json, os, time, urllib.request
+import base64, json, os, subprocess, time, urllib.request
+# The SMART helper runs as shipped (root, its own sandbox), then the agent starts again and reads its snapshot.
+subprocess.run(["systemctl", "start", "shaobing-smart.service"], timeout=120)
+subprocess.run(["systemctl", "restart", "shaobing-agent.service"], timeout=60)
+snap = os.stat("/var/lib/shaobing-smart/index.json") if os.path.exists("/var/lib/shaobing-smart/index.json") else None
 password = open("/root/scrape-password").read().strip()
 auth = base64.b64encode(("prometheus:" + password).encode()).decode()
-want = ("node_timex_sync_status", "shaobing_password_accounts{", 'shaobing_collector_success{collector="health"} 1')
+want = ("node_timex_sync_status", "shaobing_password_accounts{", 'shaobing_collector_success{collector="health"} 1',
+        "smartctl_device_smart_status")
 page, error = "", ""
 deadline = time.monotonic() + 120
 while time.monotonic() < deadline:
@@ -38,7 +54,8 @@ while time.monotonic() < deadline:
 pid = open("/var/lib/shaobing/agent.pid").read().strip() if os.path.exists("/var/lib/shaobing/agent.pid") else ""
 status = open(f"/proc/{pid}/status").read() if pid and os.path.exists(f"/proc/{pid}/status") else ""
 caps = {k: v for k, v in (line.split(":\t", 1) for line in status.splitlines() if line.startswith(("Cap", "Seccomp", "Uid")))}
-json.dump({"page": page, "error": error, "status": {k: v.strip() for k, v in caps.items()}},
+smart = {"mode": oct(snap.st_mode & 0o777), "group": snap.st_gid} if snap else None
+json.dump({"page": page, "error": error, "status": {k: v.strip() for k, v in caps.items()}, "smart": smart},
           open("/root/probe.json", "w"))
 """
 UNIT = """[Unit]
@@ -75,6 +92,12 @@ def test_the_hardened_unit_boots_and_keeps_the_clock_and_audit_metrics(booted_ro
     (root.path / "root/scrape-password").write_text(password.group(1))
     (root.path / "root/probe.py").write_text(PROBE)
     (root.path / "etc/systemd/system/shaobing-probe.service").write_text(UNIT)
+    fake = root.path / "usr/sbin/smartctl"
+    fake.write_text(FAKE_SMARTCTL)
+    fake.chmod(0o755)
+    (root.path / "usr/share/shaobing-test").mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[1] / "agent/fixtures/smart/WDC_WD20EFRX-68EUZN0_17.json",
+                root.path / "usr/share/shaobing-test/disk.json")
     for unit in ("shaobing-agent.service", "shaobing-probe.service"):
         enabled = subprocess.run(["systemctl", f"--root={root.path}", "enable", unit], capture_output=True,
                                  text=True, timeout=60)
@@ -83,7 +106,7 @@ def test_the_hardened_unit_boots_and_keeps_the_clock_and_audit_metrics(booted_ro
     # physical host has no such outer filter); the agent's unit drops the capability again, so what is tested
     # is the unit's filter: read-only adjtimex needs no capability.
     boot = subprocess.run(["systemd-nspawn", "-q", "-b", "--register=no", "--keep-unit", "--private-network",
-                           "--capability=CAP_SYS_TIME", "-D", str(root.path)], capture_output=True, text=True,
+                           "--capability=CAP_SYS_TIME,CAP_SYS_RAWIO", "-D", str(root.path)], capture_output=True, text=True,
                           timeout=300)
     probe = root.path / "root/probe.json"
     assert probe.exists(), f"the probe did not run (nspawn exit {boot.returncode}): {boot.stdout[-2000:]}"
@@ -100,3 +123,8 @@ def test_the_hardened_unit_boots_and_keeps_the_clock_and_audit_metrics(booted_ro
     assert status.get("Seccomp") == "2", status  # filter mode
     assert int(status["CapEff"], 16) == 1 << 2, status  # CAP_DAC_READ_SEARCH only
     assert status["Uid"].split()[0] != "0", status  # not root
+    # SMART: the agent cannot open the disk itself; the shipped helper unit's snapshot gives it the disk's health.
+    gid = int(next(line.split(":")[2] for line in root.read("etc/group").splitlines() if line.startswith("shaobing:")))
+    assert seen["smart"] == {"mode": "0o640", "group": gid}, seen["smart"]
+    assert re.search(r'^smartctl_device_smart_status\{device="sdb"\} 1', page, re.M), page[-3000:]
+    assert "shaobing_smart_devices_unchecked 0" in page
