@@ -294,25 +294,26 @@ class _Dispatcher(threading.Thread):
             candidates = []
             while self._heap and self._heap[0][0] <= now + self.BATCH_WINDOW:
                 candidates.append(heapq.heappop(self._heap))
-            batch: list[CollectorRunner] = []
+            batch: list[int] = []
             for due, i in candidates:
                 early = min(self.BATCH_WINDOW, 0.1 * self._runners[i].collector.interval)
                 if due > now + early:
                     heapq.heappush(self._heap, (due, i))  # not yet: keeps its place
                 elif self._take(i, now):
-                    batch.append(self._runners[i])
+                    batch.append(i)
             # Rare, heavy runs (package lists, audits: minutes at worst) keep a thread each, so they never hold up
             # the frequent ones; the frequent ones go shortest interval first.
-            groups = [[r] for r in batch if r.collector.interval >= RARE_INTERVAL]
-            frequent = sorted((r for r in batch if r.collector.interval < RARE_INTERVAL),
-                              key=lambda r: r.collector.interval)
+            interval = {i: self._runners[i].collector.interval for i in batch}
+            groups = [[i] for i in batch if interval[i] >= RARE_INTERVAL]
+            frequent = sorted((i for i in batch if interval[i] < RARE_INTERVAL), key=interval.__getitem__)
             if frequent:
                 groups.append(frequent)
             for group in groups:
-                job = threading.Thread(target=self._run_batch, args=(group,), name=f"job-{group[0].name}",
+                runners = [self._runners[i] for i in group]
+                job = threading.Thread(target=self._run_batch, args=(runners,), name=f"job-{runners[0].name}",
                                        daemon=True)
-                for runner in group:
-                    self._busy[self._runners.index(runner)] = job
+                for i in group:
+                    self._busy[i] = job
                 job.start()
 
     def _take(self, i: int, now: float) -> bool:

@@ -33,6 +33,7 @@ class Account:
     home: str
     shell: str
     where: str  # "/etc/passwd:12"
+    password_field_empty: bool = False  # passwd's own password field is empty (no "x": no shadow entry needed)
 
     @property
     def login_shell(self) -> bool:
@@ -161,7 +162,7 @@ class HostView:
             f = line.split(":")
             if len(f) < 7 or not f[2].isdigit() or not f[3].isdigit():
                 continue
-            out.append(Account(f[0], int(f[2]), int(f[3]), f[5], f[6], where))
+            out.append(Account(f[0], int(f[2]), int(f[3]), f[5], f[6], where, f[1] == ""))
         return out
 
     @cached_property

@@ -34,17 +34,10 @@ def no_empty_password(host: HostView, th: Thresholds) -> CheckResult:
         return CheckResult("manual", ["无法读取 /etc/shadow (需要 root)"], "以 root 运行检查")
     empty = [f"{e.name} ({e.where}): 口令为空" for e in host.shadow.values() if e.empty]
     empty += [f"{a.name} ({a.where}): passwd 中口令字段为空" for a in host.accounts
-              if a.name not in host.shadow and _passwd_field_empty(host, a.where)]
+              if a.name not in host.shadow and a.password_field_empty]
     if empty:
         return CheckResult("fail", empty, "为这些账户设置口令或锁定: passwd -l <账户>")
     return CheckResult("pass", [f"/etc/shadow: {len(host.shadow)} 个账户均无空口令"])
-
-
-def _passwd_field_empty(host: HostView, where: str) -> bool:
-    lineno = int(where.rsplit(":", 1)[1])
-    text = host.read("etc/passwd") or ""
-    lines = text.splitlines()
-    return 0 < lineno <= len(lines) and lines[lineno - 1].split(":")[1:2] == [""]
 
 
 def no_weak_password(host: HostView, th: Thresholds) -> CheckResult:
