@@ -23,7 +23,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[relay,dashboards,dev]'
+.venv/bin/pip install -q -e '.[relay,dashboards,report,dev]'
 
 echo "== ruff"
 .venv/bin/ruff check .
