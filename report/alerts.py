@@ -120,7 +120,9 @@ def from_prometheus(prom: Prometheus, period: Period, scope: Scope) -> Alerts:
     scoped = Scope(job="", townships=scope.townships, instances=scope.instances).matcher.split(",")[1:]
     matchers += scoped
     step = downtime_step(period)
-    series = prom.range(f"ALERTS{{{','.join(matchers)}}}", period.start + step, period.end, step)
+    # count_over_time over one step, not the bare series: no 5-minute lookback stretching each episode.
+    selector = f"ALERTS{{{','.join(matchers)}}}"
+    series = prom.range(f"count_over_time({selector}[{int(step) - 1}s])", period.start + step, period.end, step)
     alerts = Alerts(
         source="prometheus", note="未配置告警中继记录（--relay-db），通知耗时未知；以下按 Prometheus 告警记录统计。"
     )

@@ -217,6 +217,16 @@ def openmetrics(start: int, period_seconds: int, host_plans: list[HostPlan]) -> 
             else [(_labels(p, bl + ',status="fail"'), lambda off, n=p.baseline_failed: float(n))]
         ),
     )
+
+    # Prometheus' own record of the rule ShaobingHostDown firing for cg-02's outages (alert history without the
+    # relay's store): from two minutes into each outage to its end.
+    def alerts(p: HostPlan) -> list[tuple[str, Callable[[int], float | None]]]:
+        if not p.down:
+            return []
+        labels = _labels(p, 'alertname="ShaobingHostDown",alertstate="firing",severity="critical"')
+        return [(labels, lambda off, d=p.down: 1.0 if any(a + 120 < off <= b for a, b in d) else None)]
+
+    yield from family("ALERTS", "gauge", alerts)
     yield "# EOF\n"
 
 

@@ -95,3 +95,12 @@ def test_scope_limits_hosts_and_alerts(week: Week) -> None:
     assert r.scope == "河口乡"
     r = _report(week, instances=("sq-01",))
     assert [h.instance for h in r.hosts] == ["sq-01"] and not r.todos
+
+
+def test_alerts_from_prometheus_when_there_is_no_relay_store(week: Week) -> None:
+    alerts = _report(week).alerts
+    assert alerts.source == "prometheus" and "通知耗时未知" in alerts.note
+    (count,) = alerts.counts
+    assert (count.name, count.severity, count.count, count.resolved) == ("ShaobingHostDown", "critical", 2, 1)
+    assert count.to_resolve == 7080.0 and count.to_notify is None
+    assert alerts.still_firing == 1
