@@ -24,7 +24,7 @@ from typing import Any
 from report import alerts as alert_history
 from report.collect import Scope, collect_hosts
 from report.config import ConfigError, ReportConfig, load
-from report.deliver import REPORT_PREFIX, chat_markdown, prune, send_chat, send_email
+from report.deliver import REPORT_PREFIX, chat_markdown, check_channels, prune, send_chat, send_email
 from report.model import Host, Report, Township
 from report.period import Period, local, parse_period
 from report.prom import Prometheus, ReportError
@@ -89,7 +89,8 @@ def _write(directory: Path, name: str, data: bytes) -> Path:
     return target
 
 
-def generate(config: ReportConfig, period: Period, send: bool) -> int:
+def generate(config: ReportConfig, period: Period, send: bool, relay: Any = None) -> int:
+    """Write the report; with `send`, deliver it (`relay`: the relay config from check_channels)."""
     report = build_report(config, period)
     html = render_html(report)
     directory = config.directory
@@ -128,14 +129,14 @@ def generate(config: ReportConfig, period: Period, send: bool) -> int:
     prune(directory, config.keep)
     if not send:
         return 0
-    problems = _deliver(config, report, period, facts, files)
+    problems = _deliver(config, relay, report, period, facts, files)
     for problem in problems:
         print(f"shaobing-report: delivery: {problem}", file=sys.stderr)
     return 4 if problems else 0
 
 
 def _deliver(
-    config: ReportConfig, report: Report, period: Period, facts: dict[str, Any], files: list[Path]
+    config: ReportConfig, relay: Any, report: Report, period: Period, facts: dict[str, Any], files: list[Path]
 ) -> list[str]:
     base = config.link_base.rstrip("/")
     links = [
@@ -149,7 +150,7 @@ def _deliver(
     )
     if not base:
         markdown += "\n\n报告文件（中心服务器）：" + "、".join(str(p) for p in files if p.suffix != ".json")
-    problems = send_chat(config, markdown, report.title, [p for p in files if p.suffix == ".pdf"])
+    problems = send_chat(config, relay, markdown, report.title, [p for p in files if p.suffix == ".pdf"])
     if config.email is not None:
         body = markdown.replace("### ", "").replace("**", "")
         try:
@@ -211,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ReportError("--keep must be at least 1")
         last = args.last if (args.last or args.start) else config.period
         period = parse_period(last if not args.start else None, args.start, args.end, time.time())
+        relay = check_channels(config) if args.send else None
     except ConfigError as exc:
         print(f"shaobing-report: {exc}", file=sys.stderr)
         return 2
@@ -218,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shaobing-report: {exc}", file=sys.stderr)
         return 2
     try:
-        return generate(config, period, args.send)
+        return generate(config, period, args.send, relay)
     except ReportError as exc:
         print(f"shaobing-report: no report: {exc}", file=sys.stderr)
         return 3

@@ -27,6 +27,7 @@ class EmailConfig:
     password: Secret | None = None
     timeout_seconds: float = 30.0
     attach: tuple[str, ...] = ("pdf",)
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def load(path: Path) -> ReportConfig:
 
 
 def _email(r: Reader, node: yaml.Node) -> EmailConfig:
-    allowed = ("host", "port", "from", "to", "security", "username", "password", "timeout_seconds", "attach")
+    allowed = ("host", "port", "from", "to", "security", "username", "password", "timeout_seconds", "attach", "ca_file")
     e = r.mapping(node, "delivery.email", allowed, ("host", "from", "to"))
     security = (
         r.choice(e["security"], "delivery.email.security", ("starttls", "ssl", "none"))
@@ -166,7 +167,12 @@ def _email(r: Reader, node: yaml.Node) -> EmailConfig:
     password = r.secret(e["password"], "delivery.email.password") if "password" in e else None
     if username and password is None:
         raise r.fail(node, "delivery.email", "username given without password")
+    ca_file = ""
+    if "ca_file" in e:
+        ca = Path(r.string(e["ca_file"], "delivery.email.ca_file"))
+        ca_file = str(ca if ca.is_absolute() else r.path.parent / ca)
     return EmailConfig(
+        ca_file=ca_file,
         host=r.string(e["host"], "delivery.email.host"),
         port=r.integer(e["port"], "delivery.email.port", 1, 65535) if "port" in e else default_port,
         sender=r.string(e["from"], "delivery.email.from"),

@@ -23,7 +23,7 @@ import httpx
 from report.config import EmailConfig, ReportConfig
 from report.prom import ReportError
 
-__all__ = ["prune", "send_chat", "send_email", "chat_markdown", "REPORT_PREFIX"]
+__all__ = ["prune", "check_channels", "send_chat", "send_email", "chat_markdown", "REPORT_PREFIX"]
 
 log = logging.getLogger("shaobing.report")
 REPORT_PREFIX = "shaobing-report-"
@@ -65,26 +65,35 @@ def chat_markdown(
     return "\n".join(lines)
 
 
-def send_chat(config: ReportConfig, markdown: str, title: str, files: Sequence[Path]) -> list[str]:
-    """Send to every configured relay channel; returns the problems (empty: all sent)."""
+def check_channels(config: ReportConfig) -> Any:
+    """The relay config with every named channel present and a chat channel (checked before any query, so a
+    delivery mistake is found before the report is made). None when no chat channel is configured."""
     if not config.channels or config.relay_config is None:
-        return []
+        return None
     from relay.config import ConfigError, load_config
-    from relay.providers import Outbound, Outcome, build_provider
-    from relay.providers.wecom import WeCom
-    from relay.templates import Renderer
 
     try:
         relay = load_config(config.relay_config)
     except ConfigError as exc:
         raise ReportError(f"delivery.relay_config: {exc}") from None
-    problems = []
     for name in config.channels:
         channel = relay.channels.get(name)
         if channel is None:
             raise ReportError(f"delivery.channels: {name!r} is not a channel in {config.relay_config}")
         if channel.is_sms:
             raise ReportError(f"delivery.channels: {name!r} is an SMS channel; reports go to chat channels or e-mail")
+    return relay
+
+
+def send_chat(config: ReportConfig, relay: Any, markdown: str, title: str, files: Sequence[Path]) -> list[str]:
+    """Send to every configured relay channel; returns the problems (empty: all sent)."""
+    if relay is None:
+        return []
+    from relay.providers import Outbound, Outcome, build_provider
+    from relay.providers.wecom import WeCom
+    from relay.templates import Renderer
+
+    problems: list[str] = []
 
     async def run() -> None:
         timeout = relay.delivery.request_timeout_seconds
@@ -121,7 +130,7 @@ def send_email(email: EmailConfig, subject: str, body: str, files: Sequence[Path
         if path.suffix.lstrip(".") in email.attach:
             maintype, subtype = ("application", "pdf") if path.suffix == ".pdf" else ("text", "html")
             msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=email.ca_file or None)
     try:
         if email.security == "ssl":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(

@@ -79,7 +79,7 @@ def test_compose_config_with_docker_if_available() -> None:
 
 
 def test_systemd_unit_is_hardened() -> None:
-    for unit in ("shaobing-agent.service", "shaobing-relay.service"):
+    for unit in ("shaobing-agent.service", "shaobing-relay.service", "shaobing-report.service"):
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         parser.read(DEPLOY / "systemd" / unit, encoding="utf-8")

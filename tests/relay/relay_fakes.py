@@ -9,6 +9,8 @@ providers' documents, independently of relay/), records it, and answers with a s
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import hashlib
 import hmac
 import json
@@ -137,6 +139,9 @@ class FakeProviders:
                 path = split.path
                 provider = path.strip("/").split("/")[0]
                 action = ""
+                if provider == "wecom" and path.endswith("/upload_media"):
+                    self._wecom_upload(query, headers, raw)
+                    return
                 if provider == "aliyun":
                     body: Any = dict(urllib.parse.parse_qsl(raw.decode()))
                     action = body.get("Action", "")
@@ -168,6 +173,25 @@ class FakeProviders:
                     self._reply(200 if provider != "webhook" or sig else 401, answer)
                 except OSError:
                     pass
+
+            def _wecom_upload(self, query: dict[str, str], headers: dict[str, str], raw: bytes) -> None:
+                """WeCom robot upload_media: multipart/form-data with one part named "media" (with filename),
+                ?key=...&type=file; answers a media_id that a later {"msgtype": "file"} message refers to."""
+                head = f"Content-Type: {headers.get('content-type', '')}\r\n\r\n".encode()
+                msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+                parts = list(msg.iter_parts()) if msg.is_multipart() else []
+                media = [p for p in parts if p.get_param("name", header="content-disposition") == "media"]
+                ok = query.get("key") == SECRETS["wecom_key"] and query.get("type") == "file" and len(media) == 1
+                body: dict[str, Any] = {}
+                if media:
+                    body = {"filename": media[0].get_filename(), "content": media[0].get_payload(decode=True)}
+                with fake.lock:
+                    fake.received.append(Received("wecom:upload", body, headers, time.time(), ok, query))
+                    media_id = f"media-{len(fake.received)}"
+                if not ok:
+                    self._reply(200, {"errcode": 40058, "errmsg": "invalid upload"})
+                    return
+                self._reply(200, {"errcode": 0, "errmsg": "ok", "type": "file", "media_id": media_id, "created_at": "1"})
 
             def _verify(
                 self, provider: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes, body: Any
