@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from report.charts import FONT_FAMILY, Charts
 from report.model import Host, Report
@@ -39,12 +41,32 @@ def _change(now: int | None, before: int | None) -> str:
     return "持平" if diff == 0 else f"{'+' if diff > 0 else '−'}{abs(diff)}"
 
 
+# Longest tables in the body (leadership reads the worst first; the .json sidecar has everything).
+LIMIT = 50
+TODO_LIMIT = 40
+
+
+def _more(items: Sequence[Any], limit: int, what: str) -> Markup:
+    if len(items) <= limit:
+        return Markup("")
+    return Markup('<p class="note">另有 {} {}未列出。</p>').format(len(items) - limit, what)
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters.update(pct=_pct, dur=fmt_duration, time=fmt_time, change=_change, date=fmt_date)
-    env.globals.update(LIGHTS=LIGHTS, REASON_NAMES=REASON_NAMES, CLASS_NAMES=CLASS_NAMES, RED=RED, YELLOW=YELLOW)
+    env.globals.update(
+        LIMIT=LIMIT,
+        TODO_LIMIT=TODO_LIMIT,
+        more=_more,
+        LIGHTS=LIGHTS,
+        REASON_NAMES=REASON_NAMES,
+        CLASS_NAMES=CLASS_NAMES,
+        RED=RED,
+        YELLOW=YELLOW,
+    )
     return env
 
 
