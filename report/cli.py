@@ -91,8 +91,11 @@ def _write(directory: Path, name: str, data: bytes) -> Path:
 
 def generate(config: ReportConfig, period: Period, send: bool, relay: Any = None) -> int:
     """Write the report; with `send`, deliver it (`relay`: the relay config from check_channels)."""
+    began = time.monotonic()
     report = build_report(config, period)
+    queried = time.monotonic()
     html = render_html(report)
+    rendered = time.monotonic()
     directory = config.directory
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -107,6 +110,14 @@ def generate(config: ReportConfig, period: Period, send: bool, relay: Any = None
             out = Path(tmp) / "r.pdf"
             write_pdf(html, out)
             pdf = out.read_bytes()
+    log.info(
+        "%d hosts, %d queries in %.1f s; HTML with charts %.1f s; PDF %.1f s",
+        len(report.hosts),
+        report.queries,
+        queried - began,
+        rendered - queried,
+        time.monotonic() - rendered,
+    )
     facts = summary(report)
     sidecar = {
         "title": report.title,
@@ -183,8 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen.add_argument("--keep", type=int, help="keep the newest N reports in the directory (default 12)")
     gen.add_argument("--title", help="report title")
     gen.add_argument("--send", action="store_true", help="send through the configured channels and e-mail")
+    gen.add_argument("-v", "--verbose", action="store_true", help="say how long queries and rendering took")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="shaobing-report: %(message)s")
+    if args.verbose:
+        log.setLevel(logging.INFO)  # ours only: WeasyPrint and fontTools are chatty at INFO
     try:
         config = load(args.config) if args.config else ReportConfig()
         overrides: dict[str, object] = {}

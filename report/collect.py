@@ -85,9 +85,18 @@ def collect_hosts(prom: Prometheus, period: Period, scope: Scope) -> list[Host]:
         _key(s): Host(s.labels.get("instance", ""), s.labels.get("township", "") or "未分组", _availability(period))
         for s in seen
     }
+    pushed = prom.instant(
+        f"max by (instance, township) (max_over_time(shaobing_push_last_success_timestamp_seconds{{{m}}}[{span}]))",
+        end,
+    )
+    for s in pushed:
+        if _key(s) not in hosts:
+            township = s.labels.get("township", "") or "未分组"
+            hosts[_key(s)] = Host(s.labels.get("instance", ""), township, _availability(period), push=True)
     if not hosts:
         return []
-    _fill_availability(prom, period, m, hosts)
+    _fill_availability(prom, period, m, {k: h for k, h in hosts.items() if not h.push})
+    _fill_push_availability(prom, period, m, {k: h for k, h in hosts.items() if h.push})
     step = chart_step(period)
     window = _window(step)
     for s in prom.range(
@@ -153,6 +162,40 @@ def _fill_availability(prom: Prometheus, period: Period, m: str, hosts: dict[str
         avail.down_seconds = sum(v for _, v in down.get(key, [])) * step
         avail.outages = _outages(down.get(key, []), step, end, avail.up_now)
         host.availability = avail
+
+
+# A pushing host counts as up at t when any of its snapshots is stamped within the 5 minutes before t
+# (Prometheus' own staleness horizon), so a slower push interval is not downtime.
+PUSH_LOOKBACK = 300.0
+
+
+def _fill_push_availability(prom: Prometheus, period: Period, m: str, hosts: dict[str, Host]) -> None:
+    """Hosts behind NAT push buffered data (backfilled after a network outage), so a gap in what arrived means
+    the host or its agent was not running: downtime, not missing data."""
+    if not hosts:
+        return
+    step = downtime_step(period)
+    present: dict[str, set[float]] = defaultdict(set)
+    query = f"count by (instance) (count_over_time(shaobing_build_info{{{m}}}[{_window(PUSH_LOOKBACK)}]))"
+    for s in prom.range(query, period.start + step, period.end, step):
+        present[_key(s)].update(t for t, _ in s.points)
+    steps = [period.start + step * i for i in range(1, int(period.seconds // step) + 1)]
+    for key, host in hosts.items():
+        have = present.get(key, set())
+        absent = [(t, 1.0) for t in steps if t not in have]
+        up_now = bool(steps) and steps[-1] in have
+        outages = _outages(absent, step, period.end, up_now)
+        # Each absent run starts one lookback after the last snapshot: give that time back to the outage.
+        for outage in outages:
+            outage.start -= PUSH_LOOKBACK - step
+            outage.seconds += PUSH_LOOKBACK - step
+        host.availability = Availability(
+            covered_seconds=period.seconds if have else 0.0,
+            missing_seconds=0.0 if have else period.seconds,
+            down_seconds=sum(o.seconds for o in outages),
+            outages=outages,
+            up_now=up_now,
+        )
 
 
 def _outages(points: list[tuple[float, float]], step: float, end: float, up_now: bool | None) -> list[Outage]:

@@ -100,6 +100,8 @@ class Host:
     township: str
     availability: Availability
     os_name: str = ""
+    # Pushes from behind NAT: no `up`; availability is whether its data arrived (see collect.py).
+    push: bool = False
     cpu: Points = field(default_factory=list)
     memory: Points = field(default_factory=list)
     filesystems: list[Filesystem] = field(default_factory=list)

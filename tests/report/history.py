@@ -41,6 +41,8 @@ class HostPlan:
     reboot_days: float | None = None
     baseline: tuple[float, float] | None = None  # (at start, from mid-week)
     baseline_failed: int = 0
+    # Pushes from behind NAT (no `up`; shaobing_build_info and its push timestamp arrive with the data).
+    push: bool = False
 
 
 def plans(period_seconds: int = 7 * DAY) -> list[HostPlan]:
@@ -75,6 +77,8 @@ def plans(period_seconds: int = 7 * DAY) -> list[HostPlan]:
         ),
         HostPlan("hk-02", "河口乡", missing=((3 * DAY, 4 * DAY),), password_audit=False),
         HostPlan("sq-01", "石桥镇"),
+        # A pushing host whose agent was off for an hour on day 6 (nothing arrived, nothing to backfill).
+        HostPlan("sq-02", "石桥镇", push=True, missing=((5 * DAY + 8 * 3600, 5 * DAY + 9 * 3600),)),
     ]
 
 
@@ -126,7 +130,19 @@ def openmetrics(start: int, period_seconds: int, host_plans: list[HostPlan]) -> 
 
         return _labels(plan, f'cpu="{cpu}",mode="idle"'), idle
 
-    yield from family("up", "gauge", lambda p: [(_labels(p), lambda off, p=p: 0.0 if _in(off, p.down) else 1.0)])
+    yield from family(
+        "up", "gauge", lambda p: [] if p.push else [(_labels(p), lambda off, p=p: 0.0 if _in(off, p.down) else 1.0)]
+    )
+    yield from family(
+        "shaobing_build_info",
+        "gauge",
+        lambda p: [(_labels(p, 'python="3.11.2",version="0.1.0"'), lambda off: 1.0)],
+    )
+    yield from family(
+        "shaobing_push_last_success_timestamp_seconds",
+        "gauge",
+        lambda p: [(_labels(p), lambda off: float(start + off - 30))] if p.push else [],
+    )
     yield from family("node_cpu_seconds", "counter", lambda p: [cpu_idle(p, c) for c in range(p.cpus)])
     yield from family("node_memory_MemTotal_bytes", "gauge", lambda p: [(_labels(p), lambda off: 8.0 * GIB)])
     yield from family("node_memory_MemAvailable_bytes", "gauge", lambda p: [(_labels(p), lambda off: 4.0 * GIB)])

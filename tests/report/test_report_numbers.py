@@ -19,7 +19,7 @@ def _report(week: Week, **config: object):  # type: ignore[no-untyped-def]
 def test_availability_outages_and_missing_data_are_exact(week: Week) -> None:
     r = _report(week)
     hosts = {h.instance: h for h in r.hosts}
-    assert sorted(hosts) == ["cg-01", "cg-02", "hk-01", "hk-02", "sq-01"]
+    assert sorted(hosts) == ["cg-01", "cg-02", "hk-01", "hk-02", "sq-01", "sq-02"]
     cg2 = hosts["cg-02"].availability
     # 2 h on day 3 and the last 45 minutes (still down when the period ends).
     assert cg2.down_seconds == pytest.approx(7200 + 2700)
@@ -37,6 +37,12 @@ def test_availability_outages_and_missing_data_are_exact(week: Week) -> None:
     assert min(hk2.missing_hours) == week.start + 3 * DAY + 3600
     assert hk2.down_seconds == 0 and hk2.uptime_ratio == 1.0
     assert hosts["sq-01"].availability.uptime_ratio == 1.0 and not hosts["sq-01"].availability.outages
+    # sq-02 pushes from behind NAT (no `up`): the hour nothing arrived is an outage, not missing data.
+    sq2 = hosts["sq-02"]
+    assert sq2.push and not hosts["sq-01"].push
+    assert sq2.availability.outages == [Outage(week.start + 5 * DAY + 8 * 3600, 3600.0, False)]
+    assert (sq2.availability.down_seconds, sq2.availability.missing_seconds) == (3600.0, 0.0)
+    assert sq2.availability.up_now is True
 
 
 def test_resources_and_disk_trend(week: Week) -> None:
