@@ -156,6 +156,10 @@ def main() -> None:
         pdf = next((work / "out").glob("*.pdf"))
         info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
         pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))  # type: ignore[union-attr]
+        first = subprocess.run(
+            ["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True
+        ).stdout
+        townships = {p.township for p in fleet(args.hosts, period, args.cpus)}
         result = {
             "hosts": args.hosts,
             "days": args.days,
@@ -166,6 +170,7 @@ def main() -> None:
             "prometheus_rss_mib_before": round(baseline_rss, 1),
             "prometheus_peak_rss_mib": round(prom_rss, 1),
             "pdf_pages": pages,
+            "summary_on_one_page": all(t in first for t in townships) and "本周最要紧的事" in first,
             "pdf_mib": round(pdf.stat().st_size / 2**20, 2),
             "html_mib": round(next((work / "out").glob("*.html")).stat().st_size / 2**20, 2),
         }

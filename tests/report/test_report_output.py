@@ -25,7 +25,16 @@ from tests.report.conftest import Week
 from tests.support.prometheus import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ["一、主机可用性", "二、资源使用", "三、版本与更新", "四、安全", "五、告警与处理", "六、本周待办", "附录"]
+SECTIONS = [
+    "一、各乡镇（街道）情况",
+    "二、主机可用性",
+    "三、资源使用",
+    "四、版本与更新",
+    "五、安全",
+    "六、告警与处理",
+    "七、本周待办",
+    "附录",
+]
 
 
 def run_report(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -48,8 +57,17 @@ def written(week: Week, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
     return files
 
 
-def _pdftext(pdf: Path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+def _pdftext(pdf: Path, *pages: str) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", *pages, str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_the_summary_is_one_page(written: dict[str, Path]) -> None:
+    first = _pdftext(written["pdf"], "-f", "1", "-l", "1")
+    for needed in ("城关镇", "河口乡", "石桥镇", "需立即处理", "需关注", "正常", "本周最要紧的事", "1. 城关镇 cg-02"):
+        assert needed in first, needed
+    assert "一、各乡镇（街道）情况" in _pdftext(written["pdf"], "-f", "2", "-l", "2")
 
 
 def test_pdf_pages_numbers_period_and_fonts(written: dict[str, Path], week: Week) -> None:
@@ -118,7 +136,17 @@ def test_html_in_headless_chromium(written: dict[str, Path], tmp_path: Path) -> 
         f"--user-data-dir={tmp_path / 'profile'}",
     ]
     dom = subprocess.run([*chromium, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    for section in ("summary", "availability", "resources", "currency", "security", "alerts", "todo", "inventory"):
+    for section in (
+        "summary",
+        "townships",
+        "availability",
+        "resources",
+        "currency",
+        "security",
+        "alerts",
+        "todo",
+        "inventory",
+    ):
         assert f'id="{section}"' in dom, section
     charts = re.findall(r'<img alt="([^"]+)" src="data:image/svg\+xml;base64,', dom)
     assert "可用性图" in charts and "磁盘图" in charts and sum(c.endswith("资源图") for c in charts) == 3
