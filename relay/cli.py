@@ -1,4 +1,4 @@
-"""shaobing-relay command line: serve, check-config, test-send, review."""
+"""shaobing-relay command line: serve, check-config, test-send, review, roster show."""
 
 from __future__ import annotations
 
@@ -198,6 +198,40 @@ def cmd_review(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_roster(args: argparse.Namespace) -> int:
+    """Who is on duty (at --date, default now) on each roster, and the handovers of the next --days."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    config = _load(args.config, resolve_secrets=False)
+    zone = ZoneInfo(config.timezone)
+    if args.date:
+        try:
+            parsed = dt.datetime.fromisoformat(args.date)
+        except ValueError:
+            print(f"--date {args.date!r}: expected e.g. 2026-12-05 or 2026-12-05T03:00", file=sys.stderr)
+            return 2
+        at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).timestamp()
+    else:
+        at = time.time()
+    rosters = [r for r in config.rosters.values() if not args.roster or r.key == args.roster]
+    if not rosters:
+        print(f"{config.path}: no roster{' named ' + args.roster if args.roster else 's'}", file=sys.stderr)
+        return 2
+
+    def local(t: float) -> str:
+        return dt.datetime.fromtimestamp(t, zone).strftime("%m-%d %H:%M")
+
+    for roster in rosters:
+        where = "、".join("其他乡镇（*）" if t == "*" else t for t in roster.townships) or "（按 roster:名称 引用）"
+        print(f"{roster.name} [{roster.key}] 负责 {where}")
+        person, why = roster.on_duty(at)
+        print(f"  {local(at)} 值班 on duty: {person.name} {mask_phone(person.phone)}  ({why})")
+        for t, who, reason in roster.handovers(at + 60, at + args.days * 86400)[: args.limit]:
+            print(f"  {local(t)} 起 from: {who.name} {mask_phone(who.phone)}  ({reason})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shaobing-relay", description="哨兵 relay: Alertmanager -> SMS / IM")
     parser.add_argument("--version", action="version", version=f"shaobing-relay {__version__}")
@@ -215,8 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     review.add_argument("--config", required=True)
     review.add_argument("--resend", type=int, action="append", metavar="ID")
     review.add_argument("--done", type=int, action="append", metavar="ID")
+    roster = sub.add_parser("roster", help="duty rosters (值班表)")
+    roster_sub = roster.add_subparsers(dest="roster_command", required=True)
+    show = roster_sub.add_parser("show", help="who is on duty now (or at --date), and the coming handovers")
+    show.add_argument("--config", required=True)
+    show.add_argument("--date", help="a local date or date and time (default: now)")
+    show.add_argument("--roster", help="only this roster")
+    show.add_argument("--days", type=int, default=7, help="handovers over this many days (default 7)")
+    show.add_argument("--limit", type=int, default=50, help="at most this many handovers per roster")
     args = parser.parse_args(argv)
-    handlers = {"serve": cmd_serve, "check-config": cmd_check_config, "test-send": cmd_test_send, "review": cmd_review}
+    handlers = {
+        "serve": cmd_serve,
+        "check-config": cmd_check_config,
+        "test-send": cmd_test_send,
+        "review": cmd_review,
+        "roster": cmd_roster,
+    }
     return handlers[args.command](args)
 
 

@@ -63,7 +63,7 @@ class Deliverer:
         }
         self.limiter = WindowLimiter()
         for channel in config.channels.values():
-            for recipient in channel.destinations():
+            for recipient in channel.all_destinations():
                 self.limiter.configure(dest_key(channel.name, recipient), channel.rate_limits)
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}

@@ -118,7 +118,7 @@ class HeartbeatWatch:
         messages: list[NewMessage] = []
         for name in self.settings.channels:
             channel = self.config.channels[name]
-            messages.extend(NewMessage(name, r, dest_key(name, r), now) for r in channel.destinations())
+            messages.extend(NewMessage(name, r, dest_key(name, r), now) for r in channel.destinations(now))
         # The dedup key makes the announcement idempotent: a crash between queueing it and recording the
         # new state queues nothing twice when the check runs again.
         alert = path_alert(source, down, last_at, now)

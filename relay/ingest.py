@@ -153,7 +153,10 @@ def plan_channel(channel: ChannelConfig, alert: Mapping[str, Any], now: float, z
         if quiet.active(local):
             next_at = quiet.end_after(local).timestamp()
     held = next_at > now
-    return [NewMessage(channel.name, r, dest_key(channel.name, r), next_at, held) for r in channel.destinations()]
+    labels = dict(alert.get("labels") or {})
+    return [
+        NewMessage(channel.name, r, dest_key(channel.name, r), next_at, held) for r in channel.destinations(now, labels)
+    ]
 
 
 def plan_messages(config: Config, route: str, alert: Mapping[str, Any], now: float) -> list[NewMessage]:

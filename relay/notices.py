@@ -114,6 +114,7 @@ def ingest_webhook(
         groups[webhook.group] = (webhook.firing, now)
     return accepted, duplicates
 
+
 def _reminder_due(conn: sqlite3.Connection, key: str, channel: str, webhook: Webhook, now: float) -> bool:
     gap = webhook.reminder_gaps.get(channel, 0.0)
     if gap is None:
@@ -122,6 +123,7 @@ def _reminder_due(conn: sqlite3.Connection, key: str, channel: str, webhook: Web
         return True
     last = conn.execute("SELECT last_at FROM channel_notices WHERE key=? AND channel=?", (key, channel)).fetchone()
     return last is None or now - float(last[0]) >= gap
+
 
 def insert_messages(
     conn: sqlite3.Connection, alert_id: int, route: str, messages: Iterable[NewMessage], now: float, depth: int

@@ -28,6 +28,7 @@ from relay.config.model import (
     StoreConfig,
 )
 from relay.config.nodes import ConfigError, Reader, Secret
+from relay.config.roster import Roster, parse_rosters
 from relay.templates import TEMPLATE_NAMES, Renderer, TemplateProblem
 
 __all__ = ["ConfigError", "Config", "ChannelConfig", "Secret", "load_config", "build_renderer"]
@@ -35,7 +36,19 @@ __all__ = ["ConfigError", "Config", "ChannelConfig", "Secret", "load_config", "b
 T = TypeVar("T")
 _PHONE = re.compile(r"^\+?\d{6,15}$")
 _ROUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_TOP = ("server", "store", "delivery", "timezone", "people", "channels", "routes", "templates", "heartbeats", "links")
+_TOP = (
+    "server",
+    "store",
+    "delivery",
+    "timezone",
+    "people",
+    "rosters",
+    "channels",
+    "routes",
+    "templates",
+    "heartbeats",
+    "links",
+)
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
@@ -291,13 +304,20 @@ def load_config(path: Path, resolve_secrets: bool = True) -> Config:
     no_people: dict[str, Person] = {}
     people = section(lambda: _people(r, keys["people"], errors), no_people) if "people" in keys else no_people
 
+    no_rosters: dict[str, Roster] = {}
+    rosters = no_rosters
+    before = len(errors)
+    if "rosters" in keys:
+        rosters = section(lambda: parse_rosters(r, keys["rosters"], people, timezone), no_rosters)
+    rosters_broken = len(errors) > before
+
     channels: dict[str, ChannelConfig] = {}
     broken: set[str] = set()
     fallbacks: dict[str, yaml.Node | None] = {}
     no_nodes: dict[str, yaml.Node] = {}
     for name, node in section(lambda: r.free_mapping(keys["channels"], "channels"), no_nodes).items():
         try:
-            channels[name], fallbacks[name] = parse_channel(r, name, node, people)
+            channels[name], fallbacks[name] = parse_channel(r, name, node, people, rosters, rosters_broken)
         except ConfigError as exc:
             errors.append(exc)
             broken.add(name)
@@ -315,7 +335,9 @@ def load_config(path: Path, resolve_secrets: bool = True) -> Config:
     links = section(lambda: _links(r, keys["links"]), LinksConfig()) if "links" in keys else LinksConfig()
     if errors:
         raise ConfigError("\n".join(str(e) for e in errors), [str(e) for e in errors])
-    config = Config(path, server, store, delivery, timezone, people, channels, routes, templates, heartbeat, links)
+    config = Config(
+        path, server, store, delivery, timezone, people, channels, routes, templates, heartbeat, links, rosters
+    )
     try:
         build_renderer(config)
     except TemplateProblem as exc:

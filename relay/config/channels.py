@@ -10,6 +10,7 @@ import yaml
 
 from relay.config.model import CHANNEL_TYPES, SMS_TYPES, ChannelConfig, Person, QuietHours
 from relay.config.nodes import Reader, Secret
+from relay.config.roster import Roster
 
 __all__ = ["parse_channel", "DEFAULT_RATE_LIMITS", "DEFAULT_TEMPLATE_PARAMS"]
 
@@ -187,10 +188,17 @@ def _option(reader: Reader, kind: str, node: yaml.Node, keypath: str, secrets: d
 
 
 def parse_channel(
-    reader: Reader, name: str, node: yaml.Node, people: Mapping[str, Person]
+    reader: Reader,
+    name: str,
+    node: yaml.Node,
+    people: Mapping[str, Person],
+    rosters: Mapping[str, Roster] | None = None,
+    rosters_broken: bool = False,
 ) -> tuple[ChannelConfig, yaml.Node | None]:
-    """Returns the channel and the node of its `fallback` key (checked once all channels are known)."""
+    """`rosters_broken`: the rosters section had errors (already reported), so roster references are not
+    checked again here."""
     keypath = f"channels.{name}"
+    rosters = rosters or {}
     if not isinstance(node, yaml.MappingNode):
         raise reader.fail(node, keypath, "expected a mapping with at least 'type'")
     type_node = next((v for k, v in node.value if getattr(k, "value", None) == "type"), None)
@@ -212,14 +220,31 @@ def parse_channel(
                 options[key] = value
 
     recipients: list[Person] = []
+    on_rosters: list[Roster] = []
+    by_township = False
     if is_sms:
         for i, item in enumerate(reader.sequence(keys["recipients"], f"{keypath}.recipients")):
             who = reader.string(item, f"{keypath}.recipients[{i}]")
-            if who not in people:
+            if who == "on_duty":
+                if not rosters_broken and not any("*" in r.townships for r in rosters.values()):
+                    raise reader.fail(
+                        item,
+                        f"{keypath}.recipients[{i}]",
+                        'on_duty needs a roster with townships: ["*"] for alerts from townships no roster lists',
+                    )
+                by_township = True
+            elif who.startswith("roster:"):
+                if rosters_broken:
+                    continue
+                if who[7:] not in rosters:
+                    raise reader.fail(item, f"{keypath}.recipients[{i}]", f"'{who[7:]}' is not defined under rosters:")
+                on_rosters.append(rosters[who[7:]])
+            elif who not in people:
                 raise reader.fail(item, f"{keypath}.recipients[{i}]", f"'{who}' is not defined under people:")
-            recipients.append(people[who])
-        if not recipients:
-            raise reader.fail(keys["recipients"], f"{keypath}.recipients", "give at least one person")
+            else:
+                recipients.append(people[who])
+        if not recipients and not on_rosters and not by_township and not rosters_broken:
+            raise reader.fail(keys["recipients"], f"{keypath}.recipients", "give at least one person or roster")
 
     severities: tuple[str, ...] | None = ("critical",) if is_sms else None
     if "severities" in keys:
@@ -277,5 +302,7 @@ def parse_channel(
         max_param_chars=max_chars,
         reminder_interval=reminder,
         max_message_bytes=limit,
+        rosters=tuple(on_rosters),
+        on_duty=tuple(rosters.values()) if by_township else (),
     )
     return channel, fallback_node

@@ -6,8 +6,12 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relay.config.nodes import Secret
+
+if TYPE_CHECKING:
+    from relay.config.roster import Roster
 
 __all__ = [
     "AuthConfig",
@@ -117,6 +121,10 @@ class ChannelConfig:
     reminder_interval: float | None = 0.0
     # Size limit of one rendered message (UTF-8 bytes for chat; characters of the text for SMS).
     max_message_bytes: int = 4000
+    # Recipients on duty: named rosters ("roster:NAME"), and with "on_duty" every roster, one of which is
+    # chosen by the alert's township label (relay/config/roster.py).
+    rosters: tuple[Roster, ...] = ()
+    on_duty: tuple[Roster, ...] = ()
 
     def reminder_gap(self) -> float | None:
         return self.reminder_interval
@@ -125,12 +133,34 @@ class ChannelConfig:
     def is_sms(self) -> bool:
         return self.type in SMS_TYPES
 
-    def destinations(self) -> list[str]:
-        """Recipient keys: people for SMS, a single '' for a chat robot or webhook."""
-        return [p.key for p in self.recipients] if self.is_sms else [""]
+    def destinations(self, at: float, labels: Mapping[str, str] | None = None) -> list[str]:
+        """Recipient keys at time `at`: people for SMS (fixed ones, then whoever is on duty for the alert's
+        township), a single '' for a chat robot or webhook."""
+        if not self.is_sms:
+            return [""]
+        from relay.config.roster import roster_for
+
+        keys = [p.key for p in self.recipients]
+        keys += [roster.on_duty(at)[0].key for roster in self.rosters]
+        if self.on_duty:
+            roster = roster_for({r.key: r for r in self.on_duty}, str((labels or {}).get("township", "")))
+            if roster is not None:
+                keys.append(roster.on_duty(at)[0].key)
+        return list(dict.fromkeys(keys))
+
+    def everyone(self) -> tuple[Person, ...]:
+        """Every person this channel can ever send to (rate limits are set up for each)."""
+        seen = {p.key: p for p in self.recipients}
+        for roster in (*self.rosters, *self.on_duty):
+            for p in roster.people:
+                seen.setdefault(p.key, p)
+        return tuple(seen.values())
+
+    def all_destinations(self) -> list[str]:
+        return [p.key for p in self.everyone()] if self.is_sms else [""]
 
     def person(self, key: str) -> Person | None:
-        return next((p for p in self.recipients if p.key == key), None)
+        return next((p for p in self.everyone() if p.key == key), None)
 
 
 @dataclass(frozen=True)
@@ -174,3 +204,4 @@ class Config:
     templates: dict[str, str]
     heartbeat: HeartbeatConfig | None = None
     links: LinksConfig = field(default_factory=LinksConfig)
+    rosters: Mapping[str, Roster] = field(default_factory=dict)
