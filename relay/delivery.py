@@ -97,6 +97,7 @@ class Deliverer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in self.providers.values()), return_exceptions=True)
 
     @property
     def alive(self) -> bool:

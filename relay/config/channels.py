@@ -27,6 +27,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
     "aliyun_sms": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     "tencent_sms": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     "sms_gateway": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
+    "smpp": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
 }
 
 # Aliyun allows up to 35 characters per template variable in notification templates; Tencent Cloud's
@@ -54,6 +55,7 @@ DEFAULT_MESSAGE_LIMITS = {
     "aliyun_sms": 335,
     "tencent_sms": 335,
     "sms_gateway": 335,
+    "smpp": 335,
 }
 
 _COMMON = (
@@ -99,6 +101,21 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "template_id": "str!",
         "region": "str",
     },
+    "smpp": {
+        "host": "str!",
+        "port": "port",
+        "system_id": "str!",
+        "password": "secret!",
+        "system_type": "str",
+        "source_addr": "str!",
+        "source_addr_ton": "byte",
+        "source_addr_npi": "byte",
+        "dest_addr_ton": "byte",
+        "dest_addr_npi": "byte",
+        "bind": "bind",
+        "enquire_link_seconds": "seconds",
+        "response_timeout_seconds": "seconds",
+    },
     "sms_gateway": {
         "url": "str!",
         "method": "str",
@@ -120,6 +137,17 @@ _DEFAULTS: dict[str, dict[str, object]] = {
     "aliyun_sms": {"base_url": "https://dysmsapi.aliyuncs.com/", "region_id": "cn-hangzhou"},
     "tencent_sms": {"base_url": "https://sms.tencentcloudapi.com/", "region": "ap-guangzhou"},
     "sms_gateway": {"method": "POST", "content_type": "application/json", "success_status": [200]},
+    # SMPP: source TON/NPI 0/0 (an SP number such as 106...), destination 0/1 (a national mobile number).
+    "smpp": {
+        "port": 2775,
+        "bind": "transceiver",
+        "source_addr_ton": 0,
+        "source_addr_npi": 0,
+        "dest_addr_ton": 0,
+        "dest_addr_npi": 1,
+        "enquire_link_seconds": 30,
+        "response_timeout_seconds": 10,
+    },
 }
 
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -173,6 +201,14 @@ def _option(reader: Reader, kind: str, node: yaml.Node, keypath: str, secrets: d
     if base == "ints":
         items = reader.sequence(node, keypath)
         return [reader.integer(item, f"{keypath}[{i}]", 100, 599) for i, item in enumerate(items)]
+    if base == "port":
+        return reader.integer(node, keypath, 1, 65535)
+    if base == "byte":
+        return reader.integer(node, keypath, 0, 255)
+    if base == "seconds":
+        return reader.integer(node, keypath, 1, 3600)
+    if base == "bind":
+        return reader.choice(node, keypath, ("transceiver", "transmitter"))
     if base == "headers":
         headers: dict[str, str] = {}
         for name, item in reader.free_mapping(node, keypath).items():
@@ -219,6 +255,13 @@ def parse_channel(
             if value is not None:
                 options[key] = value
 
+    if ctype == "smpp":
+        # SMPP 3.4 field sizes (C-octet strings with their NUL): system_id 16, password 9, source_addr 21.
+        for key, most in (("system_id", 15), ("source_addr", 20)):
+            if len(str(options.get(key, ""))) > most:
+                raise reader.fail(keys[key], f"{keypath}.{key}", f"at most {most} characters in SMPP 3.4")
+        if "password" in secrets and len(secrets["password"].value) > 8:
+            raise reader.fail(keys["password"], f"{keypath}.password", "at most 8 characters in SMPP 3.4")
     recipients: list[Person] = []
     on_rosters: list[Roster] = []
     by_township = False

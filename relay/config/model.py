@@ -30,7 +30,7 @@ __all__ = [
     "CHANNEL_TYPES",
 ]
 
-SMS_TYPES = ("aliyun_sms", "tencent_sms", "sms_gateway")
+SMS_TYPES = ("aliyun_sms", "tencent_sms", "sms_gateway", "smpp")
 IM_TYPES = ("dingtalk", "wecom", "feishu", "webhook")
 CHANNEL_TYPES = IM_TYPES + SMS_TYPES
 

@@ -9,6 +9,7 @@ from relay.providers.aliyun import AliyunSms
 from relay.providers.base import Outbound, Outcome, Provider, Reconcile, ReconcileResult, SendResult
 from relay.providers.dingtalk import DingTalk
 from relay.providers.feishu import Feishu
+from relay.providers.smpp import Smpp
 from relay.providers.sms_gateway import SmsGateway
 from relay.providers.tencent import TencentSms
 from relay.providers.webhook import Webhook
@@ -34,6 +35,7 @@ PROVIDERS: dict[str, type[Provider]] = {
     "aliyun_sms": AliyunSms,
     "tencent_sms": TencentSms,
     "sms_gateway": SmsGateway,
+    "smpp": Smpp,
 }
 
 

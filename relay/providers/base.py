@@ -111,6 +111,9 @@ class Provider:
     async def reconcile(self, msg: Outbound) -> ReconcileResult:
         return ReconcileResult(Reconcile.UNSUPPORTED, "provider has no status query")
 
+    async def close(self) -> None:
+        """Release a provider's own connections (SMPP sessions); HTTP providers share the relay's client."""
+
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response | SendResult:
         """Send, mapping transport failures: a connection that never opened is always safe to retry;
         a timeout or broken response after the request left is UNKNOWN for SMS."""

@@ -191,7 +191,9 @@ class FakeProviders:
                 if not ok:
                     self._reply(200, {"errcode": 40058, "errmsg": "invalid upload"})
                     return
-                self._reply(200, {"errcode": 0, "errmsg": "ok", "type": "file", "media_id": media_id, "created_at": "1"})
+                self._reply(
+                    200, {"errcode": 0, "errmsg": "ok", "type": "file", "media_id": media_id, "created_at": "1"}
+                )
 
             def _verify(
                 self, provider: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes, body: Any

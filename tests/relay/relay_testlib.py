@@ -117,6 +117,11 @@ def assert_loopback_config(path: Path) -> None:
     from relay.config import load_config
 
     for channel in load_config(path).channels.values():
+        if channel.type == "smpp":  # a TCP session, not a URL
+            assert channel.options.get("host") == "127.0.0.1", (
+                f"{channel.name} would reach {channel.options.get('host')}"
+            )
+            continue
         url = str(channel.options.get("base_url") or channel.options.get("url"))
         assert url.startswith("http://127.0.0.1:"), f"{channel.name} would reach {url}"
 

@@ -171,7 +171,7 @@ def test_check_config_reports_every_error_at_once(
         config_text(tmp_path, fakes, 10131)
         .replace("  backoff_max_seconds: 1\n", "  backoff_max_seconds: -1\n")
         .replace("    sign_name: 哨兵", "    sign_nme: 哨兵")
-        .replace("  li: {name: 李四, phone: \"13900005678\"}", "  li: {name: 李四, phone: \"call me\"}")
+        .replace('  li: {name: 李四, phone: "13900005678"}', '  li: {name: 李四, phone: "call me"}')
         .replace("    channels: [ding, sms]", "    channels: [ding, sms, nosuch]")
         .replace("    type: dingtalk\n", "    type: dingtalk\n    quiet_hours: {start: '25:00', end: '07:00'}\n")
     )

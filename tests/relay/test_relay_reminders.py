@@ -94,7 +94,9 @@ def test_a_group_that_changed_resends_old_alerts_without_reminding(tmp_path: Pat
 
 
 def test_reminders_can_be_switched_off_or_spaced_per_channel(tmp_path: Path, fakes: FakeProviders) -> None:
-    h = _harness(tmp_path, fakes, sms_extra="    reminders: false\n", ding_extra="    reminder_interval_seconds: 10800\n")
+    h = _harness(
+        tmp_path, fakes, sms_extra="    reminders: false\n", ding_extra="    reminder_interval_seconds: 10800\n"
+    )
     alerts = [alert(1)]
     for hours in (0, 2, 4, 6, 8):
         h.ingest(alerts, route="sms", now=T0 + hours * 3600, group=GROUP, receiver="relay-sms")
