@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from relay import oncall
+from relay.ack import ack_routes
 from relay.config.model import AuthConfig, Config
 from relay.delivery import Deliverer
 from relay.group_commit import GroupCommitter
@@ -94,6 +96,7 @@ def create_app(
         return JSONResponse(body, status_code=status, headers=headers)
 
     heartbeat = config.heartbeat
+    tracks_incidents = config.acknowledge is not None or any(r.escalation for r in config.routes.values())
 
     async def ingest(request: Request) -> Response:
         route = str(request.path_params["route"])
@@ -145,11 +148,13 @@ def create_app(
         try:
             stats = await run_in_threadpool(store.stats)
             beats = await run_in_threadpool(store.heartbeats) if heartbeat is not None else []
+            incidents = await run_in_threadpool(store.transaction, oncall.counts) if tracks_incidents else None
         except StoreError as exc:
             metrics.inc("shaobing_relay_store_errors_total")
             log.error("cannot read queue state for /metrics: %s", exc)
-            stats, beats = None, []
-        return PlainTextResponse(metrics.render(stats, clock(), beats), media_type="text/plain; version=0.0.4")
+            stats, beats, incidents = None, [], None
+        text = metrics.render(stats, clock(), beats, incidents)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> Response:
         try:
@@ -179,5 +184,6 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", index, methods=["GET"]),
+        *(ack_routes(config, store, metrics, clock) if config.acknowledge is not None else []),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

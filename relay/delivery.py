@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from relay import oncall
 from relay.config.model import ChannelConfig, Config
+from relay.escalation import escalate_due
 from relay.heartbeat import HeartbeatWatch
-from relay.ingest import dest_key, plan_channel
+from relay.ingest import dest_key, group_key, plan_channel
 from relay.metrics import Metrics
 from relay.providers import Outbound, Outcome, Provider, Reconcile, SendResult, build_provider
 from relay.ratelimit import WindowLimiter
@@ -72,6 +74,7 @@ class Deliverer:
         self._last_second = 0.0
         self._stopping = False
         self.heartbeats = HeartbeatWatch(config, store, clock) if config.heartbeat is not None else None
+        self.escalates = any(r.escalation is not None for r in config.routes.values())
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -135,6 +138,11 @@ class Deliverer:
             if self.heartbeats is not None and await asyncio.to_thread(self.heartbeats.check, now):
                 now = self.clock()
             await asyncio.to_thread(self.store.release_quiet, now)
+            if self.escalates:
+                for route, level in await asyncio.to_thread(escalate_due, self.config, self.store, now):
+                    self.metrics.inc(
+                        "shaobing_relay_escalations_total", route=route, level=str(level) if level else "exhausted"
+                    )
         self._tasks = {k: t for k, t in self._tasks.items() if not t.done()}
         slots = self.config.delivery.concurrency - len(self._tasks)
         for dest, channel in await asyncio.to_thread(self.store.due_destinations, now):
@@ -213,6 +221,7 @@ class Deliverer:
         if links.alertmanager:
             ctx["more_url"] = f"{links.alertmanager}/#/alerts"
         ctx["grafana_url"] = links.grafana
+        ctx["ack_url"] = await self._ack_url(row, alerts) if not channel.is_sms else ""
         person = channel.person(row.recipient)
         params = [
             (name, sanitize_sms(self.renderer.render_inline(expr, ctx), channel.max_param_chars))
@@ -231,6 +240,18 @@ class Deliverer:
             context=ctx,
             first_sent_at=row.unknown_since or self.clock(),
         )
+
+    async def _ack_url(self, row: Row, alerts: list[dict[str, Any]]) -> str:
+        """A signed acknowledgement link for the open incident this message belongs to (critical firing)."""
+        ack = self.config.acknowledge
+        if ack is None or not alerts or "groupKey" not in alerts[0]:
+            return ""
+        key = group_key(row.route, alerts[0])
+        incident = await asyncio.to_thread(self.store.transaction, lambda c: oncall.id_for_key(c, key))
+        if incident is None:
+            return ""
+        token = oncall.make_token(ack.secret.value.encode(), incident, self.clock() + ack.link_valid_seconds)
+        return f"{ack.public_url}/ack/{token}"
 
     async def _send(self, row: Row, channel: ChannelConfig) -> Outcome:
         provider = self.providers[channel.name]

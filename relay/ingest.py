@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from relay.config.model import ChannelConfig, Config
+from relay.oncall import OncallUpdate
 from relay.store import NewMessage, Notice, Webhook
 
 __all__ = [
@@ -72,6 +73,7 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
     if len(alerts) > MAX_ALERTS:
         raise PayloadError(f"too many alerts in one request ({len(alerts)} > {MAX_ALERTS})")
     group_key = _opt_str(data, "groupKey", "payload")
+    group_labels = _str_map(data.get("groupLabels") or {}, "payload.groupLabels")
     receiver = _opt_str(data, "receiver", "payload")
     external_url = _opt_str(data, "externalURL", "payload")
     out: list[dict[str, Any]] = []
@@ -98,6 +100,7 @@ def parse_payload(body: bytes) -> list[dict[str, Any]]:
             "groupKey": group_key,
             "receiver": receiver,
             "externalURL": external_url,
+            "groupLabels": group_labels,
         }
         out.append(normalized)
     try:
@@ -172,6 +175,19 @@ def build_webhook(config: Config, route: str, alerts: Sequence[dict[str, Any]], 
     notices = [Notice(dedup_key(route, a), a, plan_messages(config, route, a, now)) for a in alerts]
     first = alerts[0] if alerts else {"receiver": "", "groupKey": ""}
     gaps = {name: config.channels[name].reminder_gap() for name in config.routes[route].channels}
+    oncall = None
+    escalation = config.routes[route].escalation
+    if config.acknowledge is not None or escalation is not None:
+        # The incident is the group's critical alerts firing now; none left (resolved) ends it.
+        critical = [a for a in alerts if a["status"] == "firing" and a["labels"].get("severity") == "critical"]
+        labels = first.get("groupLabels")
+        oncall = OncallUpdate(
+            key=group_key(route, first),
+            route=route,
+            group_labels=dict(labels) if isinstance(labels, dict) else {},
+            firing=critical,
+            escalate_after=escalation.after_seconds if escalation is not None else None,
+        )
     return Webhook(
         route=route,
         group=group_key(route, first),
@@ -179,4 +195,5 @@ def build_webhook(config: Config, route: str, alerts: Sequence[dict[str, Any]], 
         notices=notices,
         reminder_gaps=gaps,
         duplicate_window=config.delivery.duplicate_window_seconds,
+        oncall=oncall,
     )

@@ -38,6 +38,16 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "When the last heartbeat (ShaobingWatchdog) of a source arrived; tracking start if none yet.",
     ),
     "shaobing_relay_heartbeat_missing": ("gauge", "1 while a source's heartbeat is overdue (alert path down)."),
+    "shaobing_relay_escalations_total": (
+        "counter",
+        "Escalation steps by route and level (level=exhausted: every level was told, nobody acknowledged).",
+    ),
+    "shaobing_relay_acknowledgements_total": ("counter", "Incidents acknowledged through a link, by route."),
+    "shaobing_relay_silence_failures_total": ("counter", "Acknowledgements whose Alertmanager silence failed."),
+    "shaobing_relay_incidents": (
+        "gauge",
+        "Critical alert groups by state: open (unacknowledged), acked, exhausted (nobody acknowledged), resolved.",
+    ),
     "shaobing_relay_build_info": ("gauge", "Always 1; the version label says which relay runs."),
 }
 _HEARTBEAT_GAUGES = ("shaobing_relay_heartbeat_last_timestamp_seconds", "shaobing_relay_heartbeat_missing")
@@ -83,6 +93,7 @@ class Metrics:
         stats: Mapping[str, ChannelStats] | None,
         now: float | None = None,
         heartbeats: Iterable[HeartbeatState] = (),
+        incidents: Mapping[str, int] | None = None,
     ) -> str:
         now = time.time() if now is None else now
         lines: list[str] = []
@@ -96,6 +107,9 @@ class Metrics:
                     lines.append(f"{name}{_labels(key)} {value:g}")
             elif name == "shaobing_relay_build_info":
                 lines.append(f"{name}{_labels([('version', __version__)])} 1")
+            elif name == "shaobing_relay_incidents":
+                for state in ("open", "acked", "exhausted", "resolved") if incidents is not None else ():
+                    lines.append(f"{name}{_labels([('state', state)])} {(incidents or {}).get(state, 0)}")
             elif name in _HEARTBEAT_GAUGES:
                 for beat in heartbeats:
                     shown = f"{beat.last_at:.3f}" if name.endswith("timestamp_seconds") else str(int(beat.down))

@@ -16,6 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from relay.oncall import OncallUpdate
+from relay.oncall import upsert as upsert_incident
+
 __all__ = ["NewMessage", "Notice", "Webhook", "ingest_webhook", "insert_messages"]
 
 
@@ -49,6 +52,8 @@ class Webhook:
     # channel -> least seconds between two reminders of one alert; None: that channel sends no reminders.
     reminder_gaps: Mapping[str, float | None]
     duplicate_window: float
+    # The group's critical alerts for acknowledgement and escalation (relay/oncall.py); None: none configured.
+    oncall: OncallUpdate | None = None
 
 
 def ingest_webhook(
@@ -112,6 +117,8 @@ def ingest_webhook(
             (webhook.group, webhook.firing, now),
         )
         groups[webhook.group] = (webhook.firing, now)
+    if webhook.oncall is not None:
+        upsert_incident(conn, webhook.oncall, now)
     return accepted, duplicates
 
 

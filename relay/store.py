@@ -13,16 +13,18 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from relay.notices import NewMessage, Notice, Webhook, ingest_webhook, insert_messages
+from relay.oncall import SCHEMA as ONCALL_SCHEMA
 
 __all__ = ["Store", "Row", "NewMessage", "Notice", "Webhook", "ChannelStats", "HeartbeatState", "StoreError"]
 
 StoreError = sqlite3.Error
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -151,6 +153,7 @@ class Store:
         self._conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(_SCHEMA)
+        self._conn.executescript(ONCALL_SCHEMA)
         for table, column, decl in _MIGRATIONS:
             have = {str(r[1]) for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -173,6 +176,18 @@ class Store:
     def _rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+
+    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one short write transaction (for the modules that keep their own tables)."""
+        with self._lock:
+            conn = self._tx()
+            try:
+                result = work(conn)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        return result
 
     def ping(self) -> None:
         with self._lock:

@@ -16,10 +16,12 @@ import yaml
 
 from relay.config.channels import parse_channel
 from relay.config.model import (
+    AcknowledgeConfig,
     AuthConfig,
     ChannelConfig,
     Config,
     DeliveryConfig,
+    EscalationConfig,
     HeartbeatConfig,
     LinksConfig,
     Person,
@@ -48,6 +50,7 @@ _TOP = (
     "templates",
     "heartbeats",
     "links",
+    "acknowledge",
 )
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
@@ -173,15 +176,64 @@ def _routes(
                 raise r.fail(
                     value, sub, "route names may use letters, digits, '.', '_' and '-' (they appear in the URL)"
                 )
-            entry = r.mapping(value, sub, ("channels",), required=("channels",))
+            entry = r.mapping(value, sub, ("channels", "escalation"), required=("channels",))
+            escalation = None
+            if "escalation" in entry:
+                escalation = _escalation(r, entry["escalation"], f"{sub}.escalation", channels, broken)
             routes[name] = RouteConfig(
-                name, tuple(_channel_list(r, entry["channels"], f"{sub}.channels", channels, broken))
+                name, tuple(_channel_list(r, entry["channels"], f"{sub}.channels", channels, broken)), escalation
             )
         except ConfigError as exc:
             errors.append(exc)
     if not routes and not errors:
         raise r.fail(node, "routes", "define at least one route")
     return routes
+
+
+def _escalation(
+    r: Reader, node: yaml.Node, sub: str, channels: dict[str, ChannelConfig], broken: set[str]
+) -> EscalationConfig:
+    keys = r.mapping(node, sub, ("after_minutes", "levels"), required=("levels",))
+    after = r.number(keys["after_minutes"], f"{sub}.after_minutes", 0.01, 24 * 60) if "after_minutes" in keys else 15.0
+    levels = tuple(
+        tuple(_channel_list(r, item, f"{sub}.levels[{i}]", channels, broken))
+        for i, item in enumerate(r.sequence(keys["levels"], f"{sub}.levels"))
+    )
+    if not levels or not all(levels):
+        raise r.fail(keys["levels"], f"{sub}.levels", "give at least one level, each a list of channels")
+    return EscalationConfig(after * 60.0, levels)
+
+
+def _acknowledge(r: Reader, node: yaml.Node) -> AcknowledgeConfig:
+    allowed = ("public_url", "secret", "alertmanagers", "link_valid_hours", "silence_hours", "timeout_seconds")
+    keys = r.mapping(node, "acknowledge", allowed, required=("public_url", "secret", "alertmanagers"))
+    public = r.string(keys["public_url"], "acknowledge.public_url")
+    if not _URL.match(public):
+        raise r.fail(keys["public_url"], "acknowledge.public_url", f"'{public}' is not an http(s) URL")
+    managers = tuple(u.rstrip("/") for u in r.strings(keys["alertmanagers"], "acknowledge.alertmanagers"))
+    for i, url in enumerate(managers):
+        if not _URL.match(url):
+            raise r.fail(keys["alertmanagers"], f"acknowledge.alertmanagers[{i}]", f"'{url}' is not an http(s) URL")
+    if not managers:
+        raise r.fail(keys["alertmanagers"], "acknowledge.alertmanagers", "name at least one Alertmanager")
+    secret = r.secret(keys["secret"], "acknowledge.secret")
+    if r.resolve_secrets and len(secret.value) < 16:
+        raise r.fail(keys["secret"], "acknowledge.secret", "use at least 16 characters (it signs the links)")
+    hours: tuple[int, ...] = (4, 1, 24)
+    if "silence_hours" in keys:
+        items = r.sequence(keys["silence_hours"], "acknowledge.silence_hours")
+        hours = tuple(r.integer(n, f"acknowledge.silence_hours[{i}]", 1, 168) for i, n in enumerate(items))
+        if not hours:
+            raise r.fail(keys["silence_hours"], "acknowledge.silence_hours", "give at least one duration")
+    valid = (
+        r.number(keys["link_valid_hours"], "acknowledge.link_valid_hours", 0.01, 720)
+        if "link_valid_hours" in keys
+        else 24.0
+    )
+    timeout = (
+        r.number(keys["timeout_seconds"], "acknowledge.timeout_seconds", 1, 120) if "timeout_seconds" in keys else 10.0
+    )
+    return AcknowledgeConfig(public.rstrip("/"), secret, managers, valid * 3600.0, hours, timeout)
 
 
 def _heartbeats(
@@ -333,10 +385,23 @@ def load_config(path: Path, resolve_secrets: bool = True) -> Config:
     if "heartbeats" in keys:
         heartbeat = section(lambda: _heartbeats(r, keys["heartbeats"], channels, broken, routes), None)
     links = section(lambda: _links(r, keys["links"]), LinksConfig()) if "links" in keys else LinksConfig()
+    acknowledge = section(lambda: _acknowledge(r, keys["acknowledge"]), None) if "acknowledge" in keys else None
     if errors:
         raise ConfigError("\n".join(str(e) for e in errors), [str(e) for e in errors])
     config = Config(
-        path, server, store, delivery, timezone, people, channels, routes, templates, heartbeat, links, rosters
+        path,
+        server,
+        store,
+        delivery,
+        timezone,
+        people,
+        channels,
+        routes,
+        templates,
+        heartbeat,
+        links,
+        rosters,
+        acknowledge,
     )
     try:
         build_renderer(config)

@@ -21,6 +21,8 @@ __all__ = [
     "Person",
     "QuietHours",
     "RouteConfig",
+    "EscalationConfig",
+    "AcknowledgeConfig",
     "ServerConfig",
     "StoreConfig",
     "HeartbeatConfig",
@@ -164,9 +166,30 @@ class ChannelConfig:
 
 
 @dataclass(frozen=True)
+class EscalationConfig:
+    """Unacknowledged after `after_seconds` -> the next level's channels, then the next (relay/oncall.py)."""
+
+    after_seconds: float
+    levels: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class RouteConfig:
     name: str
     channels: tuple[str, ...]
+    escalation: EscalationConfig | None = None
+
+
+@dataclass(frozen=True)
+class AcknowledgeConfig:
+    """Signed acknowledgement links and the Alertmanager silences they create."""
+
+    public_url: str
+    secret: Secret
+    alertmanagers: tuple[str, ...]
+    link_valid_seconds: float = 24 * 3600.0
+    silence_hours: tuple[int, ...] = (4, 1, 24)  # the first is the default choice
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -205,3 +228,4 @@ class Config:
     heartbeat: HeartbeatConfig | None = None
     links: LinksConfig = field(default_factory=LinksConfig)
     rosters: Mapping[str, Roster] = field(default_factory=dict)
+    acknowledge: AcknowledgeConfig | None = None

@@ -64,6 +64,7 @@ _TOP_KEYS = (
     "omitted",
     "more_url",
     "grafana_url",
+    "ack_url",
 ) + _ALERT_KEYS
 GATEWAY_SAMPLE = {"phone": "13800001234", "delivery_id": "sample", "text": "sample", "params": {}}
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
@@ -197,6 +198,7 @@ def message_context(
         omitted=0,
         more_url=f"{external.rstrip('/')}/#/alerts" if external else "",
         grafana_url="",
+        ack_url="",
     )
     if digest:
         titles: list[str] = []

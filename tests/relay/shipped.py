@@ -38,6 +38,7 @@ _ENV = {
 }
 _FILES = {
     "relay-token": SECRETS["bearer"],
+    "ack-secret": "ack-signing-secret-for-tests-0123",
     "aliyun-ak-id": SECRETS["aliyun_id"],
     "aliyun-ak-secret": SECRETS["aliyun_secret"],
 }
@@ -50,7 +51,8 @@ def shipped_relay_config(
     monkeypatch: pytest.MonkeyPatch,
     timers: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the loopback copy of relay.example.yml to tmp/relay.yml; `timers` maps "section.key" to a value."""
+    """Write the loopback copy of relay.example.yml to tmp/relay.yml; `timers` maps a dotted path ("section.key",
+    "routes.sms.escalation.after_minutes") to a value."""
     secrets = tmp / "secrets"
     secrets.mkdir(exist_ok=True)
     for name, value in _FILES.items():
@@ -65,9 +67,12 @@ def shipped_relay_config(
     for channel in doc["channels"].values():
         channel["base_url"] = fakes.url(_BASE_URLS[channel["type"]])
     for dotted, value in (timers or {}).items():
-        section, key = dotted.split(".")
-        assert section in doc, f"{section} is not a section of the shipped config"
-        doc[section][key] = value
+        *path, key = dotted.split(".")
+        node = doc
+        for part in path:
+            assert part in node, f"{dotted}: {part} is not in the shipped config"
+            node = node[part]
+        node[key] = value
     path = tmp / "relay.yml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path

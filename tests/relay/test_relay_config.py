@@ -127,6 +127,7 @@ def test_example_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     example = (Path(__file__).resolve().parents[2] / "deploy/central/relay.example.yml").read_text()
     for name in ("relay-token", "aliyun-ak-id", "aliyun-ak-secret"):
         (tmp_path / name).write_text("x\n")
+    (tmp_path / "ack-secret").write_text("a-signing-secret-of-32-characters\n")
     for var in ("DINGTALK_TOKEN", "DINGTALK_SECRET", "WECOM_KEY", "FEISHU_HOOK", "FEISHU_SECRET"):
         monkeypatch.setenv(f"SHAOBING_{var}", "x")
     text = example.replace("/etc/shaobing/", f"{tmp_path}/").replace("/var/lib/shaobing-relay/", f"{tmp_path}/")
