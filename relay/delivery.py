@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from relay import oncall
-from relay.config.model import ChannelConfig, Config
+from relay.config.model import VOICE_TYPES, ChannelConfig, Config
 from relay.escalation import escalate_due
 from relay.heartbeat import HeartbeatWatch
 from relay.ingest import dest_key, group_key, plan_channel
@@ -239,6 +239,7 @@ class Deliverer:
             alerts=alerts,
             context=ctx,
             first_sent_at=row.unknown_since or self.clock(),
+            ref=row.provider_ref,
         )
 
     async def _ack_url(self, row: Row, alerts: list[dict[str, Any]]) -> str:
@@ -296,7 +297,7 @@ class Deliverer:
             log.warning("rate limited on %s: %s; next try in %.0fs", who, result.detail, until - now)
         elif outcome is Outcome.UNKNOWN:
             next_at = now + self.config.delivery.reconcile_delay_seconds
-            await asyncio.to_thread(self.store.unknown, row.id, next_at, now, result.detail)
+            await asyncio.to_thread(self.store.unknown, row.id, next_at, now, result.detail, result.ref)
             self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome="unknown")
             log.warning(
                 "outcome unknown for message %d via %s (%s); will reconcile, not resend", row.id, who, result.detail
@@ -321,7 +322,12 @@ class Deliverer:
         await asyncio.to_thread(self.store.dead, row.id, now, detail)
         self.metrics.inc("shaobing_relay_deliveries_total", channel=channel.name, outcome=outcome)
         log.error("message %d on %s failed for good (%s): %s", row.id, channel.name, outcome, detail)
-        await self._to_fallback(row, channel, f"{channel.name} 通道投递失败，改由本通道发送")
+        if channel.type in VOICE_TYPES:
+            who = channel.person(row.recipient)
+            note = f"电话未接通（{channel.name}，{who.name if who else '-'}：{detail[:80]}），改由本通道发送"
+        else:
+            note = f"{channel.name} 通道投递失败，改由本通道发送"
+        await self._to_fallback(row, channel, note)
 
     async def _to_fallback(self, row: Row, channel: ChannelConfig, note: str) -> None:
         """Hand a message's alerts to the channel's fallback, with a note saying why they come this way."""
@@ -377,8 +383,9 @@ class Deliverer:
             await asyncio.to_thread(self.store.review, row.id, now, f"needs operator review: {detail}")
             log.error("message %d on %s needs operator review: %s", row.id, channel.name, detail)
             who = channel.person(row.recipient)
+            what = "电话" if channel.type in VOICE_TYPES else "短信"
             await self._to_fallback(
-                row, channel, f"短信结果未知，请人工核实（{channel.name}，{who.name if who else '-'}）"
+                row, channel, f"{what}结果未知，请人工核实（{channel.name}，{who.name if who else '-'}）"
             )
         else:
             await asyncio.to_thread(self.store.unknown, row.id, now + d.reconcile_delay_seconds, now, detail)

@@ -407,12 +407,14 @@ class Store:
                 (next_at, now, error[:500], 0 if charge else 1, message_id),
             )
 
-    def unknown(self, message_id: int, next_at: float, now: float, error: str) -> None:
+    def unknown(self, message_id: int, next_at: float, now: float, error: str, ref: str = "") -> None:
+        """`ref`: the provider's id for the send (a voice call's CallId), kept for reconciliation."""
         with self._lock:
             self._conn.execute(
                 "UPDATE messages SET state='unknown', next_at=?, updated_at=?, last_error=?, "
-                "unknown_since=COALESCE(unknown_since, ?) WHERE id=?",
-                (next_at, now, error[:500], now, message_id),
+                "unknown_since=COALESCE(unknown_since, ?), provider_ref=CASE WHEN ?='' THEN provider_ref ELSE ? END "
+                "WHERE id=?",
+                (next_at, now, error[:500], now, ref, ref, message_id),
             )
 
     def unknown_due(self, now: float, limit: int = 100) -> list[Row]:

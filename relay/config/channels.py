@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import yaml
 
-from relay.config.model import CHANNEL_TYPES, SMS_TYPES, ChannelConfig, Person, QuietHours
+from relay.config.model import CHANNEL_TYPES, SMS_TYPES, VOICE_TYPES, ChannelConfig, Person, QuietHours
 from relay.config.nodes import Reader, Secret
 from relay.config.roster import Roster
 
@@ -28,6 +28,8 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
     "tencent_sms": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     "sms_gateway": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     "smpp": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
+    # A phone call per person: at most one in 5 minutes, 3 an hour, 10 a day.
+    "aliyun_voice": ((300.0, 1), (3600.0, 3), (86400.0, 10)),
 }
 
 # Aliyun allows up to 35 characters per template variable in notification templates; Tencent Cloud's
@@ -37,6 +39,13 @@ DEFAULT_TEMPLATE_PARAMS: tuple[tuple[str, str], ...] = (
     ("alert", "{{ title }}"),
     ("target", "{{ place }}"),
     ("time", "{{ time }}"),
+)
+
+# A voice call says who, what and where in a few words (no URLs, no times read out): e.g. the TTS template
+# "哨兵紧急告警：${place}，${alert}，请尽快处理。"
+VOICE_TEMPLATE_PARAMS: tuple[tuple[str, str], ...] = (
+    ("place", "{{ place }}"),
+    ("alert", "{{ title }}"),
 )
 
 # Reminders for an alert that stays firing: SMS at most every 4 hours per person (cost, and sleep), chat
@@ -56,6 +65,7 @@ DEFAULT_MESSAGE_LIMITS = {
     "tencent_sms": 335,
     "sms_gateway": 335,
     "smpp": 335,
+    "aliyun_voice": 335,
 }
 
 _COMMON = (
@@ -101,6 +111,15 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "template_id": "str!",
         "region": "str",
     },
+    "aliyun_voice": {
+        "base_url": "str",
+        "access_key_id": "secret!",
+        "access_key_secret": "secret!",
+        "tts_code": "str!",
+        "called_show_number": "str",
+        "play_times": "str",
+        "region_id": "str",
+    },
     "smpp": {
         "host": "str!",
         "port": "port",
@@ -135,6 +154,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
     "feishu": {"base_url": "https://open.feishu.cn/open-apis/bot/v2/hook/"},
     "webhook": {},
     "aliyun_sms": {"base_url": "https://dysmsapi.aliyuncs.com/", "region_id": "cn-hangzhou"},
+    "aliyun_voice": {"base_url": "https://dyvmsapi.aliyuncs.com/", "region_id": "cn-hangzhou", "play_times": "2"},
     "tencent_sms": {"base_url": "https://sms.tencentcloudapi.com/", "region": "ap-guangzhou"},
     "sms_gateway": {"method": "POST", "content_type": "application/json", "success_status": [200]},
     # SMPP: source TON/NPI 0/0 (an SP number such as 106...), destination 0/1 (a national mobile number).
@@ -311,7 +331,7 @@ def parse_channel(
     params: tuple[tuple[str, str], ...] = ()
     max_chars = 20
     if is_sms:
-        params = DEFAULT_TEMPLATE_PARAMS
+        params = VOICE_TEMPLATE_PARAMS if ctype in VOICE_TYPES else DEFAULT_TEMPLATE_PARAMS
         if "template_params" in keys:
             params = _template_params(reader, keys["template_params"], f"{keypath}.template_params")
         if "max_param_chars" in keys:

@@ -6,6 +6,7 @@ import httpx
 
 from relay.config.model import ChannelConfig
 from relay.providers.aliyun import AliyunSms
+from relay.providers.aliyun_voice import AliyunVoice
 from relay.providers.base import Outbound, Outcome, Provider, Reconcile, ReconcileResult, SendResult
 from relay.providers.dingtalk import DingTalk
 from relay.providers.feishu import Feishu
@@ -33,6 +34,7 @@ PROVIDERS: dict[str, type[Provider]] = {
     "feishu": Feishu,
     "webhook": Webhook,
     "aliyun_sms": AliyunSms,
+    "aliyun_voice": AliyunVoice,
     "tencent_sms": TencentSms,
     "sms_gateway": SmsGateway,
     "smpp": Smpp,

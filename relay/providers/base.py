@@ -67,6 +67,7 @@ class Outbound:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     first_sent_at: float = 0.0
+    ref: str = ""  # the provider's id from an earlier send (a voice call's CallId), for reconciliation
 
 
 def retry_after(response: httpx.Response) -> float | None:

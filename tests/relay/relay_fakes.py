@@ -83,6 +83,9 @@ class FakeProviders:
         self.behaviours: dict[str, deque[str]] = {}
         self.default: dict[str, str] = {}
         self.aliyun_records: list[dict[str, Any]] = []
+        # Aliyun voice: how each placed call ends (QueryCallDetailByCallId "state"), in order; default answered.
+        self.call_states: deque[str] = deque()
+        self.calls: dict[str, str] = {}  # CallId -> its final state
         self.tencent_receipts: list[dict[str, Any]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
@@ -142,7 +145,7 @@ class FakeProviders:
                 if provider == "wecom" and path.endswith("/upload_media"):
                     self._wecom_upload(query, headers, raw)
                     return
-                if provider == "aliyun":
+                if provider in ("aliyun", "aliyunvoice"):
                     body: Any = dict(urllib.parse.parse_qsl(raw.decode()))
                     action = body.get("Action", "")
                 elif provider in ("dingtalk", "wecom", "feishu", "webhook", "tencent", "gateway"):
@@ -153,7 +156,7 @@ class FakeProviders:
                     return
                 sig = self._verify(provider, path, query, headers, raw, body)
                 behaviour = "ok"
-                if action not in ("QuerySendDetails", "PullSmsSendStatusByPhoneNumber"):
+                if action not in ("QuerySendDetails", "PullSmsSendStatusByPhoneNumber", "QueryCallDetailByCallId"):
                     behaviour = fake._next(provider)
                 if behaviour.startswith("slow:"):
                     time.sleep(float(behaviour.split(":", 1)[1]))
@@ -164,8 +167,10 @@ class FakeProviders:
                     self._reply(int(behaviour.split(":", 1)[1]), {"error": "scripted"})
                     return
                 with fake.lock:
-                    if action not in ("QuerySendDetails", "PullSmsSendStatusByPhoneNumber"):
+                    if action not in ("QuerySendDetails", "PullSmsSendStatusByPhoneNumber", "QueryCallDetailByCallId"):
                         fake.received.append(Received(provider, body, headers, time.time(), sig, query))
+                    elif action == "QueryCallDetailByCallId":
+                        fake.received.append(Received("aliyunvoice:query", body, headers, time.time(), sig, query))
                 answer = self._answer(provider, action, behaviour, body, sig)
                 if behaviour.startswith("hang:"):
                     time.sleep(float(behaviour.split(":", 1)[1]))
@@ -218,7 +223,7 @@ class FakeProviders:
                     ts = headers.get("x-shaobing-timestamp", "")
                     mac = hmac.new(SECRETS["webhook_secret"].encode(), ts.encode() + b"." + raw, hashlib.sha256)
                     return headers.get("x-shaobing-signature") == "sha256=" + mac.hexdigest()
-                if provider == "aliyun":
+                if provider in ("aliyun", "aliyunvoice"):
                     params = {k: v for k, v in body.items() if k != "Signature"}
                     return params.get("AccessKeyId") == SECRETS["aliyun_id"] and body.get(
                         "Signature"
@@ -226,6 +231,31 @@ class FakeProviders:
                 if provider == "tencent":
                     return _tencent_ok(headers, raw)
                 return True
+
+            def _voice(self, action: str, code: str, body: dict[str, str], sig: bool) -> Any:
+                """Dyvmsapi: SingleCallByTts places a call (needs CalledNumber, TtsCode, a JSON TtsParam);
+                QueryCallDetailByCallId (CallId, ProdId, QueryDate in ms) reports how it ended, in Data as a
+                JSON string, as the real API does."""
+                if not sig:
+                    return {"Code": "SignatureDoesNotMatch", "Message": "signature mismatch"}
+                if action == "SingleCallByTts":
+                    if code:
+                        return {"Code": code, "Message": "scripted", "RequestId": "r"}
+                    json.loads(body["TtsParam"])
+                    assert body.get("CalledNumber") and body.get("TtsCode") and body.get("OutId")
+                    with fake.lock:
+                        call_id = f"1160{len(fake.calls) + 1:08d}^1028{len(fake.calls) + 1:06d}"
+                        fake.calls[call_id] = fake.call_states.popleft() if fake.call_states else "200000"
+                    return {"Code": "OK", "Message": "OK", "CallId": call_id, "RequestId": "r"}
+                if action == "QueryCallDetailByCallId":
+                    assert body.get("ProdId") and body.get("QueryDate", "").isdigit()
+                    with fake.lock:
+                        state = fake.calls.get(body.get("CallId", ""))
+                    if state is None:
+                        return {"Code": "OK", "Message": "OK", "Data": None, "RequestId": "r"}
+                    data = {"callId": body["CallId"], "state": state, "stateDesc": "scripted", "duration": 20}
+                    return {"Code": "OK", "Message": "OK", "Data": json.dumps(data), "RequestId": "r"}
+                return {"Code": "InvalidAction", "Message": action}
 
             def _answer(self, provider: str, action: str, behaviour: str, body: Any, sig: bool) -> Any:
                 code = behaviour.split(":", 1)[1] if behaviour.startswith("error:") else ""
@@ -239,6 +269,8 @@ class FakeProviders:
                     return {"code": int(code or 0), "msg": "scripted" if code else "success", "data": {}}
                 if provider in ("webhook", "gateway"):
                     return {"ok": not code, "code": code or "0"}
+                if provider == "aliyunvoice":
+                    return self._voice(action, code, body, sig)
                 if provider == "aliyun":
                     if not sig:
                         return {"Code": "SignatureDoesNotMatch", "Message": "signature mismatch"}
