@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import logging
 import time
 import urllib.parse
@@ -169,3 +170,54 @@ def ack_routes(config: Config, store: Store, metrics: Metrics, clock: Callable[[
         )
 
     return [Route("/ack/{token}", show, methods=["GET"]), Route("/ack/{token}", confirm, methods=["POST"])]
+
+
+def _national(phone: str) -> str:
+    digits = "".join(c for c in phone if c.isdigit())
+    return digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
+
+
+def acknowledge_by_reply(
+    config: Config, store: Store, metrics: Metrics, channel: str, phone: str, text: str, now: float
+) -> str:
+    """A reply such as "1" from a person's phone acknowledges the newest open incident that person was sent on
+    this channel (the same as the link: who, escalation stopped, the group silenced). Returns what happened."""
+    from relay.ingest import group_key
+    from relay.providers.gsm_modem import ACK_WORDS
+
+    if text.strip().lower() not in ACK_WORDS:
+        return "not an acknowledgement"
+    sender = _national(phone)
+    person = next((p for p in config.channels[channel].everyone() if _national(p.phone) == sender), None)
+    if person is None:
+        return "from a number that is not a recipient: ignored"
+
+    def newest(conn: Any) -> oncall.Incident | None:
+        rows = conn.execute(
+            "SELECT m.route, a.body FROM messages m JOIN alerts a ON a.id = m.alert_id "
+            "WHERE m.channel=? AND m.recipient=? ORDER BY m.id DESC LIMIT 50",
+            (channel, person.key),
+        ).fetchall()
+        for route, body in rows:
+            alert = json.loads(body)
+            if "groupKey" not in alert:
+                continue
+            found = oncall.id_for_key(conn, group_key(str(route), alert))
+            if found is not None:
+                return oncall.get(conn, found)
+        return None
+
+    incident = store.transaction(newest)
+    if incident is None:
+        return "no open incident for this person"
+    who = f"{person.name}（短信回复）"
+    marked = store.transaction(lambda c: oncall.acknowledge(c, incident.id, who, now))
+    for inc in marked:
+        metrics.inc("shaobing_relay_acknowledgements_total", route=inc.route)
+    result = "no Alertmanager configured"
+    if config.acknowledge is not None:
+        result = create_silences(config.acknowledge, incident, who, config.acknowledge.silence_hours[0], now)
+        if not result.startswith("silence "):
+            metrics.inc("shaobing_relay_silence_failures_total")
+        store.transaction(lambda c: oncall.set_silence(c, incident.id, result))
+    return f"incident {incident.id} acknowledged by {person.key} ({result})"

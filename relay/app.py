@@ -153,7 +153,8 @@ def create_app(
             metrics.inc("shaobing_relay_store_errors_total")
             log.error("cannot read queue state for /metrics: %s", exc)
             stats, beats, incidents = None, [], None
-        text = metrics.render(stats, clock(), beats, incidents)
+        modems = deliverer.modem_health() if deliverer is not None else None
+        text = metrics.render(stats, clock(), beats, incidents, modems)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> Response:

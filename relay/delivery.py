@@ -6,6 +6,7 @@ and sends that need an operator to the channel's fallback, and runs the heartbea
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -17,12 +18,14 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from relay import oncall
+from relay.ack import acknowledge_by_reply
 from relay.config.model import VOICE_TYPES, ChannelConfig, Config
 from relay.escalation import escalate_due
 from relay.heartbeat import HeartbeatWatch
 from relay.ingest import dest_key, group_key, plan_channel
 from relay.metrics import Metrics
 from relay.providers import Outbound, Outcome, Provider, Reconcile, SendResult, build_provider
+from relay.providers.gsm_modem import GsmModemProvider
 from relay.ratelimit import WindowLimiter
 from relay.redact import mask_phone
 from relay.store import NewMessage, Row, Store, StoreError
@@ -89,7 +92,19 @@ class Deliverer:
         self.limiter.seed(await asyncio.to_thread(self.store.recent_sends, now - 86400.0))
         if self.heartbeats is not None:
             await asyncio.to_thread(self.heartbeats.start, now)
+        for name, provider in self.providers.items():
+            if isinstance(provider, GsmModemProvider):
+                provider.on_reply = functools.partial(self._reply, name)
+                provider.start()  # health from the start, not from the first alert
         self._runner = asyncio.create_task(self._run())
+
+    def modem_health(self) -> dict[str, Any]:
+        return {n: p.health for n, p in self.providers.items() if isinstance(p, GsmModemProvider)}
+
+    def _reply(self, channel: str, phone: str, text: str) -> None:
+        """An SMS arrived at a modem (its session thread): an acknowledgement from an on-call person?"""
+        result = acknowledge_by_reply(self.config, self.store, self.metrics, channel, phone, text, self.clock())
+        log.info("reply on %s from %s: %s", channel, mask_phone(phone), result)
 
     async def stop(self) -> None:
         # A flag as well as cancel(): on Python < 3.12 wait_for() can swallow a cancellation that

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from relay import __version__
 from relay.store import ChannelStats, HeartbeatState
@@ -48,6 +49,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "gauge",
         "Critical alert groups by state: open (unacknowledged), acked, exhausted (nobody acknowledged), resolved.",
     ),
+    "shaobing_relay_modem_up": ("gauge", "1 while the GSM modem of a channel is connected and answering."),
+    "shaobing_relay_modem_sim_ready": ("gauge", "1 when the modem's SIM is ready (+CPIN: READY); absent if unknown."),
+    "shaobing_relay_modem_registered": ("gauge", "1 when the modem is registered on a network (home or roaming)."),
+    "shaobing_relay_modem_signal_dbm": ("gauge", "The modem's signal strength in dBm (from +CSQ); absent if unknown."),
     "shaobing_relay_build_info": ("gauge", "Always 1; the version label says which relay runs."),
 }
 _HEARTBEAT_GAUGES = ("shaobing_relay_heartbeat_last_timestamp_seconds", "shaobing_relay_heartbeat_missing")
@@ -94,6 +99,7 @@ class Metrics:
         now: float | None = None,
         heartbeats: Iterable[HeartbeatState] = (),
         incidents: Mapping[str, int] | None = None,
+        modems: Mapping[str, Any] | None = None,
     ) -> str:
         now = time.time() if now is None else now
         lines: list[str] = []
@@ -107,6 +113,12 @@ class Metrics:
                     lines.append(f"{name}{_labels(key)} {value:g}")
             elif name == "shaobing_relay_build_info":
                 lines.append(f"{name}{_labels([('version', __version__)])} 1")
+            elif name.startswith("shaobing_relay_modem_"):
+                field = name[len("shaobing_relay_modem_") :]
+                for channel, health in sorted((modems or {}).items()):
+                    reading = getattr(health, field, None)
+                    if reading is not None:
+                        lines.append(f"{name}{_labels([('channel', channel)])} {float(reading):g}")
             elif name == "shaobing_relay_incidents":
                 for state in ("open", "acked", "exhausted", "resolved") if incidents is not None else ():
                     lines.append(f"{name}{_labels([('state', state)])} {(incidents or {}).get(state, 0)}")

@@ -28,6 +28,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
     "tencent_sms": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     "sms_gateway": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     "smpp": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
+    "gsm_modem": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     # A phone call per person: at most one in 5 minutes, 3 an hour, 10 a day.
     "aliyun_voice": ((300.0, 1), (3600.0, 3), (86400.0, 10)),
 }
@@ -65,6 +66,7 @@ DEFAULT_MESSAGE_LIMITS = {
     "tencent_sms": 335,
     "sms_gateway": 335,
     "smpp": 335,
+    "gsm_modem": 335,
     "aliyun_voice": 335,
 }
 
@@ -120,6 +122,12 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "play_times": "str",
         "region_id": "str",
     },
+    "gsm_modem": {
+        "port": "str!",
+        "baudrate": "baud",
+        "pin": "secret",
+        "health_interval_seconds": "seconds",
+    },
     "smpp": {
         "host": "str!",
         "port": "port",
@@ -157,6 +165,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
     "aliyun_voice": {"base_url": "https://dyvmsapi.aliyuncs.com/", "region_id": "cn-hangzhou", "play_times": "2"},
     "tencent_sms": {"base_url": "https://sms.tencentcloudapi.com/", "region": "ap-guangzhou"},
     "sms_gateway": {"method": "POST", "content_type": "application/json", "success_status": [200]},
+    "gsm_modem": {"baudrate": 115200, "health_interval_seconds": 60},
     # SMPP: source TON/NPI 0/0 (an SP number such as 106...), destination 0/1 (a national mobile number).
     "smpp": {
         "port": 2775,
@@ -223,6 +232,8 @@ def _option(reader: Reader, kind: str, node: yaml.Node, keypath: str, secrets: d
         return [reader.integer(item, f"{keypath}[{i}]", 100, 599) for i, item in enumerate(items)]
     if base == "port":
         return reader.integer(node, keypath, 1, 65535)
+    if base == "baud":
+        return reader.integer(node, keypath, 1200, 4_000_000)
     if base == "byte":
         return reader.integer(node, keypath, 0, 255)
     if base == "seconds":

@@ -10,6 +10,7 @@ from relay.providers.aliyun_voice import AliyunVoice
 from relay.providers.base import Outbound, Outcome, Provider, Reconcile, ReconcileResult, SendResult
 from relay.providers.dingtalk import DingTalk
 from relay.providers.feishu import Feishu
+from relay.providers.gsm_modem import GsmModemProvider
 from relay.providers.smpp import Smpp
 from relay.providers.sms_gateway import SmsGateway
 from relay.providers.tencent import TencentSms
@@ -38,6 +39,7 @@ PROVIDERS: dict[str, type[Provider]] = {
     "tencent_sms": TencentSms,
     "sms_gateway": SmsGateway,
     "smpp": Smpp,
+    "gsm_modem": GsmModemProvider,
 }
 
 

@@ -64,7 +64,8 @@ KNOWN_METRICS = frozenset(
         "shaobing_audit_last_run_timestamp_seconds", "shaobing_audit_last_complete_timestamp_seconds",
         "shaobing_password_audit_budget_exhausted", "shaobing_relay_deliveries_total", "shaobing_relay_queue_depth",
         "shaobing_relay_oldest_pending_age_seconds", "shaobing_relay_dead_letters", "shaobing_relay_store_errors_total",
-        "shaobing_relay_review_required", "shaobing_push_last_success_timestamp_seconds", "shaobing_pii_files",
+        "shaobing_relay_review_required", "shaobing_relay_modem_up", "shaobing_relay_modem_sim_ready",
+        "shaobing_relay_modem_registered", "shaobing_relay_modem_signal_dbm", "shaobing_push_last_success_timestamp_seconds", "shaobing_pii_files",
         "shaobing_pii_dumps", "shaobing_permission_findings",
         "shaobing_push_quarantined_segments_total", "shaobing_push_dropped_samples_total",
     )

@@ -122,6 +122,9 @@ def assert_loopback_config(path: Path) -> None:
                 f"{channel.name} would reach {channel.options.get('host')}"
             )
             continue
+        if channel.type == "gsm_modem":  # a serial port: the tests' pseudo-terminal, no network at all
+            assert str(channel.options.get("port", "")).startswith("/dev/pts/"), f"{channel.name}: not a pty"
+            continue
         url = str(channel.options.get("base_url") or channel.options.get("url"))
         assert url.startswith("http://127.0.0.1:"), f"{channel.name} would reach {url}"
 
