@@ -280,4 +280,49 @@ def build(t: Thresholds) -> dash_b.Dashboard:
             thresholds=backlog_steps,
         ),
     )
+
+    d = section(
+        d,
+        "值班与短信猫 On-call",
+        stat(
+            "未确认的严重告警 Unacknowledged",
+            "严重告警组中还没有人通过确认链接或短信回复“1”确认的（含已通知到最后一级仍无人确认的）。",
+            [Query(f'sum(shaobing_relay_incidents{{{RELAY},state=~"open|exhausted"}})')],
+            thresholds=BAD_IF_ANY,
+            no_value="未启用",
+            width=6,
+        ),
+        timeseries(
+            "升级通知 Escalations",
+            "每小时升级到下一级的次数，按路由和级别；exhausted 表示各级都已通知仍无人确认。",
+            [
+                Query(
+                    f"sum by (route, level) (increase(shaobing_relay_escalations_total{{{RELAY}}}[1h]))",
+                    legend="{{route}} {{level}}",
+                )
+            ],
+            unit="short",
+            min_value=0,
+            width=6,
+        ),
+        stat(
+            "短信猫 Modem ready",
+            "短信猫通道是否可以发短信：已连接、SIM 卡就绪、已注册到网络（1 = 可以）。",
+            [
+                Query(f"shaobing_relay_modem_up{{{RELAY}}}", legend="{{channel}} 连接"),
+                Query(f"shaobing_relay_modem_sim_ready{{{RELAY}}}", legend="{{channel}} SIM"),
+                Query(f"shaobing_relay_modem_registered{{{RELAY}}}", legend="{{channel}} 网络"),
+            ],
+            thresholds=GOOD_IF_ONE,
+            no_value="未配置",
+            width=6,
+        ),
+        timeseries(
+            "短信猫信号 Modem signal",
+            "短信猫的信号强度（dBm）；低于 −105 dBm 持续 15 分钟会告警。",
+            [Query(f"shaobing_relay_modem_signal_dbm{{{RELAY}}}", legend="{{channel}}")],
+            unit="dBm",
+            width=6,
+        ),
+    )
     return d
