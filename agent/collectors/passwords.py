@@ -280,7 +280,7 @@ _REASON_TEXT: dict[str, tuple[Severity, str, str]] = {
         "UID 0 即拥有 root 全部权限, 常见于入侵后留下的后门账户 (extra UID 0 account).",
         "确认用途; 若非必要, 用 vipw 删除 /etc/passwd 中该行 (并用 vipw -s 删除 /etc/shadow 中的对应行) "
         "或改为普通 UID. 注意 userdel 对 UID 0 别名无效: 它与 root 同 UID, 总被判定为\"有进程在运行\" "
-        "(exit 8); 确需用 userdel 时加 -f. (Remove the passwd and shadow lines with vipw / vipw -s.)",
+        "(exit 8); 确需用 userdel 时用 userdel -f <账户>. (Remove the passwd and shadow lines with vipw / vipw -s.)",
     ),
     "nopasswd_sudo": (
         "warning",
