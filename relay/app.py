@@ -28,6 +28,7 @@ from relay.heartbeat import heartbeat_sources
 from relay.ingest import PayloadError, build_webhook, parse_payload
 from relay.metrics import Metrics
 from relay.store import Store, StoreError
+from relay.voice_callbacks import callback_routes
 
 __all__ = ["create_app", "check_auth"]
 
@@ -186,5 +187,6 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", index, methods=["GET"]),
         *(ack_routes(config, store, metrics, clock) if config.acknowledge is not None else []),
+        *callback_routes(config, store, clock),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -26,10 +26,12 @@ from relay.ingest import dest_key, group_key, plan_channel
 from relay.metrics import Metrics
 from relay.providers import Outbound, Outcome, Provider, Reconcile, SendResult, build_provider
 from relay.providers.gsm_modem import GsmModemProvider
+from relay.providers.tencent_voice import TencentVoice
 from relay.ratelimit import WindowLimiter
 from relay.redact import mask_phone
 from relay.store import NewMessage, Row, Store, StoreError
 from relay.templates import Renderer, sanitize_sms
+from relay.voice_callbacks import lookup as lookup_call_result
 
 __all__ = ["Deliverer", "backoff_delay"]
 
@@ -93,6 +95,8 @@ class Deliverer:
         if self.heartbeats is not None:
             await asyncio.to_thread(self.heartbeats.start, now)
         for name, provider in self.providers.items():
+            if isinstance(provider, TencentVoice):
+                provider.results = functools.partial(lookup_call_result, self.store)
             if isinstance(provider, GsmModemProvider):
                 provider.on_reply = functools.partial(self._reply, name)
                 provider.start()  # health from the start, not from the first alert

@@ -21,6 +21,15 @@ from typing import Any, TypeVar
 from relay.notices import NewMessage, Notice, Webhook, ingest_webhook, insert_messages
 from relay.oncall import SCHEMA as ONCALL_SCHEMA
 
+# The voice providers' pushed call results (relay/voice_callbacks.py reads and writes them).
+CALL_RESULTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS call_results (
+    call_id TEXT PRIMARY KEY,
+    result TEXT NOT NULL,
+    received_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
 __all__ = ["Store", "Row", "NewMessage", "Notice", "Webhook", "ChannelStats", "HeartbeatState", "StoreError"]
 
 StoreError = sqlite3.Error
@@ -154,6 +163,7 @@ class Store:
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(_SCHEMA)
         self._conn.executescript(ONCALL_SCHEMA)
+        self._conn.executescript(CALL_RESULTS_SCHEMA)
         for table, column, decl in _MIGRATIONS:
             have = {str(r[1]) for r in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:

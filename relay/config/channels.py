@@ -31,6 +31,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[tuple[float, int], ...]] = {
     "gsm_modem": ((60.0, 1), (3600.0, 5), (86400.0, 20)),
     # A phone call per person: at most one in 5 minutes, 3 an hour, 10 a day.
     "aliyun_voice": ((300.0, 1), (3600.0, 3), (86400.0, 10)),
+    "tencent_voice": ((300.0, 1), (3600.0, 3), (86400.0, 10)),
 }
 
 # Aliyun allows up to 35 characters per template variable in notification templates; Tencent Cloud's
@@ -68,6 +69,7 @@ DEFAULT_MESSAGE_LIMITS = {
     "smpp": 335,
     "gsm_modem": 335,
     "aliyun_voice": 335,
+    "tencent_voice": 335,
 }
 
 _COMMON = (
@@ -128,6 +130,16 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "pin": "secret",
         "health_interval_seconds": "seconds",
     },
+    "tencent_voice": {
+        "base_url": "str",
+        "secret_id": "secret!",
+        "secret_key": "secret!",
+        "voice_sdk_app_id": "str!",
+        "template_id": "str!",
+        "play_times": "str",
+        "region": "str",
+        "callback_token": "secret!",
+    },
     "smpp": {
         "host": "str!",
         "port": "port",
@@ -163,6 +175,7 @@ _DEFAULTS: dict[str, dict[str, object]] = {
     "webhook": {},
     "aliyun_sms": {"base_url": "https://dysmsapi.aliyuncs.com/", "region_id": "cn-hangzhou"},
     "aliyun_voice": {"base_url": "https://dyvmsapi.aliyuncs.com/", "region_id": "cn-hangzhou", "play_times": "2"},
+    "tencent_voice": {"base_url": "https://vms.tencentcloudapi.com/", "region": "ap-guangzhou", "play_times": "2"},
     "tencent_sms": {"base_url": "https://sms.tencentcloudapi.com/", "region": "ap-guangzhou"},
     "sms_gateway": {"method": "POST", "content_type": "application/json", "success_status": [200]},
     "gsm_modem": {"baudrate": 115200, "health_interval_seconds": 60},
@@ -293,6 +306,12 @@ def parse_channel(
                 raise reader.fail(keys[key], f"{keypath}.{key}", f"at most {most} characters in SMPP 3.4")
         if "password" in secrets and len(secrets["password"].value) > 8:
             raise reader.fail(keys["password"], f"{keypath}.password", "at most 8 characters in SMPP 3.4")
+    if ctype == "tencent_voice" and "callback_token" in secrets and len(secrets["callback_token"].value) < 16:
+        raise reader.fail(
+            keys["callback_token"],
+            f"{keypath}.callback_token",
+            "use at least 16 characters (it is the callback URL's only credential)",
+        )
     recipients: list[Person] = []
     on_rosters: list[Roster] = []
     by_township = False

@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 # Channels that reach a person's phone (recipients are people; sends are not idempotent): SMS, and voice calls.
-SMS_TYPES = ("aliyun_sms", "tencent_sms", "sms_gateway", "smpp", "gsm_modem", "aliyun_voice")
-VOICE_TYPES = ("aliyun_voice",)
+SMS_TYPES = ("aliyun_sms", "tencent_sms", "sms_gateway", "smpp", "gsm_modem", "aliyun_voice", "tencent_voice")
+VOICE_TYPES = ("aliyun_voice", "tencent_voice")
 IM_TYPES = ("dingtalk", "wecom", "feishu", "webhook")
 CHANNEL_TYPES = IM_TYPES + SMS_TYPES
 

@@ -14,6 +14,7 @@ from relay.providers.gsm_modem import GsmModemProvider
 from relay.providers.smpp import Smpp
 from relay.providers.sms_gateway import SmsGateway
 from relay.providers.tencent import TencentSms
+from relay.providers.tencent_voice import TencentVoice
 from relay.providers.webhook import Webhook
 from relay.providers.wecom import WeCom
 from relay.templates import Renderer
@@ -37,6 +38,7 @@ PROVIDERS: dict[str, type[Provider]] = {
     "aliyun_sms": AliyunSms,
     "aliyun_voice": AliyunVoice,
     "tencent_sms": TencentSms,
+    "tencent_voice": TencentVoice,
     "sms_gateway": SmsGateway,
     "smpp": Smpp,
     "gsm_modem": GsmModemProvider,

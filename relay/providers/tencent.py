@@ -76,6 +76,8 @@ def e164(phone: str) -> str:
 class TencentSms(Provider):
     sms = True
     content_type = "application/json; charset=utf-8"
+    service = "sms"
+    version = VERSION
 
     async def _call(self, action: str, body: dict[str, Any]) -> Any:
         url = self.option("base_url")
@@ -84,12 +86,12 @@ class TencentSms(Provider):
         ts = int(time.time())
         headers = {
             "Authorization": tc3_authorization(
-                self.secret("secret_id"), self.secret("secret_key"), "sms", host, self.content_type, payload, ts
+                self.secret("secret_id"), self.secret("secret_key"), self.service, host, self.content_type, payload, ts
             ),
             "Content-Type": self.content_type,
             "Host": host,
             "X-TC-Action": action,
-            "X-TC-Version": VERSION,
+            "X-TC-Version": self.version,
             "X-TC-Timestamp": str(ts),
             "X-TC-Region": self.option("region"),
         }

@@ -148,7 +148,7 @@ class FakeProviders:
                 if provider in ("aliyun", "aliyunvoice"):
                     body: Any = dict(urllib.parse.parse_qsl(raw.decode()))
                     action = body.get("Action", "")
-                elif provider in ("dingtalk", "wecom", "feishu", "webhook", "tencent", "gateway"):
+                elif provider in ("dingtalk", "wecom", "feishu", "webhook", "tencent", "gateway", "tencentvoice"):
                     body = json.loads(raw or b"{}")
                     action = headers.get("x-tc-action", "")
                 else:
@@ -230,6 +230,13 @@ class FakeProviders:
                     ) == _aliyun_expected(params, SECRETS["aliyun_secret"])
                 if provider == "tencent":
                     return _tencent_ok(headers, raw)
+                if provider == "tencentvoice":
+                    scope = headers.get("authorization", "").split("Credential=")[-1].split(",")[0]
+                    return (
+                        _tencent_ok(headers, raw)
+                        and scope.endswith("/vms/tc3_request")
+                        and (headers.get("x-tc-version") == "2020-09-02")
+                    )
                 return True
 
             def _voice(self, action: str, code: str, body: dict[str, str], sig: bool) -> Any:
@@ -259,6 +266,28 @@ class FakeProviders:
 
             def _answer(self, provider: str, action: str, behaviour: str, body: Any, sig: bool) -> Any:
                 code = behaviour.split(":", 1)[1] if behaviour.startswith("error:") else ""
+                if provider == "tencentvoice":
+                    # SendTtsVoice: TemplateId, TemplateParamSet, CalledNumber (E.164), VoiceSdkAppid.
+                    if not sig:
+                        return {
+                            "Response": {
+                                "Error": {"Code": "AuthFailure.SignatureFailure", "Message": "bad"},
+                                "RequestId": "r",
+                            }
+                        }
+                    if code:
+                        return {"Response": {"Error": {"Code": code, "Message": "scripted"}, "RequestId": "r"}}
+                    assert action == "SendTtsVoice" and body["CalledNumber"].startswith("+")
+                    assert body["TemplateId"] and body["VoiceSdkAppid"] and isinstance(body["TemplateParamSet"], list)
+                    with fake.lock:
+                        call_id = f"tc-call-{len(fake.calls) + 1}"
+                        fake.calls[call_id] = "pending"
+                    return {
+                        "Response": {
+                            "SendStatus": {"CallId": call_id, "SessionContext": body["SessionContext"]},
+                            "RequestId": "r",
+                        }
+                    }
                 if provider in ("dingtalk", "wecom"):
                     if not sig:
                         return {"errcode": 310000 if provider == "dingtalk" else 93000, "errmsg": "sign not match"}
