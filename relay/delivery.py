@@ -99,11 +99,30 @@ class Deliverer:
                 provider.results = functools.partial(lookup_call_result, self.store)
             if isinstance(provider, GsmModemProvider):
                 provider.on_reply = functools.partial(self._reply, name)
+                provider.on_report = functools.partial(self._report, name, asyncio.get_running_loop())
                 provider.start()  # health from the start, not from the first alert
         self._runner = asyncio.create_task(self._run())
 
     def modem_health(self) -> dict[str, Any]:
         return {n: p.health for n, p in self.providers.items() if isinstance(p, GsmModemProvider)}
+
+    def _report(
+        self, channel: str, loop: asyncio.AbstractEventLoop, delivery_id: str, delivered: bool, status: int
+    ) -> None:
+        """A modem's status report (its session thread): count it; a failure is said on the fallback channel."""
+        self.metrics.inc(
+            "shaobing_relay_modem_reports_total", channel=channel, result="delivered" if delivered else "failed"
+        )
+        if delivered:
+            return
+        row = self.store.find_delivery(delivery_id)
+        config = self.config.channels.get(channel)
+        if row is None or config is None:
+            return
+        who = config.person(row.recipient)
+        note = f"短信未送达（{channel}，{who.name if who else '-'}：状态报告 0x{status:02X}），改由本通道发送"
+        log.warning("message %d on %s not delivered to the handset (TP-ST 0x%02X)", row.id, channel, status)
+        asyncio.run_coroutine_threadsafe(self._to_fallback(row, config, note), loop)
 
     def _reply(self, channel: str, phone: str, text: str) -> None:
         """An SMS arrived at a modem (its session thread): an acknowledgement from an on-call person?"""

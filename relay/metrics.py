@@ -49,6 +49,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "gauge",
         "Critical alert groups by state: open (unacknowledged), acked, exhausted (nobody acknowledged), resolved.",
     ),
+    "shaobing_relay_modem_reports_total": (
+        "counter",
+        "SMS status reports from GSM modems by result (delivered to the handset, or failed for good).",
+    ),
     "shaobing_relay_modem_up": ("gauge", "1 while the GSM modem of a channel is connected and answering."),
     "shaobing_relay_modem_sim_ready": ("gauge", "1 when the modem's SIM is ready (+CPIN: READY); absent if unknown."),
     "shaobing_relay_modem_registered": ("gauge", "1 when the modem is registered on a network (home or roaming)."),

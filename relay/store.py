@@ -274,6 +274,13 @@ class Store:
             ).fetchone()
         return float(value) if value is not None else None
 
+    def find_delivery(self, delivery_id: str) -> Row | None:
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT {_ROW_COLS} FROM messages WHERE delivery_id=? LIMIT 1", (delivery_id,)
+            ).fetchone()
+        return _row(found) if found else None
+
     def get(self, message_id: int) -> Row | None:
         with self._lock:
             found = self._conn.execute(f"SELECT {_ROW_COLS} FROM messages WHERE id=?", (message_id,)).fetchone()

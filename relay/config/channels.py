@@ -129,6 +129,7 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "baudrate": "baud",
         "pin": "secret",
         "health_interval_seconds": "seconds",
+        "delivery_reports": "bool",
     },
     "tencent_voice": {
         "base_url": "str",
@@ -245,6 +246,8 @@ def _option(reader: Reader, kind: str, node: yaml.Node, keypath: str, secrets: d
         return [reader.integer(item, f"{keypath}[{i}]", 100, 599) for i, item in enumerate(items)]
     if base == "port":
         return reader.integer(node, keypath, 1, 65535)
+    if base == "bool":
+        return "true" if reader.boolean(node, keypath) else "false"
     if base == "baud":
         return reader.integer(node, keypath, 1200, 4_000_000)
     if base == "byte":

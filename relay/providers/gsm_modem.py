@@ -8,12 +8,15 @@ metrics, and reconnects with back-off when the port or the modem goes away.
 Outcomes follow the SMS rules: not connected -> RETRY (nothing left the relay); the modem refused a one-part
 message -> RETRY; a send that timed out, or failed after the first of several parts -> UNKNOWN (never resent
 blindly). A reply from an on-call person's phone ("1", "确认", "收到", "ok") acknowledges that person's latest
-open incident, like the signed link (the relay wires `on_reply`).
+open incident, like the signed link (the relay wires `on_reply`). Status reports (on by default,
+`delivery_reports: false` to turn them off) tell the relay when a message did not reach the handset: it says so
+on the fallback channel (`on_report`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import queue
@@ -47,6 +50,7 @@ class ModemHealth:
 class _Job:
     phone: str
     text: str
+    delivery_id: str = ""
     future: concurrent.futures.Future[SendResult] = field(default_factory=concurrent.futures.Future)
 
 
@@ -69,6 +73,11 @@ class ModemSession(threading.Thread):
         self.health = ModemHealth()
         self.modem: Any = None
         self.on_reply: Callable[[str, str], None] | None = None
+        # A status report arrived: (delivery id, delivered?, TP-ST status octet).
+        self.on_report: Callable[[str, bool, int], None] | None = None
+        self.reports = str(options.get("delivery_reports", "true")).lower() != "false"
+        # +CMGS message reference -> delivery id, for status reports (bounded: the newest 1,000 parts).
+        self._sent: collections.OrderedDict[int, str] = collections.OrderedDict()
 
     def _connect(self) -> None:
         gsm = _gsm()
@@ -76,7 +85,8 @@ class ModemSession(threading.Thread):
             self.options["port"],
             int(self.options.get("baudrate") or 115200),
             smsReceivedCallbackFunc=self._received,
-            requestDelivery=False,
+            smsStatusReportCallback=self._report,
+            requestDelivery=self.reports,
         )
         modem.smsTextMode = False
         try:
@@ -108,6 +118,21 @@ class ModemSession(threading.Thread):
                 self.on_reply(number, text)
             except Exception:  # noqa: BLE001 - a reply must never take the session down
                 log.exception("handling a reply from the modem failed")
+
+    def _report(self, report: Any) -> None:
+        """SMS-STATUS-REPORT (23.040 9.2.3.15): TP-ST 0 is delivered; 0x40 and above failed for good;
+        0x20-0x3F are still being tried (a later report follows)."""
+        try:
+            reference, status = int(report.reference), int(report.deliveryStatus)
+        except (AttributeError, TypeError, ValueError):
+            return
+        delivery_id = self._sent.get(reference)
+        if delivery_id is None or 0x20 <= status < 0x40 or self.on_report is None:
+            return
+        try:
+            self.on_report(delivery_id, status == 0, status)
+        except Exception:  # noqa: BLE001 - a report must never take the session down
+            log.exception("handling a status report from the modem failed")
 
     def _check(self) -> None:
         gsm = _gsm()
@@ -189,7 +214,9 @@ class ModemSession(threading.Thread):
         if self.health.registered is False or self.health.sim_ready is False:
             return SendResult(Outcome.RETRY, "modem has no network or no SIM")
         self._reference = (getattr(self, "_reference", 0) + 1) % 256
-        pdus = gsm.pdu.encodeSmsSubmitPdu(job.phone, job.text, reference=self._reference, requestStatusReport=False)
+        pdus = gsm.pdu.encodeSmsSubmitPdu(
+            job.phone, job.text, reference=self._reference, requestStatusReport=self.reports
+        )
         references: list[str] = []
         for number, pdu in enumerate(pdus, start=1):
             try:
@@ -206,6 +233,10 @@ class ModemSession(threading.Thread):
             if not line:
                 return SendResult(Outcome.RETRY if number == 1 else Outcome.UNKNOWN, "no +CMGS answer")
             references.append(line[6:].strip())
+            if references[-1].isdigit():
+                self._sent[int(references[-1])] = job.delivery_id
+                while len(self._sent) > 1000:
+                    self._sent.popitem(last=False)
         return SendResult(Outcome.SUCCESS, f"sent in {len(pdus)} part(s)", ref=",".join(references))
 
 
@@ -216,6 +247,7 @@ class GsmModemProvider(Provider):
         super().__init__(*args, **kwargs)
         self.session: ModemSession | None = None
         self.on_reply: Callable[[str, str], None] | None = None
+        self.on_report: Callable[[str, bool, int], None] | None = None
         self._lock = threading.Lock()
 
     def start(self) -> ModemSession:
@@ -224,6 +256,7 @@ class GsmModemProvider(Provider):
                 options = {k: str(v) for k, v in self.channel.options.items()}
                 self.session = ModemSession(options, self.secret("pin"), 40.0)
                 self.session.on_reply = self.on_reply
+                self.session.on_report = self.on_report
                 self.session.start()
             return self.session
 
@@ -235,7 +268,7 @@ class GsmModemProvider(Provider):
         session = self.start()
         if session.modem is None:
             return SendResult(Outcome.RETRY, "modem not connected")
-        job = _Job(msg.phone, msg.text)
+        job = _Job(msg.phone, msg.text, msg.delivery_id)
         try:
             session.jobs.put_nowait(job)
         except queue.Full:

@@ -91,6 +91,22 @@ def encode_deliver(sender: str, text: str) -> str:
     ).upper()
 
 
+def encode_status_report(reference: int, recipient: str, status: int) -> str:
+    """An SMS-STATUS-REPORT PDU (23.040 9.2.2.3): MTI 10, TP-MR, TP-RA, TP-SCTS, TP-DT, TP-ST."""
+    _, smsc_toa, smsc = _encode_number("+8613800100500")
+    digits, toa, ra = _encode_number(recipient)
+    stamp = "62212021000000"
+    return (
+        f"{(len(smsc) // 2) + 1:02X}{smsc_toa:02X}{smsc}"
+        + "06"
+        + f"{reference:02X}"
+        + f"{digits:02X}{toa:02X}{ra}"
+        + stamp
+        + stamp
+        + f"{status:02X}"
+    ).upper()
+
+
 @dataclass
 class ModemEmulator:
     rssi: int = 20
@@ -99,6 +115,10 @@ class ModemEmulator:
     commands: list[str] = field(default_factory=list)
     parts: list[Submitted] = field(default_factory=list)
     inbox: dict[int, str] = field(default_factory=dict)
+    # Status reports for submits that ask for one: TP-ST 0x00 delivered, 0x41 failed (incompatible destination);
+    # None sends none.
+    report_status: int | None = 0x00
+    reports: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._master, self._slave = os.openpty()
@@ -107,6 +127,7 @@ class ModemEmulator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._mr = 0
+        self._memory = "SM"
         threading.Thread(target=self._run, daemon=True).start()
 
     def close(self) -> None:
@@ -211,11 +232,12 @@ class ModemEmulator:
         elif upper == "AT+CPMS=?":
             self._ok('+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")')
         elif upper.startswith("AT+CPMS="):
+            self._memory = upper.split("=")[1].split(",")[0].strip('"')
             self._ok(f"+CPMS: {len(self.inbox)},50,{len(self.inbox)},50,{len(self.inbox)},50")
         elif upper.startswith("AT+CMGR="):
             index = int(upper.split("=")[1])
             with self._lock:
-                pdu = self.inbox.get(index)
+                pdu = (self.reports if self._memory == "SR" else self.inbox).get(index)
             if pdu is None:
                 self._write("\r\n+CMS ERROR: 321\r\n")  # invalid memory index
             else:
@@ -223,7 +245,7 @@ class ModemEmulator:
                 self._ok(f"+CMGR: 0,,{tpdu_len}", pdu)
         elif upper.startswith("AT+CMGD="):
             with self._lock:
-                self.inbox.pop(int(upper.split("=")[1].split(",")[0]), None)
+                (self.reports if self._memory == "SR" else self.inbox).pop(int(upper.split("=")[1].split(",")[0]), None)
             self._ok()
         elif upper in ("AT+CLAC", "AT+WIND?", "AT+ZPAS?") or re.match(r"^AT\^", upper):
             self._write("\r\nERROR\r\n")  # not this modem's commands
@@ -240,3 +262,13 @@ class ModemEmulator:
             self._mr = (self._mr + 1) % 256
             reference = self._mr
         self._ok(f"+CMGS: {reference}")
+        if part.status_report_requested and self.report_status is not None:
+            status = self.report_status
+            threading.Timer(0.3, lambda: self._status_report(reference, part.destination, status)).start()
+
+    def _status_report(self, reference: int, recipient: str, status: int) -> None:
+        """Stored in SR memory and announced with +CDSI (27.005 3.4.1, CNMI <ds>=2)."""
+        with self._lock:
+            index = max(self.reports, default=0) + 1
+            self.reports[index] = encode_status_report(reference, recipient, status)
+        self._write(f'\r\n+CDSI: "SR",{index}\r\n')

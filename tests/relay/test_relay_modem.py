@@ -31,8 +31,12 @@ def modem() -> Iterator[ModemEmulator]:
     emulator.close()
 
 
-def _config(tmp: Path, fakes: FakeProviders, modem: ModemEmulator, extra: str = "", top: str = "") -> Path:
-    channels = f"""
+def _config(
+    tmp: Path, fakes: FakeProviders, modem: ModemEmulator, extra: str = "", top: str = "", more: str = ""
+) -> Path:
+    channels = (
+        more
+        + f"""
   modem:
     type: gsm_modem
     port: {modem.port}
@@ -40,6 +44,7 @@ def _config(tmp: Path, fakes: FakeProviders, modem: ModemEmulator, extra: str = 
     recipients: [zhang]
     rate_limits: [{{window_seconds: 1, max: 10}}]{extra}
 """
+    )
     text = config_text(tmp, fakes, free_port(), channels=channels, routes="\n  ops:\n    channels: [modem]\n")
     path = tmp / "relay.yml"
     path.write_text(text + top, encoding="utf-8")
@@ -143,3 +148,28 @@ acknowledge:
 
     finally:
         am.stop()
+
+
+@pytest.mark.integration
+def test_a_failed_status_report_is_said_on_the_fallback(
+    tmp_path: Path, fakes: FakeProviders, modem: ModemEmulator, relays: list[RelayProcess]
+) -> None:
+    modem.report_status = 0x41  # permanent error: the handset never got it
+    s = tmp_path / "secrets"
+    ding = f"""
+  ding:
+    type: dingtalk
+    base_url: {fakes.url("/dingtalk/robot/send")}
+    access_token: {{secret_file: {s}/ding_token}}
+    secret: {{secret_file: {s}/ding_secret}}"""
+    path = _config(tmp_path, fakes, modem, extra="\n    fallback: ding", more=ding)
+    relay = RelayProcess(path, load_config(path).server.port, tmp_path / "relay.log")
+    relays.append(relay)
+    relay.start()
+    assert relay.post(payload([alert(1, township="河口乡")])).status_code == 200
+    assert wait_until(lambda: len(fakes.got("dingtalk")) == 1, 30), relay.log.read_text()[-2000:]
+    assert all(p.status_report_requested for p in modem.parts)
+    text = fakes.got("dingtalk")[0].body["markdown"]["text"]
+    assert "短信未送达（modem，张三：状态报告 0x41），改由本通道发送" in text and "测试告警 1" in text
+    assert relay.metric("shaobing_relay_modem_reports_total", channel="modem", result="failed") == 1
+    assert modem.reports == {}  # read from SR memory and deleted
