@@ -2,7 +2,8 @@
 was resolved), or, without one, from Prometheus' own ALERTS series (counts and durations, no delivery times).
 
 An alert occurrence is one (fingerprint, startsAt); the relay stores it once per route, so it is counted once.
-Time to acknowledge is not known to either source and is shown as such.
+Time to acknowledge comes from the relay's incidents (who confirmed through the link or an SMS reply, and
+when); Prometheus' ALERTS know nothing of it, and without the relay store it is shown as not recorded.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def from_relay(db: Path, period: Period, scope: Scope) -> Alerts:
             " WHERE a.received_at >= ? AND a.received_at < ? ORDER BY a.id",
             (period.start - 7 * 86400, period.end + 7 * 86400),
         ).fetchall()
+        acks = _acknowledged(conn)
     except sqlite3.Error as exc:
         raise ReportError(f"{db}: not a readable relay database: {exc}") from None
     finally:
@@ -80,7 +82,7 @@ def from_relay(db: Path, period: Period, scope: Scope) -> Alerts:
             ends = _epoch(body.get("endsAt"))
             if ends is not None:
                 resolved[key] = ends
-    groups: dict[tuple[str, str], list[tuple[float, float | None, float | None]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[tuple[float, float | None, float | None, float | None]]] = defaultdict(list)
     alerts = Alerts(source="relay")
     for key, body in firing.items():
         starts = _epoch(body.get("startsAt"))
@@ -92,15 +94,17 @@ def from_relay(db: Path, period: Period, scope: Scope) -> Alerts:
         if ends is not None and ends > period.end:
             ends = None
         to_notify = notified[key] - starts if key in notified else None
-        groups[(name, severity)].append((starts, ends, to_notify))
+        to_ack = acks[key] - starts if key in acks and acks[key] >= starts else None
+        groups[(name, severity)].append((starts, ends, to_notify, to_ack))
         day = dt.datetime.fromtimestamp(starts, TZ).strftime("%m-%d")
         alerts.by_day.setdefault(day, {}).setdefault(severity, 0)
         alerts.by_day[day][severity] += 1
         if ends is None:
             alerts.still_firing += 1
     for (name, severity), items in groups.items():
-        notify = [n for _, _, n in items if n is not None]
-        resolve = [e - s for s, e, _ in items if e is not None]
+        notify = [n for _, _, n, _ in items if n is not None]
+        resolve = [e - s for s, e, _, _ in items if e is not None]
+        acked = [a for _, _, _, a in items if a is not None]
         alerts.counts.append(
             AlertCount(
                 name,
@@ -109,10 +113,31 @@ def from_relay(db: Path, period: Period, scope: Scope) -> Alerts:
                 resolved=len(resolve),
                 to_notify=statistics.median(notify) if notify else None,
                 to_resolve=statistics.median(resolve) if resolve else None,
+                acknowledged=len(acked),
+                to_acknowledge=statistics.median(acked) if acked else None,
             )
         )
     _sort(alerts)
     return alerts
+
+
+def _acknowledged(conn: sqlite3.Connection) -> dict[tuple[str, str], float]:
+    """(fingerprint, startsAt) -> when someone acknowledged it (the relay's incidents, relay/oncall.py); the
+    earliest acknowledgement of the alert wins. Empty for a relay without acknowledgement."""
+    try:
+        rows = conn.execute("SELECT alerts, acked_at FROM oncall WHERE acked_at IS NOT NULL").fetchall()
+    except sqlite3.OperationalError:
+        return {}  # a relay from before acknowledgement existed
+    out: dict[tuple[str, str], float] = {}
+    for raw, acked_at in rows:
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            continue
+        for alert in items if isinstance(items, list) else []:
+            key = (str(alert.get("fingerprint", "")), str(alert.get("startsAt", "")))
+            out[key] = min(out.get(key, float(acked_at)), float(acked_at))
+    return out
 
 
 def from_prometheus(prom: Prometheus, period: Period, scope: Scope) -> Alerts:

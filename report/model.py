@@ -140,6 +140,8 @@ class AlertCount:
     # Medians in seconds, None where not known.
     to_notify: float | None = None
     to_resolve: float | None = None
+    acknowledged: int = 0
+    to_acknowledge: float | None = None
 
 
 @dataclass

@@ -6,11 +6,13 @@ critical alert to both the SMS and the IM route."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from report.cli import build_report
@@ -25,6 +27,7 @@ from tests.report.history import DAY
 from tests.support.prometheus import AlertmanagerServer, free_port
 
 pytestmark = pytest.mark.integration
+LINK = re.compile(r"\((http://127\.0\.0\.1:\d+/ack/[^)\s]+)\)")
 
 
 def _iso(t: float) -> str:
@@ -71,7 +74,10 @@ def test_alert_counts_and_handling_times_from_the_relay_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     port = free_port()
-    relay = RelayProcess(shipped_relay_config(tmp_path, fakes, port, monkeypatch), port, tmp_path / "relay.log")
+    config = shipped_relay_config(
+        tmp_path, fakes, port, monkeypatch, {"acknowledge.public_url": f"http://127.0.0.1:{port}"}
+    )
+    relay = RelayProcess(config, port, tmp_path / "relay.log")
     relays.append(relay)
     relay.start()
     db = tmp_path / "relay.db"
@@ -99,6 +105,16 @@ def test_alert_counts_and_handling_times_from_the_relay_store(
         down2 = _alert("ShaobingHostDown", "cg-02", "城关镇", "critical", e - 2580)
         am.post_alerts([down2])
         assert wait_until(lambda: len(_stored(db, "firing")) == 4, 30)
+        # Someone acknowledges the open one through the link in its chat message.
+
+        def link() -> str:
+            found = [m.group(1) for g in fakes.got("dingtalk") for m in [LINK.search(g.body["markdown"]["text"])] if m]
+            return found[-1] if found else ""
+
+        assert wait_until(lambda: bool(link()), 30)
+        acked_from = time.time()
+        assert httpx.post(link(), data={"who": "李四", "hours": "4"}, timeout=20).status_code == 200
+        acked_by = time.time()
     relay.stop()
     stopped = time.time()
     with sqlite3.connect(db) as conn:
@@ -123,6 +139,10 @@ def test_alert_counts_and_handling_times_from_the_relay_store(
     assert disk_fill.to_notify is not None
     assert posted - disk_start <= disk_fill.to_notify <= stopped - disk_start
     first = s + 2 * DAY + 10 * 3600 + 120
+    # Time to acknowledge, from the relay's incidents: only the second outage was acknowledged.
+    assert host_down.acknowledged == 1 and host_down.to_acknowledge is not None
+    assert acked_from - (e - 2580) <= host_down.to_acknowledge <= acked_by - (e - 2580)
+    assert disk_fill.acknowledged == 0 and disk_fill.to_acknowledge is None
     assert alerts.total() == 3 and alerts.total("critical") == 2
     day = dt.datetime.fromtimestamp(first, dt.timezone(dt.timedelta(hours=8))).strftime("%m-%d")
     assert alerts.by_day[day] == {"critical": 1}
