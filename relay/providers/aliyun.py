@@ -16,6 +16,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from relay.providers.base import Outbound, Outcome, Provider, Reconcile, ReconcileResult, SendResult
@@ -117,6 +118,14 @@ class AliyunSms(Provider):
             TemplateParam=json.dumps(dict(msg.params), ensure_ascii=False),
             OutId=msg.delivery_id,
         )
+        answer = await self.post_rpc(params)
+        if isinstance(answer, SendResult):
+            return answer
+        return SendResult(Outcome.SUCCESS, "OK", ref=str(answer.get("BizId", "")))
+
+    async def post_rpc(self, params: dict[str, str]) -> dict[str, Any] | SendResult:
+        """POST a signed RPC call: the body of a "Code": "OK" answer, or the SendResult any other answer means
+        (transport failure, HTTP status, or the documented error codes)."""
         response = await self.request("POST", self.option("base_url"), data=self._signed(params))
         if isinstance(response, SendResult):
             return response
@@ -127,7 +136,7 @@ class AliyunSms(Provider):
         code = str(data.get("Code"))
         detail = f"{code}: {str(data.get('Message', ''))[:200]}"
         if code == "OK":
-            return SendResult(Outcome.SUCCESS, "OK", ref=str(data.get("BizId", "")))
+            return data
         if code in RATE_LIMITED:
             return SendResult(Outcome.RATE_LIMITED, detail, RATE_LIMITED[code])
         if code in PERMANENT:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 
-from relay.providers.aliyun import PERMANENT, RATE_LIMITED, RETRYABLE, AliyunSms, aliyun_number
+from relay.providers.aliyun import AliyunSms, aliyun_number
 from relay.providers.base import Outbound, Outcome, Reconcile, ReconcileResult, SendResult
 
 __all__ = ["AliyunVoice", "CALL_STATES"]
@@ -48,24 +48,10 @@ class AliyunVoice(AliyunSms):
         )
         if self.option("called_show_number"):
             params["CalledShowNumber"] = self.option("called_show_number")
-        response = await self.request("POST", self.option("base_url"), data=self._signed(params))
-        if isinstance(response, SendResult):
-            return response
-        data = self.json_body(response)
-        if data is None or "Code" not in data:
-            by_status = self.classify_status(response)
-            return by_status or SendResult(Outcome.UNKNOWN, f"HTTP {response.status_code}, unreadable body")
-        code = str(data.get("Code"))
-        detail = f"{code}: {str(data.get('Message', ''))[:200]}"
-        if code == "OK":
-            return SendResult(Outcome.UNKNOWN, "call placed; waiting for its outcome", ref=str(data.get("CallId", "")))
-        if code in RATE_LIMITED:
-            return SendResult(Outcome.RATE_LIMITED, detail, RATE_LIMITED[code])
-        if code in PERMANENT:
-            return SendResult(Outcome.PERMANENT, detail)
-        if code in RETRYABLE:
-            return SendResult(Outcome.RETRY, detail)
-        return SendResult(Outcome.RETRY if response.status_code < 500 else Outcome.UNKNOWN, detail)
+        answer = await self.post_rpc(params)
+        if isinstance(answer, SendResult):
+            return answer
+        return SendResult(Outcome.UNKNOWN, "call placed; waiting for its outcome", ref=str(answer.get("CallId", "")))
 
     async def reconcile(self, msg: Outbound) -> ReconcileResult:
         if not msg.ref:

@@ -97,16 +97,10 @@ class TencentSms(Provider):
         }
         return await self.request("POST", url, content=payload, headers=headers)
 
-    async def send(self, msg: Outbound) -> SendResult:
-        body = {
-            "PhoneNumberSet": [e164(msg.phone)],
-            "SmsSdkAppId": self.option("sdk_app_id"),
-            "SignName": self.option("sign_name"),
-            "TemplateId": self.option("template_id"),
-            "TemplateParamSet": [value for _, value in msg.params],
-            "SessionContext": msg.delivery_id,
-        }
-        response = await self._call("SendSms", body)
+    async def call_api(self, action: str, body: dict[str, Any]) -> dict[str, Any] | SendResult:
+        """The answer's "Response" object, or the SendResult a failure means (transport, HTTP status, or a
+        Response.Error by its documented code)."""
+        response = await self._call(action, body)
         if isinstance(response, SendResult):
             return response
         data = self.json_body(response)
@@ -118,6 +112,20 @@ class TencentSms(Provider):
         if isinstance(error, dict):
             code = str(error.get("Code", ""))
             return SendResult(classify_code(code), f"{code}: {str(error.get('Message', ''))[:200]}", 60.0)
+        return inner
+
+    async def send(self, msg: Outbound) -> SendResult:
+        body = {
+            "PhoneNumberSet": [e164(msg.phone)],
+            "SmsSdkAppId": self.option("sdk_app_id"),
+            "SignName": self.option("sign_name"),
+            "TemplateId": self.option("template_id"),
+            "TemplateParamSet": [value for _, value in msg.params],
+            "SessionContext": msg.delivery_id,
+        }
+        inner = await self.call_api("SendSms", body)
+        if isinstance(inner, SendResult):
+            return inner
         statuses = inner.get("SendStatusSet") or []
         status = statuses[0] if statuses and isinstance(statuses[0], dict) else None
         if status is None:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 
 from relay.providers.base import Outbound, Outcome, Reconcile, ReconcileResult, SendResult
-from relay.providers.tencent import TencentSms, classify_code, e164
+from relay.providers.tencent import TencentSms, e164
 
 __all__ = ["TencentVoice", "CALLBACK_RESULTS"]
 
@@ -35,18 +35,9 @@ class TencentVoice(TencentSms):
             "PlayTimes": int(self.option("play_times") or 2),
             "SessionContext": msg.delivery_id,
         }
-        response = await self._call("SendTtsVoice", body)
-        if isinstance(response, SendResult):
-            return response
-        data = self.json_body(response)
-        inner = data.get("Response") if data else None
-        if not isinstance(inner, dict):
-            by_status = self.classify_status(response)
-            return by_status or SendResult(Outcome.UNKNOWN, f"HTTP {response.status_code}, unreadable body")
-        error = inner.get("Error")
-        if isinstance(error, dict):
-            code = str(error.get("Code", ""))
-            return SendResult(classify_code(code), f"{code}: {str(error.get('Message', ''))[:200]}", 60.0)
+        inner = await self.call_api("SendTtsVoice", body)
+        if isinstance(inner, SendResult):
+            return inner
         status = inner.get("SendStatus")
         call_id = str(status.get("CallId", "")) if isinstance(status, dict) else ""
         if not call_id:

@@ -15,6 +15,8 @@ import threading
 import tty
 from dataclasses import dataclass, field
 
+from tests.relay.concat import reassemble
+
 
 def _swap_digits(semi_octets: str) -> str:
     out = "".join(semi_octets[i + 1] + semi_octets[i] for i in range(0, len(semi_octets), 2))
@@ -128,6 +130,10 @@ class ModemEmulator:
         self._lock = threading.Lock()
         self._mr = 0
         self._memory = "SM"
+        # Unsolicited result codes wait while a command is being answered (V.250 / 27.007: the TA does not
+        # interleave them with a response), then go out after its final result code.
+        self._busy = False
+        self._held: list[str] = []
         threading.Thread(target=self._run, daemon=True).start()
 
     def close(self) -> None:
@@ -139,27 +145,38 @@ class ModemEmulator:
                 pass
 
     def messages(self) -> list[Message]:
+        """Parts put back together by their concatenation header (single-part messages as they are)."""
         with self._lock:
             parts = list(self.parts)
-        out: list[Message] = []
-        groups: dict[tuple[str, int], list[Submitted]] = {}
-        for p in parts:
-            if p.udh is None:
-                out.append(Message(p.destination, p.text, [p]))
-                continue
-            key = (p.destination, p.udh[0])
-            groups.setdefault(key, []).append(p)
-            if len(groups[key]) == p.udh[1]:
-                ordered = sorted(groups.pop(key), key=lambda x: x.udh[2] if x.udh else 0)
-                out.append(Message(p.destination, "".join(x.text for x in ordered), ordered))
-        return out
+        return reassemble(parts, Message)
 
     def deliver(self, sender: str, text: str) -> None:
         """An SMS arrives: stored in SIM memory, announced with +CMTI (27.005 3.4.1)."""
         with self._lock:
             index = max(self.inbox, default=0) + 1
             self.inbox[index] = encode_deliver(sender, text)
-        self._write(f'\r\n+CMTI: "SM",{index}\r\n')
+        self._urc(f'\r\n+CMTI: "SM",{index}\r\n')
+
+    def _urc(self, text: str) -> None:
+        """Queued; the reader thread sends it when no command is being answered or waiting to be read."""
+        with self._lock:
+            self._held.append(text)
+
+    def _idle(self) -> None:
+        with self._lock:
+            self._busy = False
+
+    def _flush(self) -> None:
+        try:
+            waiting = bool(select.select([self._master], [], [], 0)[0])
+        except OSError:
+            return
+        with self._lock:
+            if self._busy or waiting or not self._held:
+                return
+            held, self._held = self._held, []
+        for text in held:
+            self._write(text)
 
     # -- the line discipline --------------------------------------------------------------------
 
@@ -174,8 +191,9 @@ class ModemEmulator:
         pending_pdu: int | None = None
         while not self._stop.is_set():
             try:
-                ready, _, _ = select.select([self._master], [], [], 0.2)
+                ready, _, _ = select.select([self._master], [], [], 0.05)
                 if not ready:
+                    self._flush()
                     continue
                 chunk = os.read(self._master, 4096)
             except OSError:
@@ -188,13 +206,18 @@ class ModemEmulator:
                     pdu, buffer = buffer.split(b"\x1a", 1)
                     self._submit(pdu.decode().strip(), pending_pdu)
                     pending_pdu = None
+                    self._idle()
                     continue
                 if b"\r" not in buffer:
                     break
                 line, buffer = buffer.split(b"\r", 1)
                 command = line.decode(errors="replace").strip()
                 if command:
+                    with self._lock:
+                        self._busy = True
                     pending_pdu = self._command(command)
+                    if pending_pdu is None:
+                        self._idle()
 
     def _ok(self, *lines: str) -> None:
         self._write("".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n")
@@ -271,4 +294,4 @@ class ModemEmulator:
         with self._lock:
             index = max(self.reports, default=0) + 1
             self.reports[index] = encode_status_report(reference, recipient, status)
-        self._write(f'\r\n+CDSI: "SR",{index}\r\n')
+        self._urc(f'\r\n+CDSI: "SR",{index}\r\n')

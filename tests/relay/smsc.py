@@ -16,6 +16,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from tests.relay.concat import reassemble
+
 BIND_TRANSMITTER, BIND_TRANSCEIVER = 0x00000002, 0x00000009
 SUBMIT_SM, DELIVER_SM, UNBIND, ENQUIRE_LINK = 0x00000004, 0x00000005, 0x00000006, 0x00000015
 RESP = 0x80000000
@@ -83,20 +85,7 @@ class Smsc:
         """Parts put back together by their concatenation header (single-part messages as they are)."""
         with self.lock:
             parts = list(self.parts)
-        out: list[Message] = []
-        groups: dict[tuple[str, int], list[Submitted]] = {}
-        for p in parts:
-            if p.udh is None:
-                out.append(Message(p.destination, p.text, [p]))
-                continue
-            key = (p.destination, p.udh[0])
-            groups.setdefault(key, []).append(p)
-            if len(groups[key]) == p.udh[1]:
-                ordered = sorted(groups.pop(key), key=lambda x: x.udh[2] if x.udh else 0)
-                out.append(Message(p.destination, "".join(x.text for x in ordered), ordered))
-        return out
-
-    # -- server -------------------------------------------------------------------------------------
+        return reassemble(parts, Message)
 
     def _accept(self) -> None:
         while not self._stop.is_set():

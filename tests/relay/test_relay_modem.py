@@ -63,7 +63,12 @@ def test_long_chinese_sms_and_modem_health(tmp_path: Path, fakes: FakeProviders,
             outcome = (await provider.send(msg)).outcome
             healthy = provider.health  # type: ignore[attr-defined]
             modem.rssi, modem.registration = 99, 2  # signal lost, searching for a network
-            await asyncio.sleep(2.5)
+            checked = healthy.checked_at  # type: ignore[attr-defined]
+            assert await asyncio.to_thread(
+                wait_until,
+                lambda: provider.health.checked_at > checked + 0.5,
+                20,  # type: ignore[attr-defined]
+            )
             lost = provider.health  # type: ignore[attr-defined]
             refused = (await provider.send(msg)).outcome
             await provider.close()
