@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from report.period import TZ  # noqa: E402
-from tests.report.history import DAY, GIB, HostPlan, openmetrics  # noqa: E402
+from tests.report.history import DAY, GIB, HostPlan, build_tsdb  # noqa: E402
 from tests.support.prometheus import PrometheusServer  # noqa: E402
 
 HOSTS_PER_TOWNSHIP = 25
@@ -74,29 +74,8 @@ def fleet(hosts: int, period: int, cpus: int, seed: int = 7) -> list[HostPlan]:
 
 
 def import_history(data: Path, start: int, period: int, plans: list[HostPlan], work: Path) -> tuple[int, float]:
-    samples = 0
     began = time.monotonic()
-    for chunk in range(0, len(plans), 100):
-        source = work / "chunk.om"
-        with source.open("w", encoding="utf-8") as f:
-            for line in openmetrics(start, period, plans[chunk : chunk + 100]):
-                samples += not line.startswith("#")
-                f.write(line)
-        subprocess.run(
-            [
-                "promtool",
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                "--max-block-duration=192h",
-                str(source),
-                str(data),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=3600,
-        )
-        source.unlink()
+    samples = build_tsdb(data, start, period, plans, work, chunk=100)
     return samples, time.monotonic() - began
 
 

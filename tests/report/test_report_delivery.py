@@ -105,16 +105,27 @@ def _unit_command(config: Path) -> list[str]:
     return [str(config) if a == "/etc/shaobing/report.yml" else a for a in argv]
 
 
-def test_weekly_delivery_to_chat_and_email_with_the_shipped_files(
+@pytest.fixture
+def shipped(
     week: Week,
     tmp_path: Path,
     fakes: FakeProviders,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     smtp: tuple[_Inbox, int, Path],
-) -> None:
+) -> tuple[Path, _Inbox]:
+    """report.example.yml and relay.example.yml on loopback, with the SMTP server; (report.yml, its inbox)."""
     inbox, smtp_port, ca = smtp
     relay_yml = shipped_relay_config(tmp_path, fakes, free_port(), monkeypatch)
-    config = _shipped_report_config(tmp_path, week, relay_yml, smtp_port, ca)
+    return _shipped_report_config(tmp_path, week, relay_yml, smtp_port, ca), inbox
+
+
+def test_weekly_delivery_to_chat_and_email_with_the_shipped_files(
+    week: Week,
+    tmp_path: Path,
+    fakes: FakeProviders,  # noqa: F811
+    shipped: tuple[Path, _Inbox],
+) -> None:
+    config, inbox = shipped
     command = _unit_command(config)
     assert "--send" in command
     done = subprocess.run([*command, *week.args], capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -149,12 +160,9 @@ def test_a_failed_channel_keeps_the_report_and_exits_4(
     week: Week,
     tmp_path: Path,
     fakes: FakeProviders,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-    smtp: tuple[_Inbox, int, Path],
+    shipped: tuple[Path, _Inbox],
 ) -> None:
-    inbox, smtp_port, ca = smtp
-    relay_yml = shipped_relay_config(tmp_path, fakes, free_port(), monkeypatch)
-    config = _shipped_report_config(tmp_path, week, relay_yml, smtp_port, ca)
+    config, inbox = shipped
     fakes.plan("dingtalk", "error:310000")  # a bad signature: permanent, not retried
     done = subprocess.run([*_unit_command(config), *week.args], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 4
