@@ -145,6 +145,17 @@ class AliyunSms(Provider):
             return SendResult(Outcome.RETRY, detail)
         return SendResult(Outcome.RETRY if response.status_code < 500 else Outcome.UNKNOWN, detail)
 
+    async def query_rpc(self, params: dict[str, str]) -> dict[str, Any] | ReconcileResult:
+        """A signed status query: the body of a "Code": "OK" answer, or PENDING saying why there is none."""
+        response = await self.request("POST", self.option("base_url"), data=self._signed(params))
+        if isinstance(response, SendResult):
+            return ReconcileResult(Reconcile.PENDING, f"query failed: {response.detail}")
+        data = self.json_body(response)
+        if data is None or data.get("Code") != "OK":
+            code = data.get("Code") if data else f"HTTP {response.status_code}"
+            return ReconcileResult(Reconcile.PENDING, f"query failed: {code}")
+        return data
+
     async def reconcile(self, msg: Outbound) -> ReconcileResult:
         days = {dt.datetime.fromtimestamp(t, _CHINA).strftime("%Y%m%d") for t in (msg.first_sent_at, time.time())}
         for day in sorted(days):
@@ -152,13 +163,9 @@ class AliyunSms(Provider):
             while page <= 20:
                 params = self._common("QuerySendDetails")
                 params.update(PhoneNumber=aliyun_number(msg.phone), SendDate=day, PageSize="50", CurrentPage=str(page))
-                response = await self.request("POST", self.option("base_url"), data=self._signed(params))
-                if isinstance(response, SendResult):
-                    return ReconcileResult(Reconcile.PENDING, f"query failed: {response.detail}")
-                data = self.json_body(response)
-                if data is None or data.get("Code") != "OK":
-                    code = data.get("Code") if data else f"HTTP {response.status_code}"
-                    return ReconcileResult(Reconcile.PENDING, f"query failed: {code}")
+                data = await self.query_rpc(params)
+                if isinstance(data, ReconcileResult):
+                    return data
                 records = (data.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
                 for record in records:
                     if isinstance(record, dict) and str(record.get("OutId", "")) == msg.delivery_id:

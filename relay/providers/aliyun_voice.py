@@ -59,13 +59,9 @@ class AliyunVoice(AliyunSms):
         params = self._common("QueryCallDetailByCallId")
         started = int(((msg.first_sent_at or time.time()) - 3600) * 1000)
         params.update(CallId=msg.ref, ProdId=TTS_PROD_ID, QueryDate=str(started))
-        response = await self.request("POST", self.option("base_url"), data=self._signed(params))
-        if isinstance(response, SendResult):
-            return ReconcileResult(Reconcile.PENDING, f"query failed: {response.detail}")
-        data = self.json_body(response)
-        if data is None or data.get("Code") != "OK":
-            code = data.get("Code") if data else f"HTTP {response.status_code}"
-            return ReconcileResult(Reconcile.PENDING, f"query failed: {code}")
+        data = await self.query_rpc(params)
+        if isinstance(data, ReconcileResult):
+            return data
         try:
             detail = json.loads(data.get("Data") or "{}")
         except ValueError:
