@@ -12,7 +12,8 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+
+from agent.compat import Literal
 
 __all__ = ["MetricSpec", "MetricSet", "Sample", "render", "all_metrics", "markdown"]
 

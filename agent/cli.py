@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from agent import __version__
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, default_config, load_config
@@ -289,11 +289,17 @@ def cmd_version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _commands(parser: argparse.ArgumentParser, dest: str) -> Any:
+    sub = parser.add_subparsers(dest=dest)
+    sub.required = True  # add_subparsers(required=) is Python 3.7+
+    return sub
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shaobing", description="哨兵 Shaobing: township server monitoring agent")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = _commands(parser, "command")
 
-    agent = sub.add_parser("agent", help="run the agent").add_subparsers(dest="agent_command", required=True)
+    agent = _commands(sub.add_parser("agent", help="run the agent"), "agent_command")
     run = agent.add_parser("run", help="run the agent and serve /metrics")
     run.add_argument("--config", help=f"configuration file (default {DEFAULT_CONFIG_PATH}, optional)")
     run.set_defaults(func=cmd_run)
@@ -309,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--format", choices=("text", "json"), default="text", help="text (Chinese) or json")
     scan.set_defaults(func=cmd_scan)
 
-    config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
+    config = _commands(sub.add_parser("config", help="configuration tools"), "config_command")
     check = config.add_parser("check", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)

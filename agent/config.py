@@ -23,11 +23,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import yaml
 
 from agent.collector import Collector, CollectorOptions
+from agent.compat import Literal
 from agent.push import PushOptions
 from agent.schema import Problem, SchemaError, compose, load_node
 

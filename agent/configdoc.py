@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Literal, Union
+from typing import Any, Union
 
+from agent.compat import Literal, get_args, get_origin, type_hints
 from agent.config import AgentConfig
 
 __all__ = ["markdown"]
@@ -19,7 +20,7 @@ _HIDDEN = {"collectors", "source"}
 def _type_name(tp: Any, meta: typing.Mapping[str, Any]) -> str:
     if meta.get("duration"):
         return "duration"
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    origin, args = get_origin(tp), get_args(tp)
     if origin is Union:
         inner = [a for a in args if a is not type(None)]
         return " or ".join(_type_name(a, meta) for a in inner) + " (optional)"
@@ -51,16 +52,16 @@ def _default(f: dataclasses.Field[Any]) -> str:
 
 
 def _rows(cls: type, prefix: str, nested: list[tuple[str, type]]) -> list[str]:
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
         if f.name in _HIDDEN or not f.init:
             continue
         tp = hints[f.name]
         rows.append(f"| `{prefix}{f.name}` | {_type_name(tp, f.metadata)} | {_default(f)} |")
-        for inner in [tp, *typing.get_args(tp)]:
+        for inner in [tp, *get_args(tp)]:
             if dataclasses.is_dataclass(inner) and isinstance(inner, type):
-                suffix = "[]" if typing.get_origin(tp) is list else ""
+                suffix = "[]" if get_origin(tp) is list else ""
                 nested.append((f"{prefix}{f.name}{suffix}", inner))
     return rows
 

@@ -15,7 +15,9 @@ import ctypes
 import ctypes.util
 import hmac
 import threading
-from typing import Literal, Optional
+from typing import Optional
+
+from agent.compat import Literal
 
 __all__ = ["Libcrypt", "LibcryptUnavailable", "SaltStatus", "method_of", "LEGACY_METHODS", "load"]
 

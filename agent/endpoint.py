@@ -32,7 +32,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Optional
+
+from agent.compat import Protocol
 
 __all__ = ["Limits", "Request", "Response", "Handler", "EndpointLoop", "bind"]
 

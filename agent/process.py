@@ -43,7 +43,7 @@ def run(
             stderr=subprocess.PIPE,
             env=run_env,
             start_new_session=True,  # its own process group, so a timeout kills its children too
-            text=True,
+            universal_newlines=True,
             errors="replace",
         )
     except OSError as exc:

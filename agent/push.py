@@ -51,11 +51,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
 from agent import __version__
 from agent.catalog import MetricSet, MetricSpec, render
+from agent.compat import Literal
 from agent.exporter import ExpositionCache
 from agent.redact import redact_url
 from agent.schema import Problem, SchemaError

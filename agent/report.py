@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+
+from agent.compat import Literal
 
 __all__ = ["Finding", "Section", "render_text", "render_json"]
 

@@ -27,6 +27,7 @@ from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec, render
 from agent.collector import Collector, NotApplicable
+from agent.compat import thread_time
 from agent.exporter import ExpositionCache
 from agent.platform.memory import release_memory
 
@@ -120,7 +121,7 @@ class CollectorRunner:
             return result
 
     def _target(self, box: dict[str, object]) -> None:
-        started = time.thread_time()
+        started = thread_time()
         out = self.collector.new_metric_set()
         try:
             self.collector.collect(out)
@@ -128,7 +129,7 @@ class CollectorRunner:
             box["error"] = exc
         box["out"] = out
         with self._lock:
-            self.cpu_seconds += time.thread_time() - started
+            self.cpu_seconds += thread_time() - started
 
     def _finish(self, result: RunResult, chunk: Optional[bytes]) -> None:
         if result.success:

@@ -17,9 +17,11 @@ import re
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 
 import yaml
+
+from agent.compat import Literal, get_args, get_origin, type_hints
 
 __all__ = ["SchemaError", "Problem", "load", "load_node", "parse_duration", "compose"]
 
@@ -138,8 +140,8 @@ class _Walker:
         return self._constructor.construct_object(node, deep=True)
 
     def convert(self, node: yaml.Node, tp: Any, key: str, meta: typing.Mapping[str, Any]) -> Any:
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
+        origin = get_origin(tp)
+        args = get_args(tp)
         if origin is Union:
             non_null = [a for a in args if a is not type(None)]
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
@@ -220,7 +222,7 @@ class _Walker:
         if not isinstance(node, yaml.MappingNode):
             return self.error(node, key, f"expected a mapping (key: value), got a {_node_word(node)}")
         # Without explicit globals, each base class's annotations resolve in its own module.
-        hints = typing.get_type_hints(cls)
+        hints = type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         values: dict[str, Any] = {}
         seen: set[str] = set()

@@ -26,10 +26,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import bcrypt
 
+from agent.compat import Literal
 from agent.schema import Problem, SchemaError, load
 
 __all__ = ["WebConfig", "TLSServerConfig", "load_web_config", "BasicAuth", "downgrade"]
@@ -75,6 +76,30 @@ def _check_bcrypt_users(users: dict[str, str]) -> list[tuple[str, str]]:
     ]
 
 
+_TLS_ORDER = ("TLS10", "TLS11", "TLS12", "TLS13")
+
+
+def _limit_versions(ctx: ssl.SSLContext, low: str, high: Optional[str]) -> None:
+    if hasattr(ssl, "TLSVersion"):
+        versions = {
+            "TLS10": ssl.TLSVersion.TLSv1,
+            "TLS11": ssl.TLSVersion.TLSv1_1,
+            "TLS12": ssl.TLSVersion.TLSv1_2,
+            "TLS13": ssl.TLSVersion.TLSv1_3,
+        }
+        ctx.minimum_version = versions[low]
+        if high:
+            ctx.maximum_version = versions[high]
+        return
+    # Python 3.6 (CentOS 7): no minimum_version; the same limits as OP_NO_* options.
+    off = {"TLS10": "OP_NO_TLSv1", "TLS11": "OP_NO_TLSv1_1", "TLS12": "OP_NO_TLSv1_2",
+           "TLS13": "OP_NO_TLSv1_3"}  # pragma: no cover - run by the 3.6 installer test
+    lo, hi = _TLS_ORDER.index(low), _TLS_ORDER.index(high) if high else len(_TLS_ORDER) - 1
+    for i, name in enumerate(_TLS_ORDER):
+        if (i < lo or i > hi) and hasattr(ssl, off[name]):
+            ctx.options |= getattr(ssl, off[name])
+
+
 @dataclass
 class WebConfig:
     tls_server_config: Optional[TLSServerConfig] = None
@@ -85,16 +110,8 @@ class WebConfig:
         tls = self.tls_server_config
         if tls is None:
             return None
-        versions = {
-            "TLS10": ssl.TLSVersion.TLSv1,
-            "TLS11": ssl.TLSVersion.TLSv1_1,
-            "TLS12": ssl.TLSVersion.TLSv1_2,
-            "TLS13": ssl.TLSVersion.TLSv1_3,
-        }
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = versions[tls.min_version]
-        if tls.max_version:
-            ctx.maximum_version = versions[tls.max_version]
+        _limit_versions(ctx, tls.min_version, tls.max_version)
         ctx.load_cert_chain(tls.cert_file, tls.key_file)
         if tls.client_ca_file:
             ctx.load_verify_locations(cafile=tls.client_ca_file)

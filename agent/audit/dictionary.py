@@ -13,7 +13,6 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +28,8 @@ __all__ = [
     "site_variants",
 ]
 
+# Beside the code, as eol.csv and the baseline are read (importlib.resources.files is Python 3.9+).
+_DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "weak_passwords.txt"
 _TOP = 10
 # A name part of the host name is a common password stem ("zhenfu-web01" -> "zhenfu").
 _HOST_PART_RE = re.compile(r"[a-zA-Z]{3,}")
@@ -171,7 +172,7 @@ class Dictionary:
 def shipped_candidates(year: Optional[int] = None) -> list[str]:
     """The corpus, likeliest first: agent/data/weak_passwords.txt (hand-ranked), then agent.audit.corpus's
     generated tiers for ``year`` (omitted: the hand-ranked list only)."""
-    hand = _parse(resources.files("agent").joinpath("data/weak_passwords.txt").read_text(encoding="utf-8"))
+    hand = _parse(_DATA_FILE.read_text(encoding="utf-8"))
     if year is None:
         return hand
     from agent.audit.corpus import generated_candidates

@@ -14,11 +14,14 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import psutil
 
 from agent.process import CommandError, run
+
+if TYPE_CHECKING:
+    from typing import TypeAlias  # Python 3.10+; aliases are strings so that 3.6-3.8 never evaluate them
 
 __all__ = ["RISKY_PORTS", "ExposedSocket", "FirewallState", "exposed_sockets", "firewall_state", "WILDCARDS"]
 
@@ -98,7 +101,7 @@ class FirewallState:
     evidence: list[str] = field(default_factory=list)  # "nft: input chain policy drop", …
 
 
-ConnLister = Callable[[], Sequence[object]]
+ConnLister: TypeAlias = "Callable[[], Sequence[object]]"
 
 
 def _process_name(pid: Optional[int]) -> str:

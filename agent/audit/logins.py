@@ -19,9 +19,14 @@ import struct
 import time
 import weakref
 from collections.abc import Iterable
-from typing import Literal, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import psutil
+
+from agent.compat import Literal
+
+if TYPE_CHECKING:
+    from typing import TypeAlias  # Python 3.10+; aliases are strings so that 3.6-3.8 never evaluate them
 
 __all__ = [
     "TargetRefused",
@@ -44,7 +49,7 @@ MAX_SCRAM_ITERATIONS = 100_000  # PostgreSQL's default is 4096; a server asking 
 # "ok": these credentials work; "denied": they do not; "other": the service wants something that is not a
 # password (unix_socket/peer auth, client certificate), so the question does not apply.
 LoginOutcome = Literal["ok", "denied", "other"]
-Address = Union[tuple[str, int], str]  # (ip, port) or a Unix socket path
+Address: TypeAlias = "Union[tuple[str, int], str]"  # (ip, port) or a Unix socket path
 
 
 class TargetRefused(ValueError):

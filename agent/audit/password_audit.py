@@ -11,12 +11,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from agent.audit.dictionary import Dictionary
 from agent.audit.runner import FINAL_VERDICTS, ResultCache, Verdict, WorkItem, run_child
 from agent.audit.shadow import Account, AccountClass, read_accounts, read_groups
 from agent.audit.sudoers import nopasswd_accounts
+from agent.compat import Literal
 from agent.crypt import Libcrypt, method_of
 
 __all__ = ["Reason", "REASONS", "CLASSES", "AccountFinding", "AuditResult", "AuditPaths", "run_password_audit"]

@@ -18,14 +18,17 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from agent.process import CommandError, run
 
+if TYPE_CHECKING:
+    from typing import TypeAlias  # Python 3.10+; aliases are strings so that 3.6-3.8 never evaluate them
+
 __all__ = ["CHECKS", "PermissionFinding", "PermissionResult", "check_permissions"]
 
-Shown = Callable[[Path], str]
-Walk = Callable[[Path], Iterable[tuple[Path, os.stat_result]]]
+Shown: TypeAlias = "Callable[[Path], str]"
+Walk: TypeAlias = "Callable[[Path], Iterable[tuple[Path, os.stat_result]]]"
 
 CHECKS = ("world_writable", "key_file", "suid_unpackaged", "authorized_keys")
 _ROOT_RUNS = ("etc", "var/spool/cron", "lib/systemd/system", "usr/lib/systemd/system", "etc/systemd/system")

@@ -28,8 +28,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
+from agent.compat import Literal
 from agent.state import write_private_json
 
 __all__ = ["Verdict", "WorkItem", "ChildResult", "ResultCache", "run_child", "lower_priority", "DEFAULT_CAPS"]
@@ -274,7 +275,7 @@ def run_child(items: Sequence[WorkItem], budget: float, wall: float) -> ChildRes
         stderr=subprocess.PIPE,
         env=env,
         start_new_session=True,
-        text=True,
+        universal_newlines=True,
     )
     error: Optional[str] = None
     try:

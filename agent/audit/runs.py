@@ -14,8 +14,8 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Literal
 
+from agent.compat import Literal
 from agent.state import write_private_json
 
 __all__ = ["AuditName", "AUDITS", "record_run", "read_runs", "expect_run", "run_finished", "wait_first_runs"]

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from agent.compat import isascii
 from agent.state import write_private_json
 
 __all__ = ["site_stems", "stems_for"]
@@ -60,7 +61,7 @@ def stems_for(names: Sequence[str]) -> list[str]:
                 break
         for core in cores:
             hanzi = "".join(_CJK.findall(core))
-            syllables = [s for s in lazy_pinyin(hanzi, errors="ignore") if s.isascii() and s.isalpha()]
+            syllables = [s for s in lazy_pinyin(hanzi, errors="ignore") if isascii(s) and s.isalpha()]
             initials = [s for s in lazy_pinyin(hanzi, style=Style.FIRST_LETTER, errors="ignore") if s.isalpha()]
             out += ["".join(syllables).lower(), "".join(initials).lower()]
     return [s for s in dict.fromkeys(out) if len(s) >= 2]
@@ -91,7 +92,8 @@ def site_stems(names: Sequence[str], state_dir: Optional[Path]) -> tuple[list[st
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH")}
     try:
         proc = subprocess.run([sys.executable, "-m", "agent.audit.site_words"], input=json.dumps(wanted),
-                              capture_output=True, text=True, timeout=_TIMEOUT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                              timeout=_TIMEOUT, env=env,
                               cwd=str(Path(__file__).resolve().parents[2]))
     except (OSError, subprocess.TimeoutExpired) as exc:
         return fallback, f"站点中文名称未能转换为拼音 (Pinyin conversion failed: {type(exc).__name__})"

@@ -7,12 +7,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Optional
 
 from agent.baseline import access, auditing, identity, intrusion, malware, privacy
 from agent.baseline.clauses import FAMILIES, STANDARD, clause_number, item_text
 from agent.baseline.host import HostView
 from agent.baseline.model import STATUS_TEXT, CheckResult, CheckSpec, Thresholds
+from agent.compat import Literal
 
 __all__ = ["ALL_CHECKS", "BaselineResult", "ClauseResult", "CheckOutcome", "run_baseline", "render_report",
            "render_json", "checks_for"]

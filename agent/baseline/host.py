@@ -11,11 +11,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
 from agent.catalog import MetricSet
+from agent.compat import cached_property
 
 __all__ = ["HostView", "Account", "PamLine", "MAX_FILE_BYTES"]
 

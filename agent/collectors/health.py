@@ -38,11 +38,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
 from agent.collectors.health_report import HEALTH_TITLE, health_section
+from agent.compat import Literal
 from agent.platform import linux_proc
 from agent.platform.mounts import (
     FS_TYPES_EXCLUDE,
@@ -59,6 +60,9 @@ from agent.platform.os_release import parse_os_release
 from agent.platform.timex import TimexReading, read_timex
 from agent.platform.udev import block_device_properties
 from agent.report import Section
+
+if TYPE_CHECKING:
+    from typing import TypeAlias  # Python 3.10+; aliases are strings so that 3.6-3.8 never evaluate them
 
 __all__ = ["HealthCollector", "HealthOptions", "MEMINFO_FIELDS", "VMSTAT_FIELDS"]
 
@@ -270,7 +274,7 @@ class HealthOptions(CollectorOptions):
         return out
 
 
-UnameFn = Callable[[], Sequence[str]]
+UnameFn: TypeAlias = "Callable[[], Sequence[str]]"
 
 
 class HealthCollector(Collector):

@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Literal
 
 from agent.catalog import MetricSet
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.compat import Literal
 from agent.process import run
 
 __all__ = ["MetadataRefreshCollector", "MetadataRefreshOptions"]

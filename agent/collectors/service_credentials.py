@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlsplit
 
 import psutil
@@ -43,12 +43,15 @@ from agent.collector import AgentContext, Collector, CollectorOptions
 from agent.platform.sockets import listening_uids
 from agent.report import Finding, Section
 
+if TYPE_CHECKING:
+    from typing import TypeAlias  # Python 3.10+; aliases are strings so that 3.6-3.8 never evaluate them
+
 __all__ = ["ServiceCredentialsOptions", "ServiceCredentialsCollector"]
 
 log = logging.getLogger(__name__)
 
 # (what is tried, as the report names it; the try itself).
-Attempt = tuple[str, Callable[[], logins.LoginOutcome]]
+Attempt: TypeAlias = "tuple[str, Callable[[], logins.LoginOutcome]]"
 SERVICES = ("mysql", "redis", "ftp", "postgresql", "tomcat")
 _PROCESS_SERVICE = {
     "mysqld": "mysql",

@@ -33,14 +33,18 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.compat import Literal
 from agent.platform.linux_proc import parse_tcp_listeners
 from agent.platform.processes import ProcInfo, iter_processes
 from agent.process import CommandError, CommandResult, run
 from agent.report import Finding, Section
+
+if TYPE_CHECKING:
+    from typing import TypeAlias  # Python 3.10+; aliases are strings so that 3.6-3.8 never evaluate them
 
 __all__ = [
     "ServicesCollector",
@@ -175,7 +179,7 @@ def parse_systemctl_show(text: str) -> list[dict[str, str]]:
     return blocks
 
 
-Runner = Callable[[list[str], float], CommandResult]
+Runner: TypeAlias = "Callable[[list[str], float], CommandResult]"
 
 
 class ServicesCollector(Collector):

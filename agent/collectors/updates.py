@@ -27,11 +27,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 from agent.collectors.versions import SECTION_TITLE, os_eol_fact_keys
+from agent.compat import Literal
 from agent.platform import apt, rpm
 from agent.platform.eol_data import EolDataError, load_eol_data
 from agent.platform.first_seen import FirstSeen

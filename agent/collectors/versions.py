@@ -23,10 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.compat import Literal
 from agent.platform import repo_packages
 from agent.platform import software as sw
 from agent.platform.baseline import BaselineEntry, load_baseline

@@ -103,7 +103,7 @@ def _read_pdf(path: Path, max_bytes: int) -> tuple[Optional[str], int]:
     try:
         out = subprocess.run(
             [tool, "-q", "-l", str(PDF_MAX_PAGES), "-enc", "UTF-8", str(path), "-"],
-            capture_output=True, timeout=PDF_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=PDF_TIMEOUT, check=False, stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None, 0

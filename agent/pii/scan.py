@@ -13,12 +13,12 @@ import json
 import os
 import secrets
 import stat
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from agent.compat import thread_time
 from agent.pii.detectors import KINDS, Found, scan_text
 from agent.pii.locations import Location
 from agent.pii.readers import is_dump, read_text, readable
@@ -113,7 +113,7 @@ def scan_locations(locations: Sequence[Location], state: PiiState, limits: Limit
     result = ScanResult()
     known = state.load()
     kept: dict[str, dict[str, object]] = {}
-    cpu0 = time.thread_time()
+    cpu0 = thread_time()
     seen_files = 0
     judged: set[tuple[int, int]] = set()  # (device, inode): a file under two locations is judged once
     # Deepest folders first: a file under an nginx alias inside the site root is reported with its alias.
@@ -136,7 +136,7 @@ def scan_locations(locations: Sequence[Location], state: PiiState, limits: Limit
                     continue
                 judged.add((st.st_dev, st.st_ino))
                 _scan_file(loc, Path(path), st, state, known, kept, limits, result)
-                if time.thread_time() - cpu0 >= limits.cpu_budget:
+                if thread_time() - cpu0 >= limits.cpu_budget:
                     result.budget_exhausted = True
     # Entries of files not seen this run (deleted, or not reached) are kept only if not reached.
     if result.unread["pending"]:

@@ -15,7 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+
+from agent.compat import Protocol
 
 __all__ = [
     "MOUNT_POINTS_EXCLUDE",

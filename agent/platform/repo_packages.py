@@ -13,8 +13,9 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
+from agent.compat import Literal
 from agent.platform import apt
 from agent.process import CommandError, run
 

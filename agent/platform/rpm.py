@@ -15,8 +15,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Optional
 
+from agent.compat import Literal
 from agent.process import run
 
 __all__ = ["RpmUpdate", "parse_check_update", "parse_updateinfo_security", "check_update", "security_updates",

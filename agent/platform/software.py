@@ -16,8 +16,9 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
+from agent.compat import Literal
 from agent.process import CommandError, run
 
 __all__ = [

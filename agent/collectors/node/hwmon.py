@@ -18,11 +18,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import NotApplicable
 from agent.collectors.node.base import NodeFamily
+from agent.compat import Literal
 
 __all__ = ["HwmonCollector", "metric_for", "chip_name"]
 

@@ -12,11 +12,12 @@ A file the kernel refuses to read (``speed`` of a link that is down gives EINVAL
 from __future__ import annotations
 
 import os
-from typing import Literal, Optional
+from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import NotApplicable
 from agent.collectors.node.base import NodeFamily
+from agent.compat import Literal
 
 __all__ = ["NetclassCollector"]
 
