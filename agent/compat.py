@@ -9,23 +9,33 @@ standard library only gained later comes from here, so every module imports it o
 - ``cached_property`` (3.8), ``get_origin``/``get_args`` (3.8; own version for 3.6, whose typing differs);
 - ``type_hints(cls)``: ``typing.get_type_hints`` that also resolves ``list[str]``/``dict[str, X]`` written as
   strings (PEP 585 needs 3.9) — the config schema reads its dataclasses' hints at run time;
-- ``thread_time()`` (3.7) and ``isascii()`` (3.7).
+- ``thread_time()``, ``isascii()``, ``SimpleQueue`` (3.7), ``native_thread_id()`` (3.8) and
+  ``shutdown_now(pool)`` (``cancel_futures=`` is 3.9), ``unlink_missing(path)`` (``missing_ok=`` is 3.8).
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import sys
+import threading
 import time
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Generic, Optional, TypeVar
 
 __all__ = [
     "Literal",
     "Protocol",
+    "SimpleQueue",
     "cached_property",
     "get_args",
     "get_origin",
     "isascii",
+    "native_thread_id",
+    "shutdown_now",
+    "unlink_missing",
     "thread_time",
     "type_hints",
 ]
@@ -94,3 +104,51 @@ else:  # pragma: no cover
 
     def isascii(text: str) -> bool:
         return all(ord(ch) < 128 for ch in text)
+
+
+if sys.version_info >= (3, 7):
+    from queue import SimpleQueue
+else:  # pragma: no cover
+    from queue import Queue as SimpleQueue
+
+# gettid(2) by number where threading.get_native_id (3.8) is missing: glibc < 2.30 (CentOS 7) has no wrapper.
+_GETTID = {"x86_64": 186, "aarch64": 178, "loongarch64": 178}
+
+
+def native_thread_id() -> Optional[int]:
+    """The kernel's id of the calling thread (for setpriority on this thread only), None if unknown."""
+    if sys.version_info >= (3, 8):
+        return threading.get_native_id()
+    number = _GETTID.get(platform.machine())  # pragma: no cover
+    if number is None:  # pragma: no cover
+        return None
+    try:  # pragma: no cover
+        return int(ctypes.CDLL(None, use_errno=True).syscall(number))
+    except (OSError, AttributeError):  # pragma: no cover
+        return None
+
+
+def shutdown_now(pool: ThreadPoolExecutor) -> None:
+    """``pool.shutdown(wait=False, cancel_futures=True)``: queued work is cancelled, running work finishes."""
+    if sys.version_info >= (3, 9):
+        pool.shutdown(wait=False, cancel_futures=True)
+        return
+    pool.shutdown(wait=False)  # pragma: no cover - what 3.9 does, by hand (the pool's queue is internal)
+    queue_ = getattr(pool, "_work_queue", None)  # pragma: no cover
+    while queue_ is not None:  # pragma: no cover
+        try:
+            item = queue_.get_nowait()
+        except Exception:  # queue.Empty
+            break
+        if item is not None:
+            item.future.cancel()
+    if queue_ is not None:  # pragma: no cover - wake the idle workers again, as 3.9 does after draining
+        queue_.put(None)
+
+
+def unlink_missing(path: os.PathLike[str] | str) -> None:
+    """``Path(path).unlink(missing_ok=True)``."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

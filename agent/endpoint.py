@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
-from agent.compat import Protocol
+from agent.compat import Protocol, SimpleQueue, shutdown_now
 
 __all__ = ["Limits", "Request", "Response", "Handler", "EndpointLoop", "bind"]
 
@@ -193,7 +193,7 @@ class EndpointLoop:
         self._per_client: dict[str, int] = {}
         self._timers: list[tuple[float, int, int, int]] = []  # (deadline, tiebreak, fileno, serial)
         self._tiebreak = itertools.count()
-        self._done: queue.SimpleQueue[tuple[int, int, Response]] = queue.SimpleQueue()
+        self._done: SimpleQueue[tuple[int, int, Response]] = SimpleQueue()
         self._waker_r, self._waker_w = socket.socketpair()
         self._waker_r.setblocking(False)
         self._waker_w.setblocking(False)
@@ -237,7 +237,7 @@ class EndpointLoop:
             self.listener.close()
             self._waker_r.close()
             self._waker_w.close()
-            self._checkers.shutdown(wait=False, cancel_futures=True)
+            shutdown_now(self._checkers)
 
     # -- bookkeeping ---------------------------------------------------------------------------------
 

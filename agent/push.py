@@ -56,7 +56,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from agent import __version__
 from agent.catalog import MetricSet, MetricSpec, render
-from agent.compat import Literal
+from agent.compat import Literal, unlink_missing
 from agent.exporter import ExpositionCache
 from agent.redact import redact_url
 from agent.schema import Problem, SchemaError
@@ -160,7 +160,7 @@ class DiskBuffer:
         self.dropped_samples = 0
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         for stale in directory.glob("*.tmp"):
-            stale.unlink(missing_ok=True)
+            unlink_missing(stale)
         self._seq = 0
 
     def segments(self) -> list[Path]:
@@ -209,7 +209,7 @@ class DiskBuffer:
         # Keep at least the newest segment even if it alone exceeds the bound.
         while total > self.max_bytes and i < len(segments) - 1:
             self.dropped_samples += _samples_of(segments[i])
-            segments[i].unlink(missing_ok=True)
+            unlink_missing(segments[i])
             total -= sizes[i]
             i += 1
         if i:
@@ -411,7 +411,7 @@ class Pusher:
             if verdict == "permanent":
                 self._quarantine(segment)
             else:
-                segment.unlink(missing_ok=True)
+                unlink_missing(segment)
             self._newest_sent = max(self._newest_sent, segment.name)
         return not self.buffer.segments()
 
@@ -483,7 +483,7 @@ class Pusher:
             return
         kept = sorted(self.quarantine_dir.iterdir())
         for old in kept[: max(len(kept) - QUARANTINE_MAX_SEGMENTS, 0)]:
-            old.unlink(missing_ok=True)
+            unlink_missing(old)
         self.quarantined += 1
         self._save_totals()
         # One line per distinct reason, not one per segment: a proxy that refuses everything logs once.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from agent.compat import unlink_missing
 from agent.platform.smartctl import MAX_DEVICES, MAX_OUTPUT, device_argv, read_json, scan_devices
 from agent.process import CommandError
 
@@ -65,7 +66,7 @@ def write_snapshot(out_dir: Path, smartctl: str, configured: list[str], timeout:
     _atomic(out_dir / "index.json", json.dumps({"format": FORMAT, "time": snap.time, "devices": entries}))
     for old in out_dir.glob("*.json"):
         if old.name not in keep:
-            old.unlink(missing_ok=True)
+            unlink_missing(old)
     return snap
 
 

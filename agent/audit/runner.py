@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from agent.compat import Literal
+from agent.compat import Literal, unlink_missing
 from agent.state import write_private_json
 
 __all__ = ["Verdict", "WorkItem", "ChildResult", "ResultCache", "run_child", "lower_priority", "DEFAULT_CAPS"]
@@ -110,7 +110,7 @@ class ResultCache:
                     else:
                         os.replace(tmp, self.key_path)
                 finally:
-                    tmp.unlink(missing_ok=True)
+                    unlink_missing(tmp)
             self._secret = data
         return self._secret
 

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.compat import shutdown_now
 from agent.redact import redact_url
 from agent.report import Finding, Section
 
@@ -248,7 +249,7 @@ class ProbesCollector(Collector):
                 futures[pool.submit(fn, probe)] = probe  # type: ignore[arg-type]
             done, _ = wait(futures, timeout=budget)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            shutdown_now(pool)
         for fut, probe in futures.items():
             kind = "http" if isinstance(probe, HttpProbe) else "tcp"
             if fut in done and fut.exception() is None:

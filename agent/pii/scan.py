@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from agent.compat import thread_time
+from agent.compat import native_thread_id, thread_time
 from agent.pii.detectors import KINDS, Found, scan_text
 from agent.pii.locations import Location
 from agent.pii.readers import is_dump, read_text, readable
@@ -99,11 +99,12 @@ class PiiState:
 
 
 def _lower_priority() -> None:
+    tid = native_thread_id()
+    if tid is None:
+        return
     try:
-        import threading
-
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
-    except (AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, 19)  # this thread only (Linux)
+    except OSError:
         pass
 
 
