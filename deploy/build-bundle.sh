@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build the offline installation bundle for township machines.
 #
-#   deploy/build-bundle.sh [--output DIR] [--pythons "3.9 3.10 3.11 3.12 3.13"] [--arches "x86_64 aarch64"]
+#   deploy/build-bundle.sh [--output DIR] [--pythons "3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"] [--arches "x86_64 aarch64"]
 #
 # Produces DIR/shaobing-agent-<version>.tar.gz containing:
 #   install.sh, agent.example.yml, systemd/shaobing-{agent.service,smart.service,smart.timer}, VERSION, SHA256SUMS,
 #   wheelhouse/  lock-cpXY-ARCH.txt (exact versions per Python and CPU), the shaobing wheel (agent only: no relay/dashboards extras) + its runtime dependencies as
 #                manylinux2014 (glibc 2.17, CentOS 7 and newer) wheels for every CPython x CPU asked for, and pip.
+#                The wheel's agent is rewritten for Python 3.6 (deploy/py36_source.py: the same code on every
+#                Python); a dependency published only as source is built here when it is pure Python.
 # Downloads come from PyPI (the build machine needs it; the township machine never does) and are cached in
 # ${SHAOBING_WHEEL_CACHE:-~/.cache/shaobing-wheelhouse}, keyed by the dependency list, so a rebuild is offline.
 set -euo pipefail
@@ -14,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 output=$repo/dist
-pythons="3.9 3.10 3.11 3.12 3.13"
+pythons="3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"
 arches="x86_64 aarch64"
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -67,36 +69,66 @@ if ! "${pip[@]}" wheel --quiet --no-deps --wheel-dir "$bundle/wheelhouse" "$repo
     cat "$stage/wheel.log" >&2
     exit 1
 fi
+"$py" "$here/py36_source.py" wheel "$bundle"/wheelhouse/shaobing-*.whl
+
+build_pure() {  # build_pure REQ DIR -> a py3-none-any wheel of a source-only dependency, or fail
+    local req=$1 dir=$2 out
+    out=$(mktemp -d)
+    if timeout 900 "${pip[@]}" wheel --quiet --no-deps --no-binary :all: --wheel-dir "$out" "$req" >"$out/log" 2>&1 &&
+        compgen -G "$out/*-none-any.whl" >/dev/null; then
+        echo "   built $(basename "$out"/*-none-any.whl) from source (pure Python)"
+        mv "$out"/*-none-any.whl "$dir/"
+        rm -rf "$out"
+        return 0
+    fi
+    echo "error: $req has no wheel for this Python and is not pure Python" >&2
+    cat "$out/log" >&2
+    rm -rf "$out"
+    return 1
+}
 
 fetch() {  # fetch PYVER ARCH -> wheels for that combination into the cache, once
     local pyver=$1 arch=$2 abi dir
     abi=cp${pyver/./}
-    dir=$cache/$key/$abi-$arch
+    # Python 3.6 and 3.7 were built with pymalloc's ABI flag: their extension wheels are tagged cp36m/cp37m.
+    case $pyver in 3.6|3.7) abi=${abi}m ;; esac
+    # pip reads "3.6" as 3.6.0, which anyio 3 (>= 3.6.2) refuses: resolve for CentOS 7's own 3.6.8.
+    local full=$pyver
+    [ "$pyver" != 3.6 ] || full=3.6.8
+    dir=$cache/$key/cp${pyver/./}-$arch
     if [ -f "$dir/.complete" ]; then
         return 0
     fi
     rm -rf "$dir" && mkdir -p "$dir"
     echo "== wheels for CPython $pyver $arch"
+    local want=()
+    mapfile -t want < <("$py" "$here/wheel_markers.py" --for "$pyver" "$arch" "${deps[@]}")
     # Only manylinux tags up to 2014 (glibc 2.17): newer wheels would not load on the oldest supported OS.
     timeout 900 "${pip[@]}" download --quiet --dest "$dir" --only-binary=:all: \
-        --implementation cp --python-version "$pyver" --abi "$abi" --abi abi3 --abi none \
+        --implementation cp --python-version "$full" --abi "$abi" --abi abi3 --abi none \
         --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
         --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch" \
         --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any \
-        "${deps[@]}" pip
+        "${want[@]}" pip
     # pip evaluates environment markers (python_version < "3.11") for the interpreter it runs on, not for
     # --python-version: add what the target Python needs, until nothing is missing.
     local round missing
-    for round in 1 2 3 4 5; do
+    for round in 1 2 3 4 5 6 7 8; do
         missing=$("$py" "$here/wheel_markers.py" "$dir" "$pyver" "$arch")
         [ -n "$missing" ] || break
         echo "   + for $pyver: $missing"
-        # shellcheck disable=SC2086
-        timeout 900 "${pip[@]}" download --quiet --dest "$dir" --only-binary=:all: \
-            --implementation cp --python-version "$pyver" --abi "$abi" --abi abi3 --abi none \
-            --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
-            --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch" \
-            --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any $missing
+        local req
+        for req in $missing; do
+            if ! timeout 900 "${pip[@]}" download --quiet --dest "$dir" --only-binary=:all: --no-deps \
+                --implementation cp --python-version "$full" --abi "$abi" --abi abi3 --abi none \
+                --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
+                --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch" \
+                --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any "$req" \
+                >"$stage/dl.log" 2>&1; then
+                # Published as source only (contextvars, for Python 3.6): build it here, if it is pure Python.
+                build_pure "$req" "$dir" || { cat "$stage/dl.log" >&2; exit 1; }
+            fi
+        done
     done
     touch "$dir/.complete"
 }

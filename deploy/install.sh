@@ -171,7 +171,7 @@ find_python() {
     if [ -n "$python_arg" ]; then
         candidates=("$python_arg")
     else
-        candidates=(python3 python3.13 python3.12 python3.11 python3.10 python3.9)
+        candidates=(python3 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 python3.7 python3.6)
         for cand in /opt/rh/rh-python3*/root/usr/bin/python3 /usr/local/bin/python3.* /opt/python3*/bin/python3; do
             [ -x "$cand" ] && candidates+=("$cand")
         done
@@ -184,7 +184,7 @@ find_python() {
         v=$(py_version "$path")
         [ -n "$v" ] || continue
         found="$found $path=$v"
-        if [ "${v%%.*}" -eq 3 ] && [ "${v#*.}" -ge 9 ]; then
+        if [ "${v%%.*}" -eq 3 ] && [ "${v#*.}" -ge 6 ]; then
             if timeout 20 "$path" -c 'import venv, ensurepip' 2>/dev/null; then
                 PYTHON=$path PYTHON_VERSION=$v HAS_VENV=1
                 return 0
@@ -200,14 +200,12 @@ find_python() {
         return 0
     fi
     {
-        echo "错误 (error): 未找到可用的 Python 3.9 或更高版本 (no usable Python >= 3.9 with the venv module)."
+        echo "错误 (error): 未找到可用的 Python 3.6 或更高版本 (no usable Python >= 3.6)."
         echo "  找到 (found):${found:- none}"
-        echo "  解决 (fix):"
-        echo "    Debian/Ubuntu:        apt-get install python3 python3-venv   (Debian 11+/Ubuntu 22.04+ ship >= 3.9)"
-        echo "    RHEL/Rocky/Alma 8:    dnf install python39     (or python3.11)"
-        echo "    RHEL/Rocky/Alma 9:    dnf install python3"
-        echo "    CentOS 7 / 麒麟 等较旧系统: install a Python >= 3.9 (e.g. built into /usr/local), then:"
-        echo "                          bash $0 --python /usr/local/bin/python3.9 ..."
+        echo "  解决 (fix): 安装系统自带的 python3 (install the system's own python3 package):"
+        echo "    Debian/Ubuntu/UOS:         apt-get install python3"
+        echo "    CentOS 7/RHEL/麒麟/openEuler: yum install python3"
+        echo "    another Python:            bash $0 --python /path/to/python3 ..."
     } >&2
     exit 5
 }
@@ -344,7 +342,8 @@ else
     # run from its wheel, and two launchers that put that directory first on sys.path. Nothing leaks into the
     # environment of the commands the agent runs (dnf and firewall-cmd are Python programs too).
     say "  未安装 python3-venv：使用私有 site 目录 (no venv module: private site directory $VENV/lib/site)"
-    pip_wheel=$(ls "$BUNDLE"/wheelhouse/pip-*.whl 2>/dev/null | head -n 1)
+    # The pip this Python's lock names (pip 21.3 for 3.6, 24.0 for 3.7, the newest from 3.8).
+    pip_wheel=$(ls "$BUNDLE/wheelhouse/pip-$(sed -n 's/^pip==//p' "$lock")-"*.whl 2>/dev/null | head -n 1)
     [ -n "$pip_wheel" ] || die 4 "安装包缺少 pip (the bundle has no pip wheel)"
     mkdir -p "$VENV/bin" "$VENV/lib/site"
     pip_install() { timeout 600 "$PYTHON" "$pip_wheel/pip" install -q --no-index --find-links "$BUNDLE/wheelhouse" \

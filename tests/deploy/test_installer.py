@@ -171,11 +171,11 @@ def test_bad_inputs_fail_cleanly(trixie: DebianRoot) -> None:
 
     hide = "for f in /usr/bin/python3*; do mv $f /usr/lib/hidden-${f##*/}; done; "
     unhide = "; rc=$?; for f in /usr/lib/hidden-python3*; do mv $f /usr/bin/${f##*/hidden-}; done; exit $rc"
-    _fails_cleanly(trixie, hide + "bash /bundle/install.sh" + unhide, 5, "no usable Python >= 3.9",
-                   "apt-get install python3 python3-venv")
-    old = "printf '#!/bin/sh\\necho 3.6\\n' > /usr/bin/python3 && chmod +x /usr/bin/python3; "
+    _fails_cleanly(trixie, hide + "bash /bundle/install.sh" + unhide, 5, "no usable Python >= 3.6",
+                   "apt-get install python3", "yum install python3")
+    old = "printf '#!/bin/sh\\necho 3.5\\n' > /usr/bin/python3 && chmod +x /usr/bin/python3; "
     _fails_cleanly(trixie, hide + old + "bash /bundle/install.sh; rc=$?; rm /usr/bin/python3; (exit $rc)" + unhide,
-                   5, "python3=3.6")
+                   5, "python3=3.5")
 
     # The fleet password file: refused when other users can read it, empty, or longer than bcrypt takes.
     _fails_cleanly(trixie, "printf 'secret\\n' > /tmp/pw; chmod 0644 /tmp/pw; bash /bundle/install.sh "
