@@ -152,7 +152,7 @@ done
 echo "== bundle files"
 install -m 0755 "$here/install.sh" "$bundle/install.sh"
 install -m 0644 "$here/agent.example.yml" "$bundle/agent.example.yml"
-for unit in shaobing-agent.service shaobing-smart.service shaobing-smart.timer; do
+for unit in shaobing-agent.service shaobing-agent.legacy.service shaobing-smart.service shaobing-smart.timer; do
     install -m 0644 "$here/systemd/$unit" "$bundle/systemd/$unit"
 done
 echo "$version" > "$bundle/VERSION"

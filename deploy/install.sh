@@ -3,7 +3,7 @@
 #
 #   bash install.sh [--township 城关镇] [--site 镇政府机房] [--listen 0.0.0.0:10130] [--python /path/python3]
 #                   [--tls-cert agent.crt --tls-key agent.key] [--password-file agent_scrape_password]
-#                   [--insecure-plain-http]
+#                   [--insecure-plain-http] [--unit auto|modern|legacy]
 #   bash install.sh --uninstall [--purge]
 #
 # Install:   venv /opt/shaobing/venv from ./wheelhouse only (no venv module, e.g. python3-venv not installed:
@@ -13,6 +13,8 @@
 #            secrets/agent_scrape_password; not world-readable; never shown), bcrypt-hashed into web.yml;
 #            without it a random one, shown once. A fleet password on a host without TLS is refused
 #            (it would travel in cleartext, and it opens every HTTPS agent) unless --insecure-plain-http.
+#            Unit: the hardened one (seccomp, ambient CAP_DAC_READ_SEARCH); below systemd 229 or Linux 4.3
+#            (CentOS 7) the legacy one, whose capability comes from a private copy of the interpreter.
 # Re-run:    upgrades the agent; configuration and state are kept (--password-file replaces the hash).
 # Uninstall: removes everything the installer added; /etc/shaobing is kept unless --purge.
 #
@@ -34,7 +36,7 @@ SCRAPE_USER=prometheus
 BUNDLE=$(cd "$(dirname "$0")" && pwd)
 
 township="" site="" listen="0.0.0.0:10130" python_arg="" action=install purge=0 tls_cert="" tls_key=""
-password_file="" insecure_plain=0
+password_file="" insecure_plain=0 unit_kind=auto
 
 say()  { printf '%s\n' "$*"; }
 warn() { printf '警告 (warning): %s\n' "$*" >&2; }
@@ -52,6 +54,7 @@ while [ $# -gt 0 ]; do
         --tls-key) tls_key=${2-}; shift 2 || die 2 "--tls-key needs a file" ;;
         --password-file) password_file=${2-}; shift 2 || die 2 "--password-file needs a file" ;;
         --insecure-plain-http) insecure_plain=1; shift ;;
+        --unit) unit_kind=${2-}; shift 2 || die 2 "--unit needs auto, modern or legacy" ;;
         --uninstall) action=uninstall; shift ;;
         --purge) purge=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -63,6 +66,7 @@ if [ "$(id -u)" != 0 ]; then
     die 3 "请以 root 身份运行 (must run as root): sudo bash $0 $*"
 fi
 
+case $unit_kind in auto|modern|legacy) ;; *) die 2 "--unit 应为 auto、modern 或 legacy (got '$unit_kind')" ;; esac
 port=${listen##*:}
 case $port in ''|*[!0-9]*) die 2 "--listen 应为 host:port (expected host:port), got '$listen'" ;; esac
 [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die 2 "端口超出范围 (port out of range): $port"
@@ -82,6 +86,19 @@ if [ -n "$password_file" ] && [ "$action" = install ]; then
 fi
 
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+# Which unit: the modern one needs AmbientCapabilities= (systemd 229) and ambient capabilities (Linux 4.3);
+# CentOS 7 has systemd 219 and Linux 3.10, where that unit would start the agent without its one capability.
+pick_unit() {
+    [ "$unit_kind" = auto ] || return 0
+    local sd kernel major minor
+    sd=$(timeout 20 systemctl --version 2>/dev/null | awk 'NR == 1 {print $2}' | tr -dc '0-9' || true)
+    kernel=$(uname -r)
+    major=${kernel%%.*}; minor=${kernel#*.}; minor=${minor%%[!0-9]*}
+    unit_kind=modern
+    if [ -n "$sd" ] && [ "$sd" -lt 229 ]; then unit_kind=legacy; fi
+    if [ "$major" -lt 4 ] || { [ "$major" -eq 4 ] && [ "${minor:-0}" -lt 3 ]; }; then unit_kind=legacy; fi
+}
 
 # The running agent's PID, from the pid file it writes in its state directory (agent/cli.py), checked against
 # /proc so a stale file whose PID now belongs to another program is ignored. Nothing is found by matching
@@ -374,6 +391,23 @@ fi
 rm -f "$PREFIX/pip.log"
 "$VENV/bin/shaobing" version >/dev/null
 
+pick_unit
+if [ "$unit_kind" = legacy ]; then
+    # The legacy unit's one capability: a private copy of this interpreter that only user shaobing may run, with
+    # the file capability cap_dac_read_search=ep (VFS_CAP_REVISION_2, effective; permitted = bit 2). The agent's
+    # audit child runs the same interpreter (sys.executable) and gets it too; nothing else the agent starts does.
+    # Without a venv a pyvenv.cfg makes the copy find the system's standard library from /opt.
+    install -m 0750 -o root -g "$SVC_USER" "$(readlink -f "$PYTHON")" "$VENV/bin/python3-cap"
+    if [ ! -f "$VENV/pyvenv.cfg" ]; then
+        printf 'home = %s\ninclude-system-site-packages = false\nversion = %s\n' \
+            "$(dirname "$(readlink -f "$PYTHON")")" "$PYTHON_VERSION" > "$VENV/pyvenv.cfg"
+    fi
+    "$PYTHON" - "$VENV/bin/python3-cap" <<'EOF' || die 1 "无法设置文件能力 (could not set the file capability on $VENV/bin/python3-cap)"
+import os, struct, sys
+os.setxattr(sys.argv[1], "security.capability", struct.pack("<5I", 0x02000001, 1 << 2, 0, 0, 0))
+EOF
+fi
+
 if [ ! -d "$STATE_DIR" ]; then mkdir -p "$STATE_DIR"; created+=("$STATE_DIR"); fi
 chown "$SVC_USER:$SVC_USER" "$STATE_DIR"
 chmod 0700 "$STATE_DIR"
@@ -476,7 +510,11 @@ port=${listen##*:}
 if [ -d "$UNIT_DIR" ] || have_systemd; then
     if [ -f "$UNIT" ]; then old_unit=$PREFIX/unit.previous; cp -p "$UNIT" "$old_unit"; else created+=("$UNIT"); fi
     mkdir -p "$UNIT_DIR"
-    install -m 0644 "$BUNDLE/systemd/shaobing-agent.service" "$UNIT"
+    if [ "$unit_kind" = legacy ]; then
+        install -m 0644 "$BUNDLE/systemd/shaobing-agent.legacy.service" "$UNIT"
+    else
+        install -m 0644 "$BUNDLE/systemd/shaobing-agent.service" "$UNIT"
+    fi
     # The SMART helper (root, every 30 min): the hardened agent cannot open disks itself.
     for smart_unit in shaobing-smart.service shaobing-smart.timer; do
         [ -f "$UNIT_DIR/$smart_unit" ] || created+=("$UNIT_DIR/$smart_unit")
@@ -517,6 +555,23 @@ EOF
 
 run_cmd="setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups --inh-caps=+dac_read_search \
 --ambient-caps=+dac_read_search $VENV/bin/shaobing agent run --config $CONF_DIR/agent.yml"
+if [ "$unit_kind" = legacy ]; then
+    run_cmd="setpriv --reuid=$SVC_USER --regid=$SVC_USER --init-groups --bounding-set=-all,+dac_read_search \
+$VENV/bin/python3-cap $VENV/bin/shaobing agent run --config $CONF_DIR/agent.yml"
+fi
+
+# The capability the password audit needs, read from the running agent (a unit this systemd half-understood would
+# start it without): said loudly, since the audit would otherwise report its accounts as unchecked for ever.
+check_capability() {
+    local pid eff
+    pid=$(our_pids | head -n 1)
+    [ -n "$pid" ] || return 0
+    eff=$(sed -n 's/^CapEff:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$eff" ] || return 0
+    if (( (16#$eff >> 2 & 1) == 0 )); then
+        warn "代理没有 CAP_DAC_READ_SEARCH, 弱口令检查无法读取 /etc/shadow (the agent runs without CAP_DAC_READ_SEARCH: the password audit cannot read /etc/shadow). 试试 (try): bash $0 --unit legacy"
+    fi
+}
 
 if have_systemd; then
     timeout 60 systemctl daemon-reload
@@ -530,7 +585,8 @@ if have_systemd; then
         timeout 30 journalctl -u shaobing-agent.service -n 20 --no-pager >&2 2>/dev/null || true
         die 7 "代理未在 $listen 应答 (the agent did not answer on $listen/metrics)"
     fi
-    started="systemd: shaobing-agent.service (enabled, running)"
+    check_capability
+    started="systemd: shaobing-agent.service (enabled, running, $unit_kind unit)"
 else
     # No systemd: start the agent the way its unit would, only long enough to prove that it answers.
     log=$PREFIX/verify.log

@@ -32,7 +32,8 @@ def unpacked(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_contents_and_checksums(unpacked: Path) -> None:
-    for name in ("install.sh", "agent.example.yml", "systemd/shaobing-agent.service", "VERSION", "SHA256SUMS"):
+    for name in ("install.sh", "agent.example.yml", "systemd/shaobing-agent.service",
+                 "systemd/shaobing-agent.legacy.service", "VERSION", "SHA256SUMS"):
         assert (unpacked / name).is_file(), name
     check = subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=unpacked, capture_output=True,
                            text=True, timeout=60, check=False)
