@@ -87,10 +87,6 @@ class Agent:
         self.server.start(host, port, web)
         self.web = web
         self.scheduler = Scheduler(build_collectors(self.config), self.cache)
-        if os.environ.get("SHAOBING_GC_EXP") == "freeze":
-            import gc
-            gc.collect()
-            gc.freeze()
         self.scheduler.start()
         self._start_pusher(self.config)
 
