@@ -104,12 +104,12 @@ fetch() {  # fetch PYVER ARCH -> wheels for that combination into the cache, onc
     local want=()
     mapfile -t want < <("$py" "$here/wheel_markers.py" --for "$pyver" "$arch" "${deps[@]}")
     # Only manylinux tags up to 2014 (glibc 2.17): newer wheels would not load on the oldest supported OS.
-    timeout 900 "${pip[@]}" download --quiet --dest "$dir" --only-binary=:all: \
-        --implementation cp --python-version "$full" --abi "$abi" --abi abi3 --abi none \
-        --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
-        --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch" \
-        --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any \
-        "${want[@]}" pip
+    local download=("${pip[@]}" download --quiet --dest "$dir" --only-binary=:all:
+        --implementation cp --python-version "$full" --abi "$abi" --abi abi3 --abi none
+        --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch"
+        --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch"
+        --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any)
+    timeout 900 "${download[@]}" "${want[@]}" pip
     # pip evaluates environment markers (python_version < "3.11") for the interpreter it runs on, not for
     # --python-version: add what the target Python needs, until nothing is missing.
     local round missing
@@ -119,12 +119,7 @@ fetch() {  # fetch PYVER ARCH -> wheels for that combination into the cache, onc
         echo "   + for $pyver: $missing"
         local req
         for req in $missing; do
-            if ! timeout 900 "${pip[@]}" download --quiet --dest "$dir" --only-binary=:all: --no-deps \
-                --implementation cp --python-version "$full" --abi "$abi" --abi abi3 --abi none \
-                --platform "manylinux2014_$arch" --platform "manylinux_2_17_$arch" \
-                --platform "manylinux_2_12_$arch" --platform "manylinux2010_$arch" \
-                --platform "manylinux_2_5_$arch" --platform "manylinux1_$arch" --platform any "$req" \
-                >"$stage/dl.log" 2>&1; then
+            if ! timeout 900 "${download[@]}" --no-deps "$req" >"$stage/dl.log" 2>&1; then
                 # Published as source only (contextvars, for Python 3.6): build it here, if it is pure Python.
                 build_pure "$req" "$dir" || { cat "$stage/dl.log" >&2; exit 1; }
             fi

@@ -18,10 +18,12 @@ from pathlib import Path
 try:
     from packaging.markers import default_environment
     from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
     from packaging.utils import canonicalize_name
 except ImportError:  # pip always carries a copy
     from pip._vendor.packaging.markers import default_environment  # type: ignore[no-redef]
     from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+    from pip._vendor.packaging.specifiers import SpecifierSet  # type: ignore[no-redef]
     from pip._vendor.packaging.utils import canonicalize_name  # type: ignore[no-redef]
 
 
@@ -56,13 +58,15 @@ def main(directory: str, pyver: str, arch: str) -> int:
             for line in zf.read(meta).decode("utf-8").splitlines():
                 if line.startswith("Requires-Dist:"):
                     requires.append(Requirement(line.split(":", 1)[1].strip()))
-    missing = set()
+    # One requirement per missing project, its specifiers combined (two wheels may ask for it differently).
+    missing: dict[str, SpecifierSet] = {}
     for req in requires:
-        if req.marker is not None and not req.marker.evaluate({**env, "extra": ""}):
+        if req.marker is not None and not req.marker.evaluate(env):
             continue
-        if canonicalize_name(req.name) not in have:
-            missing.add(f"{req.name}{req.specifier}")
-    print(" ".join(sorted(missing)))
+        name = canonicalize_name(req.name)
+        if name not in have:
+            missing[name] = missing.get(name, SpecifierSet()) & req.specifier
+    print(" ".join(f"{name}{spec}" for name, spec in sorted(missing.items())))
     return 0
 
 
