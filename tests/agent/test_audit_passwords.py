@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.audit.runner import WorkItem, run_child
 from agent.audit.runs import read_runs
 from agent.catalog import render
 from agent.collector import AgentContext
@@ -278,6 +279,21 @@ def test_budget_stops_reports_and_resumes(tmp_path: Path, lib: Libcrypt) -> None
     # Resuming continues from the next candidate: no candidate is hashed twice for an account. The weak
     # account (user07, found at its 14th candidate) costs its whole cap too: equal work hides where it matched.
     assert total_hashes == 24 * 100
+
+
+def test_a_budget_spent_during_the_padding_after_a_match_does_not_cut_it_short(lib: Libcrypt) -> None:
+    # The match is the first candidate; one 5,000-round hash (~3 ms) spends the 1 ms budget, so the budget is
+    # gone for the whole padding. A cut padding would make the hashes summed over the runs say where it matched.
+    stored = lib.crypt("bob@2026", lib.gensalt("$6$", 5000)) or ""
+    other = lib.crypt(strong(), lib.gensalt("$6$", 5000)) or ""
+    weak = WorkItem("k-weak", stored, ["bob@2026"] + [f"x{i}" for i in range(59)], 0, 60)
+    rest = WorkItem("k-rest", other, [f"y{i}" for i in range(60)], 0, 60)
+    result = run_child([weak, rest], budget=0.001, wall=60)
+    assert result.error is None
+    assert result.verdicts["k-weak"] == ("weak", 0)
+    assert result.hashes == 60  # the whole block (here the cap), and not one hash of the next account
+    assert result.budget_exhausted
+    assert result.verdicts.get("k-rest", ("pending", 0)) == ("pending", 0)
 
 
 def test_child_runs_at_lowest_cpu_and_io_priority() -> None:
