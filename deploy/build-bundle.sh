@@ -9,6 +9,13 @@
 #                manylinux2014 (glibc 2.17, CentOS 7 and newer) wheels for every CPython x CPU asked for, and pip.
 #                The wheel's agent is rewritten for Python 3.6 (deploy/py36_source.py: the same code on every
 #                Python); a dependency published only as source is built here when it is pure Python.
+#
+#   deploy/build-bundle.sh --centre [--output DIR] [--pythons "3.11 3.13"] [--arches "x86_64 aarch64"]
+#
+# Produces DIR/shaobing-centre-<version>.tar.gz for the county centre (deploy/central/setup.sh inside), laid out as
+# this repository: deploy/central/, deploy/systemd/ (relay and report units), alert_rules/*.yml, dashboards/json/,
+# wheelhouse/ with the relay's wheels and relay-lock-cpXY-ARCH.txt per Python (default: Debian 12's 3.11 and 13's
+# 3.13). Prometheus and Alertmanager are not in it: they come from Debian's packages.
 # Downloads come from PyPI (the build machine needs it; the township machine never does) and are cached in
 # ${SHAOBING_WHEEL_CACHE:-~/.cache/shaobing-wheelhouse}, keyed by the dependency list, so a rebuild is offline.
 set -euo pipefail
@@ -16,34 +23,41 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 output=$repo/dist
-pythons="3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"
+pythons=""
 arches="x86_64 aarch64"
+centre=0
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
         --output) output=$2; shift 2 ;;
         --pythons) pythons=$2; shift 2 ;;
         --arches) arches=$2; shift 2 ;;
+        --centre) centre=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
+if [ -z "$pythons" ]; then
+    if [ "$centre" = 1 ]; then pythons="3.11 3.13"; else pythons="3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"; fi
+fi
 
 if [ -x "$repo/.venv/bin/python" ]; then py=$repo/.venv/bin/python; else py=${PYTHON:-python3}; fi
 pip=("$py" -m pip --disable-pip-version-check --no-input --timeout 60)
 cache=${SHAOBING_WHEEL_CACHE:-$HOME/.cache/shaobing-wheelhouse}
 
-# The runtime dependencies, read from pyproject.toml's [project.dependencies] (the single source of truth).
-mapfile -t deps < <("$py" - "$repo/pyproject.toml" <<'EOF'
+# The runtime dependencies, read from pyproject.toml's [project.dependencies] (the single source of truth); for the
+# centre also the relay's extra.
+mapfile -t deps < <("$py" - "$repo/pyproject.toml" "$centre" <<'EOF'
 import sys
 try:
     import tomllib
 except ImportError:  # Python < 3.11 on the build machine
     import tomli as tomllib
 with open(sys.argv[1], "rb") as fh:
-    for dep in tomllib.load(fh)["project"]["dependencies"]:
-        print(dep)
+    project = tomllib.load(fh)["project"]
+for dep in project["dependencies"] + (project["optional-dependencies"]["relay"] if sys.argv[2] == "1" else []):
+    print(dep)
 EOF
 )
 version=$("$py" - "$repo/pyproject.toml" <<'EOF'
@@ -59,6 +73,7 @@ EOF
 key=$(printf '%s\n' "${deps[@]}" pip | sha256sum | cut -c1-16)
 
 name=shaobing-agent-$version
+[ "$centre" = 0 ] || name=shaobing-centre-$version
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 bundle=$stage/$name
@@ -140,11 +155,40 @@ for pyver in $pythons; do
             whl=${whl##*/}
             IFS=- read -r dist ver _ <<< "$whl"
             echo "$dist==$ver"
-        done | LC_ALL=C sort > "$bundle/wheelhouse/lock-cp${pyver/./}-$arch.txt"
+        done | LC_ALL=C sort > "$stage/lock.txt"
+        if [ "$centre" = 1 ]; then
+            # The relay and the shaobing command from this bundle's own wheel, with exactly these dependencies.
+            { cat "$stage/lock.txt"; echo "shaobing==$version"; } > "$bundle/wheelhouse/relay-lock-cp${pyver/./}-$arch.txt"
+        else
+            mv "$stage/lock.txt" "$bundle/wheelhouse/lock-cp${pyver/./}-$arch.txt"
+        fi
     done
 done
 
 echo "== bundle files"
+if [ "$centre" = 1 ]; then
+    # The repository's own layout: deploy/central/setup.sh finds everything relative to itself.
+    mkdir -p "$bundle/deploy/central/grafana" "$bundle/deploy/systemd" "$bundle/alert_rules" "$bundle/dashboards/json"
+    for f in setup.sh agent-cert.sh; do install -m 0755 "$here/central/$f" "$bundle/deploy/central/$f"; done
+    for f in README.md prometheus.yml alertmanager.yml relay.example.yml report.example.yml; do
+        install -m 0644 "$here/central/$f" "$bundle/deploy/central/$f"
+    done
+    cp -r "$here/central/grafana/." "$bundle/deploy/central/grafana/"
+    for unit in shaobing-relay.service shaobing-report.service shaobing-report.timer; do
+        install -m 0644 "$here/systemd/$unit" "$bundle/deploy/systemd/$unit"
+    done
+    for rules in "$repo"/alert_rules/*.yml; do
+        [ "${rules##*/}" = thresholds.yml ] || install -m 0644 "$rules" "$bundle/alert_rules/"
+    done
+    install -m 0644 "$repo"/dashboards/json/*.json "$bundle/dashboards/json/"
+    echo "$version" > "$bundle/VERSION"
+    (cd "$bundle" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
+    tarball=$output/$name.tar.gz
+    tar -C "$stage" --owner=0 --group=0 --numeric-owner -czf "$tarball.tmp" "$name"
+    mv "$tarball.tmp" "$tarball"
+    echo "$tarball ($(du -h "$tarball" | cut -f1), $(ls "$bundle/wheelhouse"/*.whl | wc -l) wheels)"
+    exit 0
+fi
 install -m 0755 "$here/install.sh" "$bundle/install.sh"
 install -m 0644 "$here/agent.example.yml" "$bundle/agent.example.yml"
 for unit in shaobing-agent.service shaobing-agent.legacy.service shaobing-smart.service shaobing-smart.timer; do
