@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import bcrypt
-
+from agent import passhash
 from agent.compat import Literal
 from agent.schema import Problem, SchemaError, load
 
@@ -196,7 +195,7 @@ class BasicAuth:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrent)
         # Unknown users still pay a bcrypt check, so timing does not reveal which users exist.
-        self._dummy = bcrypt.hashpw(b"shaobing-dummy", bcrypt.gensalt(rounds=10))
+        self._dummy = passhash.hashpw(b"shaobing-dummy", rounds=10)
 
     @property
     def enabled(self) -> bool:
@@ -224,7 +223,7 @@ class BasicAuth:
         with self._slots:
             hashed = self._users.get(user)
             try:
-                ok = bcrypt.checkpw(password.encode(), hashed if hashed is not None else self._dummy)
+                ok = passhash.checkpw(password.encode(), hashed if hashed is not None else self._dummy)
             except ValueError:
                 ok = False
             ok = ok and hashed is not None

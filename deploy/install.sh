@@ -415,9 +415,9 @@ chmod 0700 "$STATE_DIR"
 yaml_quote() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
 # The password goes in on stdin, never on a command line another user could read in ps.
+# agent.passhash: the bcrypt module, or libcrypt's bcrypt on a CPU the bundle has no bcrypt wheel for.
 bcrypt_stdin() {
-    "$VENV/bin/python" -c \
-        'import sys, bcrypt; print(bcrypt.hashpw(sys.stdin.buffer.read().strip(), bcrypt.gensalt(10)).decode())'
+    "$VENV/bin/python" -m agent.passhash
 }
 
 password=""

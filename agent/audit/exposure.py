@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-import psutil
-
+from agent.optional import psutil
 from agent.process import CommandError, run
 
 if TYPE_CHECKING:

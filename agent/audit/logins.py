@@ -21,9 +21,8 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Optional, Union
 
-import psutil
-
 from agent.compat import Literal
+from agent.optional import psutil
 
 if TYPE_CHECKING:
     from typing import TypeAlias  # Python 3.10+; aliases are strings so that 3.6-3.8 never evaluate them

@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
-
-import psutil
 
 from agent import __version__
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.optional import available, psutil
 
 __all__ = ["SelfCollector"]
 
@@ -40,19 +40,23 @@ class SelfCollector(Collector):
 
     def __init__(self, options: CollectorOptions, context: AgentContext) -> None:
         super().__init__(options, context)
-        self._proc = psutil.Process()
+        # Without psutil (a CPU the bundle has no wheel for) the same values come from /proc/self on Linux.
+        self._proc = psutil.Process() if available(psutil) or not os.path.isdir("/proc/self") else None
 
     def collect(self, out: MetricSet) -> None:
         out.add("shaobing_build_info", 1, {"version": __version__, "python": platform.python_version()})
-        with self._proc.oneshot():
-            mem = self._proc.memory_info()
-            cpu = self._proc.cpu_times()
-            out.add("process_resident_memory_bytes", mem.rss)
-            out.add("process_virtual_memory_bytes", mem.vms)
-            out.add("process_cpu_seconds_total", cpu.user + cpu.system)
-            out.add("process_start_time_seconds", self._proc.create_time())
-            if hasattr(self._proc, "num_fds"):
-                out.add("process_open_fds", self._proc.num_fds())
+        if self._proc is None:
+            _add_from_proc(out)
+        else:
+            with self._proc.oneshot():
+                mem = self._proc.memory_info()
+                cpu = self._proc.cpu_times()
+                out.add("process_resident_memory_bytes", mem.rss)
+                out.add("process_virtual_memory_bytes", mem.vms)
+                out.add("process_cpu_seconds_total", cpu.user + cpu.system)
+                out.add("process_start_time_seconds", self._proc.create_time())
+                if hasattr(self._proc, "num_fds"):
+                    out.add("process_open_fds", self._proc.num_fds())
         try:
             import resource
 
@@ -62,3 +66,21 @@ class SelfCollector(Collector):
             return  # Windows: no rlimits
         out.add("process_max_fds", fds if fds != resource.RLIM_INFINITY else 2.0**64 - 1)
         out.add("process_virtual_memory_max_bytes", vm if vm != resource.RLIM_INFINITY else 2.0**64 - 1)
+
+
+def _add_from_proc(out: MetricSet) -> None:
+    """process_* from /proc/self, as client_golang's process collector reads them."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    ticks = os.sysconf("SC_CLK_TCK")
+    with open("/proc/self/statm") as fh:
+        vms_pages, rss_pages = (int(x) for x in fh.read().split()[:2])
+    with open("/proc/self/stat") as fh:
+        # Fields after the parenthesised command name (which may contain spaces): utime is the 14th field.
+        rest = fh.read().rsplit(")", 1)[1].split()
+    with open("/proc/stat") as fh:
+        btime = next(float(line.split()[1]) for line in fh if line.startswith("btime "))
+    out.add("process_resident_memory_bytes", rss_pages * page)
+    out.add("process_virtual_memory_bytes", vms_pages * page)
+    out.add("process_cpu_seconds_total", (int(rest[11]) + int(rest[12])) / ticks)
+    out.add("process_start_time_seconds", btime + int(rest[19]) / ticks)
+    out.add("process_open_fds", len(os.listdir("/proc/self/fd")))

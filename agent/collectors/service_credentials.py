@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlsplit
 
-import psutil
-
 from agent.audit import fingerprint, logins
 from agent.audit.dictionary import shipped_candidates
 from agent.audit.exposure import WILDCARDS
@@ -40,6 +38,7 @@ from agent.audit.services import (
 from agent.audit.trust import untrusted_reason
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions
+from agent.optional import psutil
 from agent.platform.sockets import listening_uids
 from agent.report import Finding, Section
 

@@ -143,7 +143,7 @@ def listening_tcp(proc_root: str = "/proc") -> set[tuple[str, int]]:
             continue
     if read_any:
         return found
-    import psutil
+    from agent.optional import psutil
 
     for conn in psutil.net_connections(kind="tcp"):
         if conn.status == psutil.CONN_LISTEN and conn.laddr:

@@ -185,7 +185,7 @@ def statvfs_usage(path: str) -> FsUsage:
     """The default statfs: os.statvfs where it exists, psutil.disk_usage elsewhere (Windows)."""
     if hasattr(os, "statvfs"):
         return FsUsage.from_statvfs(os.statvfs(path))
-    import psutil
+    from agent.optional import psutil
 
     du = psutil.disk_usage(path)
     # Windows reports no inode counts; free space for the caller is what the volume grants this user.

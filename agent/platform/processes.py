@@ -37,7 +37,7 @@ def iter_processes(need_cmdline: bool = True, need_user: bool = True, proc_root:
 
 
 def iter_processes_psutil() -> Iterator[ProcInfo]:
-    import psutil
+    from agent.optional import psutil
 
     for p in psutil.process_iter(["name", "cmdline", "username", "status", "memory_info"]):
         info = p.info

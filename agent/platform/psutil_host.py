@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-import psutil
-
+from agent.optional import psutil
 from agent.platform.linux_proc import CPU_MODES, DiskStats, NetDevStats
 from agent.platform.mounts import Mount
 
