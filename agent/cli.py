@@ -168,6 +168,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         for runner in scheduler.runners:
             collector, result = runner.collector, runner.last
             title = collector.title or collector.name
+            if result is not None and result.could_not_check:
+                sections.append(Section(title, notes=[f"无法检查 (could not check): {result.error}"]))
+                continue
             if result is None or not result.applicable:
                 continue
             if not result.success:

@@ -23,11 +23,16 @@ from agent.catalog import MetricSet, MetricSpec
 if TYPE_CHECKING:
     from agent.report import Section
 
-__all__ = ["Collector", "CollectorOptions", "AgentContext", "NotApplicable"]
+__all__ = ["Collector", "CollectorOptions", "AgentContext", "NotApplicable", "MissingDependency"]
 
 
 class NotApplicable(Exception):
     """Raised by ``collect`` when there is nothing for this collector on this host."""
+
+
+class MissingDependency(NotApplicable):
+    """The check applies here but cannot run: a compiled module is not installed (agent/optional.py). Exported
+    as not applicable; ``shaobing scan`` says it could not check, and why."""
 
 
 @dataclass

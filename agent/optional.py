@@ -16,16 +16,12 @@ import importlib
 import platform
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from agent.collector import NotApplicable
+from agent.collector import MissingDependency
 
 __all__ = ["MissingDependency", "available", "psutil", "bcrypt"]
 
 # Module -> the distribution package that provides it (Debian, Kylin, UOS, openEuler all use these names).
 _PACKAGES = {"psutil": "python3-psutil", "bcrypt": "python3-bcrypt"}
-
-
-class MissingDependency(NotApplicable):
-    """A collector needs a compiled module this installation does not have."""
 
 
 class _Missing:

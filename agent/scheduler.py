@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec, render
-from agent.collector import Collector, NotApplicable
+from agent.collector import Collector, MissingDependency, NotApplicable
 from agent.compat import thread_time
 from agent.exporter import ExpositionCache
 from agent.platform.memory import release_memory
@@ -67,6 +67,7 @@ class RunResult:
     applicable: bool
     duration: float
     error: str = ""
+    could_not_check: bool = False  # not applicable because a module is missing (MissingDependency), not by nature
 
 
 class CollectorRunner:
@@ -107,7 +108,7 @@ class CollectorRunner:
                 return result
             error = box.get("error")
             if isinstance(error, NotApplicable):
-                result = RunResult(True, False, duration, str(error))
+                result = RunResult(True, False, duration, str(error), isinstance(error, MissingDependency))
                 self._finish(result, b"")
             elif isinstance(error, BaseException):
                 result = RunResult(False, True, duration, f"{type(error).__name__}: {error}")
