@@ -25,6 +25,7 @@ Behaviour:
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import socket
@@ -143,7 +144,12 @@ class ProbeResult:
 
 def fetch_cert_expiry(host: str, port: int, timeout: float, server_name: str | None = None) -> float | None:
     """notAfter of the leaf certificate (Unix time) from a handshake that verifies nothing, or None."""
-    from cryptography import x509  # lazy: only agents with https probes pay for the import
+    try:
+        from cryptography import x509  # lazy: only agents with https probes pay for the import
+    except ImportError:
+        # A CPU the bundle has no cryptography wheel for (docs/deploy.md): the expiry series is absent, not 0.
+        log.warning("no cryptography module: the certificate expiry of https probes is not exported")
+        return None
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -162,7 +168,10 @@ def fetch_cert_expiry(host: str, port: int, timeout: float, server_name: str | N
     except ValueError as exc:
         log.debug("certificate of %s:%d does not parse: %s", host, port, exc)
         return None
-    return cert.not_valid_after_utc.timestamp()
+    after = getattr(cert, "not_valid_after_utc", None)  # cryptography 42+; 40 (Python 3.6) has the naive UTC one
+    if after is None:
+        after = cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    return float(after.timestamp())
 
 
 class ProbesCollector(Collector):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -268,3 +269,35 @@ def test_urls_in_log_lines_and_errors_carry_no_credentials_or_query() -> None:
     assert redact_url("https://admin:hunter2@oa.example:8443/x?token=abc&k=v") == "https://oa.example:8443/x?…"
     assert redact_url("http://[::1]:9/") == "http://[::1]:9/"
     assert "hunter2" not in redact_url("ftp//admin:hunter2@x")
+
+
+def test_certificate_expiry_with_cryptography_40_and_without_cryptography(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.6 gets cryptography 40 (no not_valid_after_utc); a CPU without a cryptography wheel gets none: the
+    expiry is then absent, and the probe itself still runs."""
+    from cryptography import x509
+
+    from agent.collectors.probes import fetch_cert_expiry
+
+    cert = make_cert(tmp_path, "soon", None, days=9)
+    soon = cert.cert.not_valid_after_utc
+    gen = serve(tls_context(cert.cert_file, cert.key_file))
+    srv = next(gen)
+    port = int(srv.base.rsplit(":", 1)[1])
+    real = x509.load_der_x509_certificate
+
+    class Cryptography40Certificate:  # the 40.x API: a naive UTC datetime, no *_utc properties
+        def __init__(self, der: bytes) -> None:
+            self.not_valid_after = real(der).not_valid_after_utc.replace(tzinfo=None)
+
+    try:
+        monkeypatch.setattr(x509, "load_der_x509_certificate", Cryptography40Certificate)
+        assert fetch_cert_expiry("127.0.0.1", port, 5) == soon.timestamp()
+        monkeypatch.setitem(sys.modules, "cryptography", None)  # import fails as if not installed
+        assert fetch_cert_expiry("127.0.0.1", port, 5) is None
+        out = collect(ProbesOptions(http=[HttpProbe("site", f"{srv.base}/ok", verify_tls=False)]), tmp_path)
+        assert http(out, "site")[:2] == (1, 200)
+        assert out.samples("shaobing_tls_cert_expiry_timestamp_seconds") == []
+    finally:
+        gen.close()
