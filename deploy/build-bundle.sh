@@ -5,7 +5,8 @@
 #
 # Produces DIR/shaobing-agent-<version>.tar.gz containing:
 #   install.sh, agent.example.yml, systemd/shaobing-{agent.service,smart.service,smart.timer}, VERSION, SHA256SUMS,
-#   wheelhouse/  lock-cpXY-ARCH.txt (exact versions per Python and CPU), the shaobing wheel (agent only: no relay/dashboards extras) + its runtime dependencies as
+#   wheelhouse/  lock-cpXY-ARCH.txt (exact versions per Python and CPU; lock-cpXY-noarch.txt: the pure-Python part
+#                for any other CPU, e.g. loongarch64), the shaobing wheel (agent only: no relay/dashboards extras) + its runtime dependencies as
 #                manylinux2014 (glibc 2.17, CentOS 7 and newer) wheels for every CPython x CPU asked for, and pip.
 #                The wheel's agent is rewritten for Python 3.6 (deploy/py36_source.py: the same code on every
 #                Python); a dependency published only as source is built here when it is pure Python.
@@ -163,6 +164,39 @@ for pyver in $pythons; do
             mv "$stage/lock.txt" "$bundle/wheelhouse/lock-cp${pyver/./}-$arch.txt"
         fi
     done
+    [ "$centre" = 0 ] || continue
+    # Any other CPU (loongarch64): the pure-Python wheels of this Python's set, and PyYAML built without its C
+    # extension. psutil, bcrypt and cryptography are left out; the distribution's packages stand in where they
+    # are installed (install.sh gives that venv the system site-packages; agent/optional.py says what is missing).
+    first_dir=$cache/$key/cp${pyver/./}-${arches%% *}
+    # Compiled and optional (agent/optional.py, agent/passhash.py): left out. Any other compiled dependency
+    # (immutables, for 3.6's contextvars) has no pure form: then there is no such install for this Python.
+    blockers=$(cd "$first_dir" && ls *.whl | grep -v -- '-none-any\.whl$' |
+        grep -viE '^(psutil|bcrypt|cryptography|cffi|pyyaml)-' | cut -d- -f1 | tr '\n' ' ' || true)
+    if [ -n "$blockers" ]; then
+        echo "   no pure-Python install for CPython $pyver on other CPUs: $blockers has no pure-Python form"
+        continue
+    fi
+    pure_lock=$bundle/wheelhouse/lock-cp${pyver/./}-noarch.txt
+    : > "$pure_lock"
+    for whl in "$first_dir"/*-none-any.whl; do
+        whl=${whl##*/}
+        IFS=- read -r dist ver _ <<< "$whl"
+        echo "$dist==$ver" >> "$pure_lock"
+    done
+    yaml_ver=$(sed -n 's/^[Pp][Yy][Yy][Aa][Mm][Ll]==//p' "$bundle/wheelhouse/lock-cp${pyver/./}-${arches%% *}.txt")
+    if [ -n "$yaml_ver" ]; then
+        pure=$cache/$key/pure-pyyaml-$yaml_ver
+        if ! compgen -G "$pure/*-none-any.whl" >/dev/null; then
+            rm -rf "$pure" && mkdir -p "$pure"
+            echo "   PyYAML $yaml_ver without libyaml (pure Python, for CPUs without wheels)"
+            PYYAML_FORCE_LIBYAML=0 timeout 900 "${pip[@]}" wheel --quiet --no-deps --no-binary :all: \
+                --wheel-dir "$pure" "pyyaml==$yaml_ver" >"$stage/yaml.log" 2>&1 || { cat "$stage/yaml.log" >&2; exit 1; }
+        fi
+        cp -n "$pure"/*-none-any.whl "$bundle/wheelhouse/"
+        echo "pyyaml==$yaml_ver" >> "$pure_lock"
+    fi
+    LC_ALL=C sort -o "$pure_lock" "$pure_lock"
 done
 
 echo "== bundle files"

@@ -274,6 +274,14 @@ if [ -n "$password_file" ] && [ "$action" = install ] && [ "$insecure_plain" != 
         "或不用 --password-file (本机生成单独的随机口令, a per-host password); 确需明文时加 --insecure-plain-http"
 fi
 lock=$BUNDLE/wheelhouse/lock-cp${PYTHON_VERSION/./}-$(uname -m).txt
+pure_only=0
+if [ ! -f "$lock" ] && [ -f "$BUNDLE/wheelhouse/lock-cp${PYTHON_VERSION/./}-noarch.txt" ]; then
+    # A CPU the wheelhouse has no compiled wheels for (loongarch64): the pure-Python part, and the distribution's
+    # python3-psutil / python3-bcrypt where installed (the venv sees the system site-packages). What still
+    # lacks a module is reported as not applicable, with the package to install (shaobing scan).
+    lock=$BUNDLE/wheelhouse/lock-cp${PYTHON_VERSION/./}-noarch.txt
+    pure_only=1
+fi
 if [ ! -f "$lock" ]; then
     die 5 "此安装包不含 Python $PYTHON_VERSION / $(uname -m) 的软件包 (this bundle has no wheels for Python" \
         "$PYTHON_VERSION on $(uname -m)); rebuild it with: deploy/build-bundle.sh --pythons $PYTHON_VERSION" \
@@ -350,8 +358,14 @@ if [ "$upgrading" = 1 ]; then
 fi
 # A venv is not relocatable: it is built at its final path; the previous one waits aside until success.
 created+=("$VENV")
+if [ "$pure_only" = 1 ]; then
+    say "  此 CPU ($(uname -m)) 没有编译好的软件包: 只装纯 Python 部分, 使用系统的 python3-psutil、python3-bcrypt (若已安装)"
+    say "  (no compiled wheels for $(uname -m): pure-Python packages; the system's psutil/bcrypt where installed)"
+fi
 if [ "$HAS_VENV" = 1 ]; then
-    timeout 300 "$PYTHON" -m venv "$VENV"
+    venv_opts=()
+    [ "$pure_only" = 0 ] || venv_opts=(--system-site-packages)
+    timeout 300 "$PYTHON" -m venv ${venv_opts[@]+"${venv_opts[@]}"} "$VENV"
     pip_install() { timeout 600 "$VENV/bin/python" -m pip install -q --no-index --find-links "$BUNDLE/wheelhouse" "$@"; }
     first=("$(grep '^pip==' "$lock")")
 else
@@ -381,9 +395,12 @@ LAUNCHER
     chmod 0755 "$VENV/bin/python" "$VENV/bin/shaobing"
     first=()
 fi
+# The pure-Python lock lacks the compiled dependencies: install exactly it, and the agent without its own deps.
+lock_opts=()
+[ "$pure_only" = 0 ] || lock_opts=(--no-deps)
 say "  安装 Python 包 (installing from the bundled wheelhouse, offline) ..."
 if { [ ${#first[@]} -gt 0 ] && ! pip_install "${first[@]}" >"$PREFIX/pip.log" 2>&1; } ||
-   ! pip_install -r "$lock" "shaobing==$version" >>"$PREFIX/pip.log" 2>&1; then
+   ! pip_install ${lock_opts[@]+"${lock_opts[@]}"} -r "$lock" "shaobing==$version" >>"$PREFIX/pip.log" 2>&1; then
     tail -n 15 "$PREFIX/pip.log" >&2
     die 1 "离线安装 Python 包失败 (offline pip install failed; this bundle may lack wheels for Python" \
         "$PYTHON_VERSION on $(uname -m))"

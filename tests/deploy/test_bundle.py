@@ -94,6 +94,49 @@ def test_every_lock_resolves_offline(unpacked: Path, pyver: str, arch: str, tmp_
     assert all(re.match(r"^[\w.+!]+$", v) for v in pins.values())
 
 
+OPTIONAL_COMPILED = {"psutil", "bcrypt", "cryptography", "cffi"}
+
+
+@pytest.mark.parametrize("pyver", [f"3.{minor}" for minor in range(6, 14)])
+def test_the_pure_python_locks_for_other_cpus_are_complete(unpacked: Path, pyver: str) -> None:
+    """lock-cpXY-noarch.txt (loongarch64 and any CPU without wheels): only pure-Python wheels, and with the agent's
+    whole dependency tree except the compiled modules agent/optional.py does without."""
+    tag = "cp" + pyver.replace(".", "")
+    lock = unpacked / "wheelhouse" / f"lock-{tag}-noarch.txt"
+    if pyver == "3.6":
+        # contextvars needs immutables, which is compiled: no such install for 3.6 (install.sh says so, exit 5).
+        assert not lock.exists()
+        return
+    pins = {canonicalize_name(n): v for n, v in (line.split("==") for line in lock.read_text().split())}
+    wheels = {}
+    for whl in (unpacked / "wheelhouse").glob("*-none-any.whl"):
+        name, version = whl.name.split("-")[:2]
+        wheels[(canonicalize_name(name), version)] = whl
+    missing = [f"{n}=={v}" for n, v in pins.items() if (n, v) not in wheels]
+    assert missing == [], f"no pure-Python wheel for {missing}"
+    assert not set(pins) & OPTIONAL_COMPILED
+    version = (unpacked / "VERSION").read_text().strip()
+    todo = [next((unpacked / "wheelhouse").glob(f"shaobing-{version}-*.whl"))]
+    seen: set[Path] = set()
+    unmet: list[str] = []
+    while todo:
+        wheel = todo.pop()
+        if wheel in seen:
+            continue
+        seen.add(wheel)
+        for req in _requirements_for(wheel, pyver, "loongarch64"):
+            name = canonicalize_name(req.name)
+            if name in OPTIONAL_COMPILED:
+                continue
+            if name not in pins or not req.specifier.contains(pins[name], prereleases=True):
+                unmet.append(f"{wheel.name}: {req}")
+                continue
+            todo.append(wheels[(name, pins[name])])
+    assert unmet == [], unmet
+    with zipfile.ZipFile(wheels[("pyyaml", pins["pyyaml"])]) as zf:
+        assert not [n for n in zf.namelist() if n.endswith(".so")], "PyYAML without its C extension"
+
+
 def test_the_bundled_agent_is_the_python36_source_with_a_valid_record(unpacked: Path) -> None:
     """build-bundle.sh rewrites the agent in its wheel for 3.6 (py36_source.py); pip checks RECORD on install."""
     import base64
