@@ -78,7 +78,8 @@ name=shaobing-agent-$version
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 bundle=$stage/$name
-mkdir -p "$bundle/wheelhouse" "$bundle/systemd" "$output"
+mkdir -p "$bundle/wheelhouse" "$output"
+[ "$centre" = 1 ] || mkdir -p "$bundle/systemd"
 
 echo "== agent wheel"
 if ! "${pip[@]}" wheel --quiet --no-deps --wheel-dir "$bundle/wheelhouse" "$repo" >"$stage/wheel.log" 2>&1; then
@@ -215,19 +216,13 @@ if [ "$centre" = 1 ]; then
         [ "${rules##*/}" = thresholds.yml ] || install -m 0644 "$rules" "$bundle/alert_rules/"
     done
     install -m 0644 "$repo"/dashboards/json/*.json "$bundle/dashboards/json/"
-    echo "$version" > "$bundle/VERSION"
-    (cd "$bundle" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
-    tarball=$output/$name.tar.gz
-    tar -C "$stage" --owner=0 --group=0 --numeric-owner -czf "$tarball.tmp" "$name"
-    mv "$tarball.tmp" "$tarball"
-    echo "$tarball ($(du -h "$tarball" | cut -f1), $(ls "$bundle/wheelhouse"/*.whl | wc -l) wheels)"
-    exit 0
+else
+    install -m 0755 "$here/install.sh" "$bundle/install.sh"
+    install -m 0644 "$here/agent.example.yml" "$bundle/agent.example.yml"
+    for unit in shaobing-agent.service shaobing-agent.legacy.service shaobing-smart.service shaobing-smart.timer; do
+        install -m 0644 "$here/systemd/$unit" "$bundle/systemd/$unit"
+    done
 fi
-install -m 0755 "$here/install.sh" "$bundle/install.sh"
-install -m 0644 "$here/agent.example.yml" "$bundle/agent.example.yml"
-for unit in shaobing-agent.service shaobing-agent.legacy.service shaobing-smart.service shaobing-smart.timer; do
-    install -m 0644 "$here/systemd/$unit" "$bundle/systemd/$unit"
-done
 echo "$version" > "$bundle/VERSION"
 (cd "$bundle" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS)
 

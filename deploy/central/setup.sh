@@ -60,6 +60,9 @@ for f in alert_rules/health.yml deploy/central/prometheus.yml deploy/central/ale
          deploy/central/relay.example.yml deploy/systemd/shaobing-relay.service; do
     [ -f "$top/$f" ] || die 3 "$top/$f is missing: run this from a checkout or an unpacked centre bundle"
 done
+if [ -f "$top/SHA256SUMS" ] && ! (cd "$top" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1); then
+    die 3 "the centre bundle is damaged (cd $top && sha256sum -c SHA256SUMS names the files): copy it again"
+fi
 if [ -z "$external_url" ]; then
     ip=$(hostname -I 2>/dev/null | awk '{print $1}')
     external_url=http://${ip:-$(hostname -f 2>/dev/null || hostname)}
