@@ -261,6 +261,17 @@ def test_setup_sh_takes_a_fresh_debian_to_a_delivered_alert(centre_root: DebianR
     assert root.read("etc/alertmanager/secrets/relay_token") == token
     targets = json.loads(root.read("etc/prometheus/targets/townships.json"))
     assert {t["labels"]["host"] for t in targets} == {"zf-web-01", "hk-file-01"}
+    # An inventory with a mistake: named by file and line, exit 4, the targets Prometheus reads stay as they were.
+    (root.path / "root/bad.csv").write_text(INVENTORY + "zf-web-01,10.20.1.99,城关镇,db,,\n", encoding="utf-8")
+    bad = root.run(cmd.replace("/root/inventory.csv", "/root/bad.csv"))
+    assert bad.returncode == 4, bad.output
+    assert "bad.csv:4" in bad.output, bad.output
+    assert json.loads(root.read("etc/prometheus/targets/townships.json")) == targets
+    # A damaged bundle is refused before anything is touched.
+    (root.path / "bundle/deploy/central/alertmanager.yml").write_text("route: {}\n")
+    damaged = root.run(cmd)
+    assert damaged.returncode == 3 and "damaged" in damaged.stderr, damaged.output
+    (root.path / "bundle/deploy/central/alertmanager.yml").write_text((REPO / "deploy/central/alertmanager.yml").read_text())
     # A host certificate from the county CA, checked against the CA Prometheus uses.
     cert = root.run("bash /bundle/deploy/central/agent-cert.sh zf-web-01 10.20.1.11 --out /root/certs && "
                     "openssl verify -x509_strict -CAfile /etc/prometheus/secrets/agent_ca.pem /root/certs/zf-web-01.crt")
