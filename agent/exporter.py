@@ -38,7 +38,7 @@ class ExpositionCache:
         self._order: list[str] = []
         self._lock = threading.Lock()
         # (plain, gzipped) swapped as one tuple: readers never see a half-built page.
-        self._page: tuple[bytes, bytes] = (b"", gzip.compress(b"", compresslevel=6))
+        self._page: tuple[bytes, bytes] = (b"", gzip.compress(b"", compresslevel=1))
         self._stale = False
         # Chunks rendered when the page is built (the scheduler's per-collector health): fresh at every build,
         # and free while nobody scrapes.
@@ -94,7 +94,9 @@ class ExpositionCache:
                     self._chunks[owner] = render()
                 ordered = [o for o in self._order if o in self._chunks] + sorted(set(self._chunks) - set(self._order))
                 body = b"".join(self._chunks[o] for o in ordered)
-                self._page = (body, gzip.compress(body, compresslevel=6))
+                # Level 1: a third of level 6's CPU for a page 14 % larger (8.1 vs 7.1 KB for the node set's
+                # 45 KB); built every 15 s, it is a visible part of an idle agent's CPU.
+                self._page = (body, gzip.compress(body, compresslevel=1))
             return self._page
 
     def page(self, now: Optional[float] = None) -> tuple[bytes, bytes]:

@@ -217,3 +217,35 @@ def test_node_exporter_scrape_series_mirror_the_collector_health(tmp_path: Path)
     assert s[("node_scrape_collector_success", (("collector", "raising"),))] == 0
     # Not applicable is not a failure: no node_scrape_* series (node_exporter would say 0 there).
     assert ("node_scrape_collector_success", (("collector", "absent"),)) not in s
+
+
+def test_runs_reuse_threads_and_a_hung_run_keeps_its_own(tmp_path: Path) -> None:
+    """Collector threads are kept between runs (a thread start cost as much as a node family's collect): many
+    runs use a few threads; a hung run holds its thread, so the next run of that collector is refused and the
+    others run on other threads; once the hung run ends, its thread serves again."""
+    Hanging.started, Counting.runs = 0, 0
+    Hanging.release.clear()
+    ctx = AgentContext(state_dir=tmp_path)
+    sched = Scheduler([Counting(CollectorOptions(), ctx), Hanging(CollectorOptions(), ctx)], ExpositionCache())
+    counting, hanging = sched.runners
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(40):
+        assert counting.run().success
+    assert Counting.runs == 40
+    assert len({t.ident for t in threading.enumerate()} - before) <= 2  # not one per run
+    try:
+        assert hanging.run().error.startswith("timed out")
+        assert hanging.run().error == "previous run is still running (hung)"
+        assert Hanging.started == 1
+        for _ in range(5):
+            assert counting.run().success  # another thread: the hung one is not handed out
+        names = {t.name for t in threading.enumerate()}
+        assert "collector-hanging" in names
+    finally:
+        Hanging.release.set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "collector-hanging" in {t.name for t in threading.enumerate()}:
+        time.sleep(0.05)
+    assert "collector-hanging" not in {t.name for t in threading.enumerate()}
+    assert hanging.run().success  # the hung run ended: the collector runs again (released, it hangs no more)
+    assert Hanging.started == 2
