@@ -32,14 +32,13 @@ class _Missing:
         self._error = error
 
     def __getattr__(self, attr: str) -> NoReturn:
+        if attr.startswith("__"):
+            raise AttributeError(attr)  # copy, pickle, inspect probing for protocols: not a use of the module
         raise MissingDependency(
             f"needs the Python module {self._name}, which is not installed for this CPU ({platform.machine()}): "
             f"the bundle has no wheel for it here; install the distribution's {_PACKAGES.get(self._name, self._name)}"
             f" and restart the agent ({self._error})"
         )
-
-    def __bool__(self) -> bool:
-        return False
 
 
 def _load(name: str) -> Any:
