@@ -11,8 +11,12 @@ password never appears on a command line).
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from agent.optional import available, bcrypt
+
+if TYPE_CHECKING:
+    from agent.crypt import Libcrypt
 
 __all__ = ["hashpw", "checkpw", "backend", "BcryptUnavailable"]
 
@@ -27,14 +31,20 @@ def backend() -> str:
     return "bcrypt" if available(bcrypt) else "libcrypt"
 
 
-def _libcrypt_hash(password: bytes, setting: bytes) -> bytes:
+def _libcrypt() -> Libcrypt:
     from agent.crypt import LibcryptUnavailable, load
 
     try:
-        lib = load()
-        out = lib.crypt(password.decode("utf-8", "surrogateescape"), setting.decode("ascii"))
-    except (LibcryptUnavailable, UnicodeError, ValueError) as exc:
+        return load()
+    except LibcryptUnavailable as exc:
         raise BcryptUnavailable(f"no bcrypt module and no usable libcrypt: {exc}") from None
+
+
+def _libcrypt_hash(password: bytes, setting: str) -> bytes:
+    try:
+        out = _libcrypt().crypt(password.decode("utf-8"), setting)
+    except UnicodeError:
+        raise BcryptUnavailable("libcrypt's bcrypt takes UTF-8 passwords only") from None
     if out is None:
         raise BcryptUnavailable("no bcrypt module, and this system's libcrypt does not compute bcrypt ($2b$)")
     return out.encode("ascii")
@@ -44,13 +54,11 @@ def hashpw(password: bytes, rounds: int = 10) -> bytes:
     """A new $2b$ hash of ``password`` (bcrypt reads at most 72 bytes)."""
     if available(bcrypt):
         return bcrypt.hashpw(password, bcrypt.gensalt(rounds=rounds))
-    from agent.crypt import LibcryptUnavailable, load
-
     try:
-        setting = load().gensalt("$2b$", rounds)
-    except (LibcryptUnavailable, ValueError) as exc:
+        setting = _libcrypt().gensalt("$2b$", rounds)
+    except ValueError as exc:
         raise BcryptUnavailable(f"no bcrypt module, and libcrypt cannot make a bcrypt salt: {exc}") from None
-    return _libcrypt_hash(password, setting.encode("ascii"))
+    return _libcrypt_hash(password, setting)
 
 
 def checkpw(password: bytes, hashed: bytes) -> bool:
@@ -61,7 +69,7 @@ def checkpw(password: bytes, hashed: bytes) -> bool:
         return bool(bcrypt.checkpw(password, hashed))
     import hmac
 
-    return hmac.compare_digest(_libcrypt_hash(password, hashed), hashed)
+    return hmac.compare_digest(_libcrypt_hash(password, hashed.decode("ascii", "replace")), hashed)
 
 
 def main() -> int:

@@ -81,7 +81,7 @@ class _Workers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: list[SimpleQueue[Optional[tuple[str, Callable[[], None]]]]] = []
+        self._idle: list[SimpleQueue[tuple[str, Callable[[], None]]]] = []
 
     def submit(self, job: Callable[[], None], name: str) -> None:
         with self._lock:
@@ -91,7 +91,7 @@ class _Workers:
             threading.Thread(target=self._serve, args=(inbox,), name=name, daemon=True).start()
         inbox.put((name, job))
 
-    def _serve(self, inbox: SimpleQueue[Optional[tuple[str, Callable[[], None]]]]) -> None:
+    def _serve(self, inbox: SimpleQueue[tuple[str, Callable[[], None]]]) -> None:
         while True:
             try:
                 job = inbox.get(timeout=self.IDLE_EXIT)
@@ -101,8 +101,6 @@ class _Workers:
                         self._idle.remove(inbox)
                         return
                 continue  # handed a job just as the wait ended: it is in the inbox
-            if job is None:
-                return
             threading.current_thread().name = job[0]  # what a stack dump or log line shows: the collector
             try:
                 job[1]()
