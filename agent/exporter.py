@@ -43,6 +43,32 @@ class ExpositionCache:
         # Chunks rendered when the page is built (the scheduler's per-collector health): fresh at every build,
         # and free while nobody scrapes.
         self._late: dict[str, Callable[[], bytes]] = {}
+        # Clear from the agent's start until its frequent collectors have each finished a first run (the first
+        # scheduler says when): a scrape before that waits for it (bounded) instead of taking a half page whose
+        # missing series look absent. A cache nobody schedules for is complete as it is.
+        self._complete = threading.Event()
+        self._complete.set()
+        self._first_round_begun = False
+
+    @property
+    def complete(self) -> bool:
+        return self._complete.is_set()
+
+    def begin_first_round(self) -> bool:
+        """Hold scrapes until mark_complete(); False once that has happened (a reload's scheduler finds a full
+        page; one replacing a scheduler stopped during its first round takes the hold over)."""
+        with self._lock:
+            if self._first_round_begun and self._complete.is_set():
+                return False
+            self._first_round_begun = True
+            self._complete.clear()
+            return True
+
+    def mark_complete(self) -> None:
+        self._complete.set()
+
+    def wait_complete(self, timeout: float) -> bool:
+        return self._complete.wait(max(0.0, timeout))
 
     def set_order(self, owners: list[str]) -> None:
         with self._lock:
@@ -124,6 +150,19 @@ _LANDING = """<!DOCTYPE html>
 """
 
 
+# How long a scrape in the agent's first seconds waits for the first round of collectors: inside Prometheus'
+# scrape timeout (it sends it as a header; 10 s by default), with room for the transfer.
+FIRST_PAGE_WAIT = 8.0
+
+
+def _first_page_wait(request: Request) -> float:
+    try:
+        scrape_timeout = float(request.headers.get("x-prometheus-scrape-timeout-seconds", ""))
+    except ValueError:
+        return FIRST_PAGE_WAIT
+    return min(FIRST_PAGE_WAIT, scrape_timeout * 0.8) if scrape_timeout > 0 else FIRST_PAGE_WAIT
+
+
 class _Answers:
     """What the endpoint says: routing, basic auth and the pre-rendered pages (agent.endpoint does the I/O)."""
 
@@ -143,6 +182,8 @@ class _Answers:
         return (user, password) if sep else None
 
     def needs_slow_check(self, request: Request) -> bool:
+        if request.path == "/metrics" and not self.cache.complete:
+            return True  # answered on a checker thread, which may wait for the first round (never the loop)
         auth = self.auth
         if not auth.enabled:
             return False
@@ -168,6 +209,8 @@ class _Answers:
                               {"WWW-Authenticate": 'Basic realm="shaobing"'})
         path = request.path
         if path == "/metrics":
+            if not self.cache.complete:
+                self.cache.wait_complete(_first_page_wait(request))
             plain, gzipped = self.cache.page(time.time())
             if "gzip" in request.headers.get("accept-encoding", ""):
                 return self._send(200, gzipped, CONTENT_TYPE, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})

@@ -226,11 +226,24 @@ class Scheduler:
         cache.set_order([r.name for r in self.runners] + [SCHEDULER_OWNER])
         runners = self.runners
         cache.put_late(SCHEDULER_OWNER, lambda: render_scheduler_metrics(runners))
+        # The first round a scrape waits for: every frequent collector's first run (rare, heavy ones -- audits,
+        # package lists -- and those that wait for them add their series when they are done).
+        self._first_round = {r.name for r in self.runners
+                             if r.collector.interval < RARE_INTERVAL and not r.collector.waits_for}
+        if not cache.begin_first_round():
+            self._first_round.clear()
+        elif not self._first_round:
+            cache.mark_complete()
 
     def run_job(self, runner: CollectorRunner) -> RunResult:
         result = runner.run()
         if not runner.retired:
             self.cache.touch()  # the per-collector health is rendered when the page is next built
+            if self._first_round:
+                with self._meta_lock:
+                    self._first_round.discard(runner.name)
+                    if not self._first_round:
+                        self.cache.mark_complete()
             if self._dispatcher is not None:
                 self._dispatcher.refresh_soon()
         if runner.collector.interval >= RARE_INTERVAL:
