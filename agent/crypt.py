@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hmac
 import threading
 from typing import Optional
 
 from agent.compat import Literal
+from agent.digest import compare_digest
 
 __all__ = ["Libcrypt", "LibcryptUnavailable", "SaltStatus", "method_of", "LEGACY_METHODS", "load"]
 
@@ -146,7 +146,7 @@ class Libcrypt:
         computed = self.crypt(phrase, stored)
         if computed is None:
             return None
-        return hmac.compare_digest(computed.encode(), stored.encode("utf-8", "surrogateescape"))
+        return compare_digest(computed.encode(), stored.encode("utf-8", "surrogateescape"))
 
     def supports(self, stored: str) -> bool:
         """Whether this library can compute the method of ``stored`` (one hash with an empty phrase)."""

@@ -27,18 +27,37 @@ import logging
 import queue
 import selectors
 import socket
-import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from agent.compat import Protocol, SimpleQueue, shutdown_now
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["Limits", "Request", "Response", "Handler", "EndpointLoop", "bind"]
 
 log = logging.getLogger(__name__)
+
+
+class _NeverRaised(Exception):
+    """Stands for ssl.SSLWantReadError/SSLWantWriteError until a TLS connection exists: the ssl module (libssl
+    and libcrypto, 5 MiB resident) is loaded only by an agent that serves TLS. ssl.SSLError is an OSError, so
+    ``except OSError`` covers it either way."""
+
+
+_WANT_READ: type[Exception] = _NeverRaised
+_WANT_WRITE: type[Exception] = _NeverRaised
+
+
+def _tls_in_use() -> None:
+    global _WANT_READ, _WANT_WRITE
+    import ssl
+
+    _WANT_READ, _WANT_WRITE = ssl.SSLWantReadError, ssl.SSLWantWriteError
 
 
 @dataclass(frozen=True)
@@ -330,9 +349,10 @@ class EndpointLoop:
         state = _HEAD
         context = self.tls()
         if context is not None:
+            _tls_in_use()
             try:
                 sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            except (OSError, ssl.SSLError):
+            except OSError:
                 sock.close()
                 return
             state = _HANDSHAKE
@@ -351,6 +371,8 @@ class EndpointLoop:
             self._read(conn)
 
     def _handshake(self, conn: _Conn) -> None:
+        import ssl  # loaded: the connection is a TLS one
+
         sock = conn.sock
         assert isinstance(sock, ssl.SSLSocket)
         try:
@@ -361,7 +383,7 @@ class EndpointLoop:
         except ssl.SSLWantWriteError:
             self._watch(conn, selectors.EVENT_WRITE)
             return
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:
             log.debug("TLS handshake with %s failed: %s", conn.client, exc)
             self._close(conn)
             return
@@ -374,9 +396,9 @@ class EndpointLoop:
         while True:
             try:
                 data = conn.sock.recv(16384)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            except (BlockingIOError, InterruptedError, _WANT_READ, _WANT_WRITE):
                 break
-            except (OSError, ssl.SSLError):
+            except OSError:
                 self._close(conn)
                 return
             if not data:
@@ -476,15 +498,15 @@ class EndpointLoop:
         while out is not None and len(out):
             try:
                 sent = conn.sock.send(out)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+            except (BlockingIOError, InterruptedError, _WANT_WRITE):
                 self._watch(conn, selectors.EVENT_WRITE)
                 conn.out = out
                 return
-            except ssl.SSLWantReadError:
+            except _WANT_READ:
                 self._watch(conn, selectors.EVENT_READ)
                 conn.out = out
                 return
-            except (OSError, ssl.SSLError):
+            except OSError:
                 self._close(conn)
                 return
             out = out[sent:]

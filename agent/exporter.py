@@ -13,15 +13,16 @@ import base64
 import binascii
 import gzip
 import logging
-import ssl
 import threading
 import time
-from email.utils import formatdate
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from agent import __version__
 from agent.endpoint import EndpointLoop, Limits, Request, Response, bind
 from agent.webconfig import BasicAuth, WebConfig
+
+if TYPE_CHECKING:
+    import ssl  # only with TLS configured (agent.webconfig imports it then)
 
 __all__ = ["ExpositionCache", "MetricsServer", "CONTENT_TYPE"]
 
@@ -163,6 +164,18 @@ def _first_page_wait(request: Request) -> float:
     return min(FIRST_PAGE_WAIT, scrape_timeout * 0.8) if scrape_timeout > 0 else FIRST_PAGE_WAIT
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(when: float) -> str:
+    """RFC 9110 §5.6.7 IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``), as email.utils.formatdate(usegmt=True)
+    writes it, without importing the email package (2 MiB of the agent's memory for one header)."""
+    t = time.gmtime(when)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
 class _Answers:
     """What the endpoint says: routing, basic auth and the pre-rendered pages (agent.endpoint does the I/O)."""
 
@@ -198,7 +211,7 @@ class _Answers:
         return creds is not None and auth.check(*creds)
 
     def _send(self, status: int, body: bytes, ctype: str, extra: Optional[dict[str, str]] = None) -> Response:
-        headers = [("Content-Type", ctype), ("Date", formatdate(usegmt=True))]
+        headers = [("Content-Type", ctype), ("Date", http_date(time.time()))]
         headers += list(self.web.http_server_config.headers.items())
         headers += list((extra or {}).items())
         return Response(status, body, headers)

@@ -45,7 +45,6 @@ import os
 import random
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -65,6 +64,8 @@ from agent.state import write_private_json
 if TYPE_CHECKING:
     # Imported where used: agent.config imports this module on every host, push mode or not, and httpx costs
     # megabytes of RSS.
+    import ssl
+
     import httpx
 
 __all__ = ["PUSH_METRICS", "PUSH_OWNER", "PushOptions", "DiskBuffer", "Pusher", "timestamped_lines"]
@@ -525,6 +526,8 @@ def _verify(options: PushOptions) -> bool | ssl.SSLContext:
     if options.insecure_skip_verify:
         return False
     if options.ca_file:
+        import ssl
+
         return ssl.create_default_context(cafile=options.ca_file)
     return True
 

@@ -18,19 +18,20 @@ Relative paths are resolved against the directory of the web configuration file,
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
-import ssl
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from agent import passhash
 from agent.compat import Literal
+from agent.digest import keyed
 from agent.schema import Problem, SchemaError, load
+
+if TYPE_CHECKING:
+    import ssl  # imported when TLS is configured: libssl and libcrypto are 5 MiB of resident memory
 
 __all__ = ["WebConfig", "TLSServerConfig", "load_web_config", "BasicAuth", "downgrade"]
 
@@ -79,6 +80,8 @@ _TLS_ORDER = ("TLS10", "TLS11", "TLS12", "TLS13")
 
 
 def _limit_versions(ctx: ssl.SSLContext, low: str, high: Optional[str]) -> None:
+    import ssl
+
     if hasattr(ssl, "TLSVersion"):
         versions = {
             "TLS10": ssl.TLSVersion.TLSv1,
@@ -109,6 +112,8 @@ class WebConfig:
         tls = self.tls_server_config
         if tls is None:
             return None
+        import ssl
+
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         _limit_versions(ctx, tls.min_version, tls.max_version)
         ctx.load_cert_chain(tls.cert_file, tls.key_file)
@@ -149,7 +154,7 @@ def load_web_config(path: str) -> WebConfig:
             tls.client_ca_file = str(base / tls.client_ca_file)
         try:
             cfg.ssl_context()
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError is an OSError
             raise SchemaError(
                 [Problem(path, None, "tls_server_config", f"cannot load certificate/key: {exc}")]
             ) from None
@@ -194,15 +199,16 @@ class BasicAuth:
         self._sizes = {True: good_cache_size, False: cache_size}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrent)
-        # Unknown users still pay a bcrypt check, so timing does not reveal which users exist.
-        self._dummy = passhash.hashpw(b"shaobing-dummy", rounds=10)
+        # Unknown users still pay a bcrypt check, so timing does not reveal which users exist. (Without users
+        # there is nothing to check: no hash, and no bcrypt loaded.)
+        self._dummy = passhash.hashpw(b"shaobing-dummy", rounds=10) if self._users else b""
 
     @property
     def enabled(self) -> bool:
         return bool(self._users)
 
     def _digest(self, user: str, password: str) -> bytes:
-        return hmac.new(self._key, f"{user}\0{password}".encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+        return keyed(self._key, f"{user}\0{password}".encode("utf-8", "surrogatepass"))
 
     def cached(self, user: str, password: str) -> Optional[bool]:
         """The verdict if these credentials were checked before (no bcrypt), else None."""

@@ -9,12 +9,13 @@ list re-checks every account once, and an unchanged one never does.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from agent.digest import sha256
 
 __all__ = [
     "Dictionary",
@@ -138,12 +139,12 @@ class Dictionary:
     @property
     def version(self) -> str:
         """A digest of every input of :meth:`candidates`; the cache is keyed by it."""
-        h = hashlib.sha256()
+        h = sha256()
         policy = f"{self.policy.min_length}/{self.policy.min_classes}"
         site = ("\x00site", *self.site) if self.site else ()  # absent: the same version as before site names
         for part in ("v2", self.hostname, str(self.year), policy, *self.shipped, "\x00", *self.extra, *site):
             h.update(part.encode("utf-8", "surrogateescape") + b"\n")
-        return h.hexdigest()[:16]
+        return str(h.hexdigest()[:16])
 
     def size(self, user: str) -> int:
         """How many candidates ``candidates(user)`` holds, at most (cheap: no list is built)."""

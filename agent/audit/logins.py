@@ -9,9 +9,6 @@ loopback or one of this host's own, before any socket is opened: the agent must 
 from __future__ import annotations
 
 import base64
-import ftplib
-import hashlib
-import hmac
 import ipaddress
 import os
 import socket
@@ -138,6 +135,8 @@ def _mysql_write(s: socket.socket, seq: int, payload: bytes) -> None:
 
 
 def _native_scramble(password: str, salt: bytes) -> bytes:
+    import hashlib  # here, not at the top: hashlib loads libcrypto (3.5 MiB) into every agent
+
     if not password:
         return b""
     h1 = hashlib.sha1(password.encode()).digest()
@@ -147,6 +146,8 @@ def _native_scramble(password: str, salt: bytes) -> bytes:
 
 
 def _sha2_scramble(password: str, nonce: bytes) -> bytes:
+    import hashlib
+
     if not password:
         return b""
     p1 = hashlib.sha256(password.encode()).digest()
@@ -245,6 +246,8 @@ def redis_login(addr: Address, password: Optional[str]) -> LoginOutcome:
 
 
 def ftp_anonymous(host: str, port: int) -> LoginOutcome:
+    import ftplib  # imports ssl: only on a host that runs an FTP server
+
     check_target(host)
     ftp = ftplib.FTP(timeout=TIMEOUT)
     try:
@@ -275,6 +278,9 @@ def _pg_read(s: socket.socket) -> tuple[bytes, bytes]:
 
 
 def _scram(s: socket.socket, user: str, password: str) -> bool:
+    import hashlib
+    import hmac
+
     nonce = base64.b64encode(os.urandom(18)).decode()
     first_bare = f"n=,r={nonce}"
     msg = ("n,," + first_bare).encode()
@@ -321,6 +327,8 @@ def postgres_login(addr: Address, user: str, password: str) -> LoginOutcome:
         if code == 3:
             _pg_send(s, b"p", password.encode() + b"\x00")
         elif code == 5:
+            import hashlib
+
             inner = hashlib.md5((password + user).encode()).hexdigest()
             outer = hashlib.md5(inner.encode() + body[4:8]).hexdigest()
             _pg_send(s, b"p", b"md5" + outer.encode() + b"\x00")

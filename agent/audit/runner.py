@@ -5,7 +5,7 @@ nice 19 and the idle I/O class before its first hash, counts its own CPU time an
 budget; the accounts it did not finish are "pending" and resume from the same candidate next run. Each
 method has a cap on candidates (a yescrypt hash costs ~10x a sha512crypt one).
 
-Privacy. The cache maps HMAC-SHA256(host secret, account name + stored hash + dictionary version + cap)
+Privacy. The cache maps keyed BLAKE2b(host secret, account name + stored hash + dictionary version + cap)
 to a verdict ("weak", "empty", "ok", "unsupported", or "pending" with the next candidate index). The state
 file holds no account name, hash, salt or candidate, is 0600, and an unchanged hash is never hashed again.
 A position in the list is kept only while an account is *not* found weak (where to resume, or how far "ok"
@@ -16,11 +16,9 @@ child reports only verdicts and counts; what matched is never written anywhere.
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import platform
-import secrets
 import signal
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from agent.compat import Literal, unlink_missing
+from agent.digest import keyed
 from agent.state import write_private_json
 
 __all__ = ["Verdict", "WorkItem", "ChildResult", "ResultCache", "run_child", "lower_priority", "DEFAULT_CAPS"]
@@ -76,7 +75,7 @@ class ChildResult:
 
 
 class ResultCache:
-    """The 0600 state file of verdicts under HMAC keys, and the host secret that keys them."""
+    """The 0600 state file of verdicts under keyed-digest keys, and the host secret that keys them."""
 
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir
@@ -95,7 +94,7 @@ class ResultCache:
             except FileNotFoundError:
                 data = b""
             if len(data) < 32:
-                data = secrets.token_bytes(32)
+                data = os.urandom(32)
                 tmp = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.tmp")
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as fh:
@@ -115,8 +114,8 @@ class ResultCache:
         return self._secret
 
     def key(self, user: str, stored: str, version: str, cap: int) -> str:
-        msg = "\x00".join(("v1", user, stored, version, str(cap))).encode("utf-8", "surrogateescape")
-        return hmac.new(self.secret(), msg, "sha256").hexdigest()
+        msg = "\x00".join(("v2", user, stored, version, str(cap))).encode("utf-8", "surrogateescape")
+        return keyed(self.secret()[:64], msg).hex()
 
     def load(self) -> dict[str, tuple[Verdict, int]]:
         try:

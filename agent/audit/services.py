@@ -13,7 +13,6 @@ import glob
 import json
 import re
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -296,6 +295,8 @@ def inspect_tomcat_users(path: Path, port: int) -> list[ServiceFinding]:
         return []
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
         return []  # entity expansion is never needed here; do not feed it to the XML parser
+    import xml.etree.ElementTree as ET  # only where a Tomcat is installed
+
     try:
         root = ET.fromstring(text)
     except ET.ParseError:

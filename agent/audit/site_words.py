@@ -14,7 +14,6 @@ for the scan report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from agent.compat import isascii
+from agent.digest import sha256
 from agent.state import write_private_json
 
 __all__ = ["site_stems", "stems_for"]
@@ -79,7 +79,7 @@ def site_stems(names: Sequence[str], state_dir: Optional[Path]) -> tuple[list[st
     ascii_only = [n for n in wanted if not _CJK.search(n)]
     if len(ascii_only) == len(wanted):
         return [s for n in wanted for s in _ascii_stems(n)], None
-    digest = hashlib.sha256(json.dumps(wanted, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+    digest = sha256(json.dumps(wanted, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
     cache = state_dir / _CACHE if state_dir is not None else None
     if cache is not None:
         try:

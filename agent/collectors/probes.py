@@ -29,7 +29,6 @@ import datetime
 import logging
 import os
 import socket
-import ssl
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -45,6 +44,8 @@ from agent.report import Finding, Section
 
 if TYPE_CHECKING:
     # Imported where used: httpx (and its TLS stack) costs megabytes of RSS on hosts that configure no probes.
+    import ssl
+
     import httpx
 
 __all__ = ["ProbesCollector", "ProbesOptions", "HttpProbe", "TcpProbe", "ProbeResult", "fetch_cert_expiry"]
@@ -151,6 +152,8 @@ def fetch_cert_expiry(host: str, port: int, timeout: float, server_name: str | N
         log.warning("no cryptography module: the certificate expiry of https probes is not exported")
         return None
 
+    import ssl
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -228,6 +231,8 @@ class ProbesCollector(Collector):
             return self._clients.get(key) or self._new_client(key, probe)
 
     def _new_client(self, key: tuple[bool, str | None, bool], probe: HttpProbe) -> httpx.Client:
+        import ssl
+
         import httpx
 
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=probe.ca_file) if probe.verify_tls else False
@@ -339,7 +344,7 @@ class ProbesCollector(Collector):
                 log.debug("http probe %s: response slower than %.1fs", probe.name, probe.timeout)
             else:
                 status_ok = status in probe.expect_status if probe.expect_status else 200 <= status < 400
-        except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
+        except (httpx.HTTPError, OSError) as exc:  # ssl.SSLError is an OSError
             log.debug("http probe %s (%s) failed: %s", probe.name, redact_url(probe.url), type(exc).__name__)
             status_ok = False
         duration = time.monotonic() - started

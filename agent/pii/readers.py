@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -77,6 +76,8 @@ def read_text(path: Path, max_bytes: int) -> tuple[Optional[str], int]:
 
 
 def _read_office(path: Path, max_bytes: int) -> tuple[Optional[str], int]:
+    import zipfile  # with its compressors: loaded when the scan first meets an office file
+
     try:
         with zipfile.ZipFile(path) as archive:
             members = [i for i in archive.infolist() if _OFFICE_MEMBERS.match(i.filename)]

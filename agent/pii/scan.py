@@ -3,15 +3,13 @@
 Bounds: files per run, bytes per file, CPU seconds per run (the scanning thread's own CPU time) and, before
 the first file, the lowest CPU priority for that thread. Incremental: each file's fingerprint (size, mtime,
 inode) is kept under a keyed hash, with its counts; an unchanged file is not read again. The state file
-(0600) holds only HMAC-SHA256 digests of paths and fingerprints and the counts: no path, no name, no number.
+(0600) holds only keyed BLAKE2b digests (agent.digest) of paths and fingerprints and the counts: no path, no name, no number.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
-import secrets
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from agent.compat import native_thread_id, thread_time
+from agent.digest import keyed
 from agent.pii.detectors import KINDS, Found, scan_text
 from agent.pii.locations import Location
 from agent.pii.readers import is_dump, read_text, readable
@@ -75,7 +74,7 @@ class PiiState:
                 self._secret = self.key_path.read_bytes()
             except OSError:
                 self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                data = secrets.token_bytes(32)
+                data = os.urandom(32)
                 fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
@@ -83,7 +82,7 @@ class PiiState:
         return self._secret
 
     def digest(self, text: str) -> str:
-        return hmac.new(self.secret(), text.encode("utf-8", "surrogateescape"), "sha256").hexdigest()[:32]
+        return keyed(self.secret()[:64], text.encode("utf-8", "surrogateescape"), 16).hex()
 
     def load(self) -> dict[str, dict[str, object]]:
         try:

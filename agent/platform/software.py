@@ -12,7 +12,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +294,8 @@ def probe_binary(spec: SoftwareSpec, path: str, timeout: float) -> Optional[Dete
 
 def tomcat_version(jar: str) -> Optional[str]:
     """``server.number`` from catalina.jar (no JVM needed): ``9.0.83.0`` -> ``9.0.83``."""
+    import zipfile  # only where a Tomcat is installed
+
     try:
         with zipfile.ZipFile(jar) as archive:
             text = archive.read("org/apache/catalina/util/ServerInfo.properties").decode("utf-8", "replace")

@@ -153,6 +153,36 @@ def test_zero_config_agent_once_prints_the_exposition(tmp_path: Path) -> None:
     assert "shaobing_build_info{" in res.stdout
 
 
+def _mapped_libraries(pid: int) -> set[str]:
+    return {Path(line.split()[-1]).name for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+            if line.split()[-1].startswith("/")}
+
+
+def test_a_plain_http_agent_loads_no_openssl_and_its_first_scrape_is_whole(tmp_path: Path) -> None:
+    """libssl and libcrypto were 5 MiB of the agent's resident memory (hashlib, hmac, ssl, ftplib imported at the
+    top) on hosts that serve plain HTTP: now loaded only for TLS, a TLS probe or a PostgreSQL/MySQL login check.
+    The default collectors run (no audit: its hashing child is another process); the very first scrape carries
+    every frequent collector's series (it waits for their first round)."""
+    config = {"collectors": {"passwords": {"enabled": False}}}
+    with AgentProcess(tmp_path / "plain", config) as agent:
+        body = agent.scrape(timeout=15)
+        for series in ("shaobing_build_info{", "node_load1 ", 'shaobing_collector_success{collector="health"} 1',
+                       'shaobing_collector_success{collector="self"} 1'):
+            assert series in body, series
+        time.sleep(3)  # the rest of the first minute's runs
+        libs = _mapped_libraries(agent.pid)
+        assert not any(name.startswith(("libssl.", "libcrypto.")) for name in libs), sorted(libs)
+    # The same agent with TLS on does load them, and answers over TLS: the lazy import is not a missing one.
+    from tests.support.tls import make_ca, make_cert
+
+    ca = make_ca(tmp_path / "pki")
+    cert = make_cert(tmp_path / "pki", "agent", ca, hosts=["127.0.0.1"], days=30)
+    web = {"tls_server_config": {"cert_file": str(cert.cert_file), "key_file": str(cert.key_file)}}
+    with AgentProcess(tmp_path / "tls", config, web_config=web) as agent:
+        assert "node_load1 " in agent.scrape(ca=ca.cert_file, timeout=15)
+        assert any(name.startswith("libssl.") for name in _mapped_libraries(agent.pid))
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -92,6 +92,11 @@ class AgentProcess:
             raise TimeoutError(f"agent did not answer within {timeout}s:\n{self.log()}")
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def _answers(self) -> bool:
         ctx = ssl._create_unverified_context() if self.tls else None
         try:
