@@ -3,7 +3,8 @@
 A scrape never runs a collector: each finished collector run swaps its rendered chunk into
 ``ExpositionCache``, which joins and gzips the page once per change (when next asked for), and requests only
 read the current bytes. Only at the agent's start does a scrape wait (on a checker thread, bounded) for the
-first round of the frequent collectors, so the first page is whole. The connections themselves are agent.endpoint's: one loop, bounded heads and
+first round of the frequent collectors, so the first page is whole. The connections themselves are
+agent.endpoint's: one loop, bounded heads and
 deadlines, room made by closing the longest-waiting connection, so idle, slow or hostile clients cannot stop
 the scrapes.
 """

@@ -3,7 +3,8 @@
 Bounds: files per run, bytes per file, CPU seconds per run (the scanning thread's own CPU time) and, before
 the first file, the lowest CPU priority for that thread. Incremental: each file's fingerprint (size, mtime,
 inode) is kept under a keyed hash, with its counts; an unchanged file is not read again. The state file
-(0600) holds only keyed BLAKE2b digests (agent.digest) of paths and fingerprints and the counts: no path, no name, no number.
+(0600) holds only keyed BLAKE2b digests (agent.digest) of paths and fingerprints and the counts: no path, no
+name, no number.
 """
 
 from __future__ import annotations
@@ -71,14 +72,17 @@ class PiiState:
     def secret(self) -> bytes:
         if self._secret is None:
             try:
-                self._secret = self.key_path.read_bytes()
+                data = self.key_path.read_bytes()
             except OSError:
+                data = b""
+            if len(data) < 32:  # none yet, or a truncated one (digests under it are only ever recomputed)
                 self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 data = os.urandom(32)
-                fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_TRUNC
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
-                self._secret = data
+            self._secret = data
         return self._secret
 
     def digest(self, text: str) -> str:

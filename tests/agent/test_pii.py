@@ -265,3 +265,14 @@ def test_location_kinds_with_no_folder_export_nothing(host: dict[str, object]) -
     assert out.get("shaobing_pii_files", {"location": "web", "kind": "id_card"}) == 4
     assert out.get("shaobing_pii_files", {"location": "ftp", "kind": "id_card"}) is None  # not checked: absent
     assert out.get("shaobing_pii_dumps", {"location": "share"}) is None
+
+
+def test_a_truncated_state_key_is_replaced_not_fatal(tmp_path: Path) -> None:
+    from agent.pii.scan import PiiState
+
+    (tmp_path / "pii_scan.key").write_bytes(b"")
+    state = PiiState(tmp_path)
+    first = state.digest("/srv/www/a.csv")
+    assert len(first) == 32 and len((tmp_path / "pii_scan.key").read_bytes()) == 32
+    assert PiiState(tmp_path).digest("/srv/www/a.csv") == first  # the new key is kept
+    assert (tmp_path / "pii_scan.key").stat().st_mode & 0o777 == 0o600
