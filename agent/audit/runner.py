@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from agent.compat import Literal, unlink_missing
+from agent.compat import Literal
 from agent.digest import keyed
-from agent.state import write_private_json
+from agent.state import host_key, write_private_json
 
 __all__ = ["Verdict", "WorkItem", "ChildResult", "ResultCache", "run_child", "lower_priority", "DEFAULT_CAPS"]
 
@@ -89,28 +89,7 @@ class ResultCache:
     def secret(self) -> bytes:
         if self._secret is None:
             self._ensure_dir()
-            try:
-                data = self.key_path.read_bytes()
-            except FileNotFoundError:
-                data = b""
-            if len(data) < 32:
-                data = os.urandom(32)
-                tmp = self.key_path.with_name(f".{self.key_path.name}.{os.getpid()}.tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                try:
-                    # link() fails if the key exists: when `shaobing scan` and the agent race, one key wins.
-                    os.link(tmp, self.key_path)
-                except FileExistsError:
-                    existing = self.key_path.read_bytes()
-                    if len(existing) >= 32:
-                        data = existing
-                    else:
-                        os.replace(tmp, self.key_path)
-                finally:
-                    unlink_missing(tmp)
-            self._secret = data
+            self._secret = host_key(self.key_path)
         return self._secret
 
     def key(self, user: str, stored: str, version: str, cap: int) -> str:

@@ -22,7 +22,7 @@ from agent.digest import keyed
 from agent.pii.detectors import KINDS, Found, scan_text
 from agent.pii.locations import Location
 from agent.pii.readers import is_dump, read_text, readable
-from agent.state import write_private_json
+from agent.state import host_key, write_private_json
 
 __all__ = ["Limits", "FileHit", "ScanResult", "PiiState", "scan_locations"]
 
@@ -71,18 +71,7 @@ class PiiState:
 
     def secret(self) -> bytes:
         if self._secret is None:
-            try:
-                data = self.key_path.read_bytes()
-            except OSError:
-                data = b""
-            if len(data) < 32:  # none yet, or a truncated one (digests under it are only ever recomputed)
-                self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                data = os.urandom(32)
-                fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_TRUNC
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-            self._secret = data
+            self._secret = host_key(self.key_path)
         return self._secret
 
     def digest(self, text: str) -> str:
