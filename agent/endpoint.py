@@ -11,7 +11,12 @@ thread:
   a body can never be taken for the next request;
 * connections are capped in total and per client address; at a cap the connection that has waited longest
   without completing a request is closed to make room, so a client that sends its request promptly -- a
-  Prometheus scrape -- is always served, whatever slow clients hold;
+  Prometheus scrape -- is always served, whatever slow clients hold. Only a connection that has waited at
+  least ``evict_after`` is closed so; while every waiting one is younger, newcomers are parked (a descriptor,
+  no TLS work) and admitted oldest first as room appears, and when ``max_parked`` are parked the rest wait in
+  the kernel's listen backlog. Closing the youngest instead lets a connect flood close every handshake
+  before it can finish -- each accept closing the one admitted just before -- a scrape's among them, and
+  then nothing completes at all;
 * a request is answered in the loop when that needs no bcrypt (no auth, or credentials already verified);
   only unverified credentials go to a small bounded pool of checkers, whose queue sheds load with 503.
 
@@ -20,6 +25,7 @@ Responses leave in one buffer (headers and body together), written without block
 
 from __future__ import annotations
 
+import collections
 import errno
 import heapq
 import itertools
@@ -65,6 +71,8 @@ class Limits:
     max_connections: int = 512
     max_per_client: int = 64
     head_timeout: float = 10.0
+    evict_after: float = 1.0  # a waiting connection younger than this is never closed to make room
+    max_parked: int = 128  # newcomers waiting for room, beyond which accepting pauses
     idle_timeout: float = 30.0
     write_timeout: float = 30.0
     max_head_bytes: int = 8192
@@ -218,8 +226,11 @@ class EndpointLoop:
         self._waker_w.setblocking(False)
         self._checkers = ThreadPoolExecutor(max_workers=limits.auth_workers, thread_name_prefix="http-auth")
         self._checking = 0
+        self._parked: collections.deque[tuple[socket.socket, str, float]] = collections.deque()
+        self._listening = False
         self._closing = False
         self.evicted = 0
+        self.refused = 0
         self.shed = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -232,13 +243,15 @@ class EndpointLoop:
             pass
 
     def serve(self) -> None:
-        self._sel.register(self.listener, selectors.EVENT_READ, "listen")
+        self._listen(True)
         self._sel.register(self._waker_r, selectors.EVENT_READ, "wake")
         try:
             while not self._closing:
                 timeout = None
                 if self._timers:
                     timeout = max(self._timers[0][0] - self.clock(), 0.0)
+                if self._parked:  # room appears when a waiting connection has aged past evict_after
+                    timeout = min(timeout, 0.05) if timeout is not None else 0.05
                 for key, mask in self._sel.select(timeout):
                     if key.data == "listen":
                         self._accept()
@@ -249,9 +262,12 @@ class EndpointLoop:
                         if conn is not None:
                             self._ready(conn, mask)
                 self._expire()
+                self._unpark()
         finally:
             for conn in list(self._conns.values()):
                 self._close(conn)
+            while self._parked:
+                self._parked.popleft()[0].close()
             self._sel.close()
             self.listener.close()
             self._waker_r.close()
@@ -306,11 +322,49 @@ class EndpointLoop:
         except OSError:
             pass
 
+    def _listen(self, on: bool) -> None:
+        if on != self._listening:
+            if on:
+                self._sel.register(self.listener, selectors.EVENT_READ, "listen")
+            else:
+                self._sel.unregister(self.listener)
+            self._listening = on
+
+    def _room_for(self, client: str) -> bool:
+        over = (len(self._conns) >= self.limits.max_connections
+                or self._per_client.get(client, 0) >= self.limits.max_per_client)
+        return not over or self._make_room(client)
+
+    def _unpark(self) -> None:
+        """Admit parked newcomers oldest first as room appears; close those parked past the head deadline."""
+        if not self._parked:
+            self._listen(True)
+            return
+        now = self.clock()
+        waiting: collections.deque[tuple[socket.socket, str, float]] = collections.deque()
+        blocked: set[str] = set()  # keeps a client's order: none of its later ones may overtake
+        full = False  # the total cap, with no room to make: nobody else can be admitted this round
+        for sock, client, accepted in self._parked:
+            if now - accepted >= self.limits.head_timeout:
+                sock.close()
+                self.refused += 1
+            elif not full and client not in blocked and self._room_for(client):
+                self._admit(sock, client, accepted)
+            else:
+                blocked.add(client)
+                full = full or len(self._conns) >= self.limits.max_connections
+                waiting.append((sock, client, accepted))
+        self._parked = waiting
+        self._listen(len(waiting) < self.limits.max_parked)
+
     def _make_room(self, client: str) -> bool:
         """At a cap: close the connection that has waited longest without completing a request (of this
-        client when its own cap is hit). False when every connection is busy with a request."""
+        client when its own cap is hit). False when every connection is busy with a request or has waited
+        less than ``evict_after``."""
         own = self._per_client.get(client, 0) >= self.limits.max_per_client
-        victims = [c for c in self._conns.values() if c.state in _WAITING and (not own or c.client == client)]
+        settled = self.clock() - self.limits.evict_after
+        victims = [c for c in self._conns.values()
+                   if c.state in _WAITING and c.since <= settled and (not own or c.client == client)]
         if not victims:
             return False
         self._close(min(victims, key=lambda c: c.since))
@@ -321,6 +375,9 @@ class EndpointLoop:
 
     def _accept(self) -> None:
         for _ in range(64):  # bounded per wake-up, so a connect flood cannot starve the other sockets
+            if len(self._parked) >= self.limits.max_parked:
+                self._listen(False)  # the rest wait in the kernel's listen backlog
+                return
             try:
                 sock, addr = self.listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -332,15 +389,15 @@ class EndpointLoop:
                     self._make_room("")
                 return
             client = str(addr[0])
-            over = (len(self._conns) >= self.limits.max_connections
-                    or self._per_client.get(client, 0) >= self.limits.max_per_client)
-            if over and not self._make_room(client):
-                sock.close()
+            if self._parked or not self._room_for(client):
+                self._parked.append((sock, client, self.clock()))  # first come, first admitted
                 continue
             self._admit(sock, client)
 
-    def _admit(self, sock: socket.socket, client: str) -> None:
+    def _admit(self, sock: socket.socket, client: str, accepted: Optional[float] = None) -> None:
+        """The head deadline runs from the accept; the age that makes a connection a victim, from now."""
         now = self.clock()
+        deadline = (now if accepted is None else accepted) + self.limits.head_timeout
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -356,10 +413,10 @@ class EndpointLoop:
                 sock.close()
                 return
             state = _HANDSHAKE
-        conn = _Conn(sock, client, state, now, now + self.limits.head_timeout)
+        conn = _Conn(sock, client, state, now, deadline)
         self._conns[sock.fileno()] = conn
         self._per_client[client] = self._per_client.get(client, 0) + 1
-        self._arm(conn, now + self.limits.head_timeout)
+        self._arm(conn, deadline)
         self._watch(conn, selectors.EVENT_READ)
 
     def _ready(self, conn: _Conn, mask: int) -> None:

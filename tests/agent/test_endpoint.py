@@ -1,11 +1,13 @@
 """The connection loop's edges, on raw sockets: head limits, bodies on GET, methods, keep-alive and pipelining,
-HTTP/1.0, deadlines, and room made by closing the longest-waiting connection."""
+HTTP/1.0, deadlines, room made by closing the longest-waiting connection, and a connect burst that must not
+close connections still in progress."""
 
 from __future__ import annotations
 
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,8 +20,8 @@ from agent.webconfig import WebConfig
 def server() -> Iterator[MetricsServer]:
     cache = ExpositionCache()
     cache.put("health", b"# TYPE node_load1 gauge\nnode_load1 0.5\n")
-    limits = Limits(max_connections=8, max_per_client=6, head_timeout=1.0, idle_timeout=2.0, max_head_bytes=2048,
-                    max_headers=10)
+    limits = Limits(max_connections=8, max_per_client=6, head_timeout=1.0, evict_after=0.3, idle_timeout=2.0,
+                    max_head_bytes=2048, max_headers=10, max_parked=4)
     srv = MetricsServer(cache, limits)
     srv.start("127.0.0.1", 0, WebConfig())
     yield srv
@@ -108,4 +110,52 @@ def test_at_the_cap_the_longest_waiting_connection_makes_room(server: MetricsSer
         assert idle[0].recv(1) == b""  # the longest-waiting connection was closed
     finally:
         for sock in idle:
+            sock.close()
+
+
+def test_a_connect_burst_at_the_cap_parks_newcomers_instead_of_closing_requests_in_progress(
+        server: MetricsServer) -> None:
+    # Six connections (the per-client cap) have begun their requests; six more arrive at once before any of
+    # the first has finished. Closing the longest-waiting one per arrival would close all six in progress.
+    started = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(6)]
+    burst = []
+    try:
+        for sock in started:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+        time.sleep(0.05)
+        burst = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(6)]
+        for sock in burst:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        time.sleep(0.1)
+        for sock in started:  # each finishes its head well inside the deadline
+            sock.sendall(b"Connection: close\r\n\r\n")
+        answers = []
+        for sock in started + burst:
+            out = b""
+            while chunk := sock.recv(65536):
+                out += chunk
+            answers.append(_status(out))
+        assert answers == [200] * 12, answers
+        assert server.loop is not None and server.loop.evicted == 0
+    finally:
+        for sock in started + burst:
+            sock.close()
+
+
+def test_newcomers_beyond_the_parking_wait_in_the_backlog_and_all_get_in(server: MetricsServer) -> None:
+    # Six slow connections hold the per-client cap, younger than evict_after. Eight prompt requests arrive
+    # at once, more than max_parked (4): four are parked, the rest wait in the kernel's backlog, and every one
+    # is answered once the slow ones have aged past evict_after -- none is refused.
+    slow = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(6)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+        time.sleep(0.05)
+        with ThreadPoolExecutor(8) as pool:
+            raws = list(pool.map(lambda _: _talk(server.port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"),
+                                 range(8)))
+        assert [_status(r) for r in raws] == [200] * 8
+        assert server.loop is not None and server.loop.evicted >= 1 and server.loop.refused == 0
+    finally:
+        for sock in slow:
             sock.close()
