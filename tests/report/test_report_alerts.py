@@ -103,12 +103,15 @@ def test_alert_counts_and_handling_times_from_the_relay_store(
         )
         assert wait_until(lambda: len(_stored(db, "resolved")) == 3, 30), _stored(db, "resolved")
         down2 = _alert("ShaobingHostDown", "cg-02", "城关镇", "critical", e - 2580)
+        posted2 = time.time()
         am.post_alerts([down2])
         assert wait_until(lambda: len(_stored(db, "firing")) == 4, 30)
-        # Someone acknowledges the open one through the link in its chat message.
+        # Someone acknowledges the open one through the link in its chat message -- a message sent after the
+        # second outage was posted (the first outage's messages carry links to its own, closed incident).
 
         def link() -> str:
-            found = [m.group(1) for g in fakes.got("dingtalk") for m in [LINK.search(g.body["markdown"]["text"])] if m]
+            got = [g for g in fakes.got("dingtalk") if g.at >= posted2]
+            found = [m.group(1) for g in got for m in [LINK.search(g.body["markdown"]["text"])] if m]
             return found[-1] if found else ""
 
         assert wait_until(lambda: bool(link()), 30)
