@@ -15,6 +15,13 @@ if [ -s "$tarball" ]; then
     exit 0
 fi
 mkdir -p "$cache"
+# One builder per suite at a time (test workers run in parallel): the others wait, then find the tarball.
+exec 9>"$cache/.lock-$name"
+flock -w 1500 9
+if [ -s "$tarball" ]; then
+    echo "$tarball"
+    exit 0
+fi
 mirror=$(grep -rhoE '(https?://[^ ]*debian)/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
          | grep -v security | head -n1 | tr -d ' ' || true)
 mirror=${SHAOBING_DEBIAN_MIRROR:-${mirror:-http://deb.debian.org/debian}}
