@@ -30,4 +30,5 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+# Everything, slow end-to-end cases included, on two workers (tests/conftest.py groups the files).
+.venv/bin/pytest -q -p no:cacheprovider -m "slow or not slow" -n "${SHAOBING_TEST_WORKERS:-2}" --dist loadgroup "$@"
