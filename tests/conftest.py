@@ -1,28 +1,48 @@
-"""Suite-wide collection rules for running on several workers (scripts/test.sh: pytest-xdist, --dist loadgroup).
+"""Suite-wide rules for running on two workers (scripts/test.sh: pytest-xdist).
 
-Every test file runs whole on one worker (its module fixtures -- a Prometheus, a MariaDB, a relay -- start once),
-and the files that build the offline bundle or unpack fresh Debian roots share one group, so the bundle is
-built once and two multi-minute installs never compete for the disk. Those files are marked ``slow``: plain
-``pytest`` skips them, scripts/test.sh (CI) runs them.
+Every test file runs whole on one worker (its module fixtures -- a Prometheus, a MariaDB, a relay -- start
+once), and the files that build the offline bundle or install into fresh Debian roots run together on one
+worker, so the bundle is built once and two multi-minute installs never compete for the disk
+(``pytest_xdist_make_scheduler`` below; xdist's own ``--dist loadgroup`` cannot rename nodes on pytest 9.2).
+Their tests that build the bundle or need root for a fresh root are marked ``slow``: plain ``pytest`` skips
+them, scripts/test.sh (CI) runs them.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+# The files whose tests build the bundle or unpack fresh Debian roots (one worker runs them all, in order).
+ROOT_FILES = frozenset(
+    f"tests/deploy/{name}.py"
+    for name in ("test_bundle", "test_centre_setup", "test_installer", "test_installer_old_python",
+                 "test_installer_other_cpu", "test_legacy_unit", "test_nspawn_boot")
+)
 ROOTS_GROUP = "debian-roots"
 # Fixtures that mean "this test builds the bundle or installs into a fresh root".
-_ROOT_FIXTURES = {"bundle", "needs_root"}
+_SLOW_FIXTURES = {"bundle", "needs_root"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before -m deselects and before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & _ROOT_FIXTURES:
+        if set(getattr(item, "fixturenames", ())) & _SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group(ROOTS_GROUP))
-        else:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
+def scope_of(nodeid: str) -> str:
+    """The unit of work one worker takes whole: the test's file, or the group of root-building files."""
+    path = nodeid.split("::", 1)[0]
+    return ROOTS_GROUP if path in ROOT_FILES else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope_of(nodeid)
+
+    return ByFile(config, log)
