@@ -3,6 +3,7 @@ modes and counters that survive restarts -- real VictoriaMetrics on loopback, a 
 
 from __future__ import annotations
 
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -167,7 +168,14 @@ def test_outage_kill9_and_restart_lose_nothing_beyond_the_dead_time(tmp_path: Pa
     agent = AgentProcess(tmp_path / "agent", config)
     agent.start()
     try:
-        time.sleep(16)  # three snapshots into the outage (VictoriaMetrics is not running)
+        # Three snapshots into the outage (VictoriaMetrics is not running): the third is taken 10 s after the
+        # oldest buffered one, whenever the agent (on a busy machine, later) took that.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            oldest = re.search(r"^shaobing_push_oldest_buffered_timestamp_seconds(?:\{[^}]*\})? (\S+)$", agent.scrape(), re.M)
+            if oldest and time.time() >= float(oldest.group(1)) + 11:
+                break
+            time.sleep(0.5)
         agent.kill9()
         dead_from = time.time()
         time.sleep(4)

@@ -143,8 +143,13 @@ acknowledge:
             acked(),
             relay.log.read_text()[-2000:],
         )
-        silences = httpx.get(f"{am.url}/api/v2/silences", timeout=5).json()
-        assert [(s["createdBy"], s["matchers"][0]["value"]) for s in silences] == [("张三（短信回复）", "x")]
+        # The silence follows the recorded acknowledgement (a call to Alertmanager after the commit).
+
+        def silences() -> list[tuple[str, str]]:
+            found = httpx.get(f"{am.url}/api/v2/silences", timeout=5).json()
+            return [(s["createdBy"], s["matchers"][0]["value"]) for s in found]
+
+        assert wait_until(lambda: silences() == [("张三（短信回复）", "x")], 20), silences()
         assert wait_until(lambda: modem.inbox == {}, 10)  # the replies were read and deleted from the SIM
         # Signal lost: the health metrics follow (registration 0, signal absent rather than 0).
         modem.rssi, modem.registration = 99, 2
