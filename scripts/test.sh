@@ -32,12 +32,11 @@ echo "== mypy"
 echo "== pytest"
 # Everything, slow end-to-end cases included, on two workers (tests/conftest.py keeps each file on one
 # worker); then, alone, the cases that measure latency under a load they make themselves (marker `serial`).
-# Exit code 5 is "no test selected" (e.g. a path given on the command line has no serial case).
 rc=0
 .venv/bin/pytest -q -p no:cacheprovider -m "not serial" -n "${SHAOBING_TEST_WORKERS:-2}" "$@" || rc=$?
 serial=0
 .venv/bin/pytest -q -p no:cacheprovider -m serial "$@" || serial=$?
-[ "$rc" = 5 ] && [ "$serial" != 5 ] && rc=0
-[ "$serial" = 5 ] && serial=0
-[ "$rc" = 0 ] && rc=$serial
-exit "$rc"
+# 5 is pytest's "no test selected": a path given on the command line without (or with only) serial cases.
+for code in "$rc" "$serial"; do
+    [ "$code" = 0 ] || [ "$code" = 5 ] || exit "$code"
+done
