@@ -28,11 +28,19 @@ class Clock:
         return self.now
 
 
-def _value(cache: ExpositionCache, name: str) -> float:
-    for line in cache.page()[0].decode().splitlines():
+def sample(page: str, name: str) -> float | None:
+    """The value of the unlabelled series ``name`` in an exposition page, None when it is absent."""
+    for line in page.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
-    raise AssertionError(f"{name} not in the page")
+    return None
+
+
+def _value(cache: ExpositionCache, name: str) -> float:
+    value = sample(cache.page()[0].decode(), name)
+    if value is None:
+        raise AssertionError(f"{name} not in the page")
+    return value
 
 
 @pytest.fixture

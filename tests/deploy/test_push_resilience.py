@@ -3,7 +3,6 @@ modes and counters that survive restarts -- real VictoriaMetrics on loopback, a 
 
 from __future__ import annotations
 
-import re
 import stat
 import time
 from collections.abc import Iterator
@@ -15,7 +14,8 @@ from agent.exporter import ExpositionCache
 from agent.push import DiskBuffer, Pusher, PushOptions, timestamped_lines
 from tests.deploy.push_proxy import PushProxy
 from tests.deploy.servers import VictoriaMetrics
-from tests.deploy.test_push import Clock, _value
+from tests.deploy.test_push import Clock, _value, sample
+from tests.relay.relay_testlib import wait_until
 from tests.support.agent import AgentProcess
 from tests.support.prometheus import free_port
 
@@ -170,12 +170,11 @@ def test_outage_kill9_and_restart_lose_nothing_beyond_the_dead_time(tmp_path: Pa
     try:
         # Three snapshots into the outage (VictoriaMetrics is not running): the third is taken 10 s after the
         # oldest buffered one, whenever the agent (on a busy machine, later) took that.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            oldest = re.search(r"^shaobing_push_oldest_buffered_timestamp_seconds(?:\{[^}]*\})? (\S+)$", agent.scrape(), re.M)
-            if oldest and time.time() >= float(oldest.group(1)) + 11:
-                break
-            time.sleep(0.5)
+        def three_buffered() -> bool:
+            oldest = sample(agent.scrape(), "shaobing_push_oldest_buffered_timestamp_seconds")
+            return oldest is not None and time.time() >= oldest + 11
+
+        assert wait_until(three_buffered, 60, interval=0.5), agent.log()[-2000:]
         agent.kill9()
         dead_from = time.time()
         time.sleep(4)
