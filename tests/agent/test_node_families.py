@@ -183,3 +183,19 @@ def test_a_missing_family_is_not_applicable_and_names_the_file(tmp_path: Path) -
                             proc_root=str(tmp_path / "proc"))
     with pytest.raises(NotApplicable, match=r"pressure/cpu"):
         col.collect(MetricSet(col.metrics))
+
+
+def test_a_family_reads_a_file_whole_up_to_its_cap_and_nothing_from_a_missing_one(tmp_path: Path) -> None:
+    """NodeFamily.read (every family's file access): whole files across many 64 KiB reads, cut at 1 MiB,
+    undecodable bytes replaced, None for a missing file or a directory."""
+    from agent.collectors.node.base import _MAX_FILE
+    from agent.collectors.node.filefd import FilefdCollector
+
+    col = FilefdCollector(FilefdCollector.options_class(), AgentContext(tmp_path / "state"), proc_root=str(tmp_path))
+    (tmp_path / "small").write_bytes(b"1\t0\t9\n")
+    (tmp_path / "mid").write_bytes(b"x" * 200_000 + b"\xff end")
+    (tmp_path / "huge").write_bytes(b"y" * (_MAX_FILE + 4096))
+    assert col.read(tmp_path / "small") == "1\t0\t9\n"
+    assert col.read(str(tmp_path / "mid")) == "x" * 200_000 + "\ufffd end"
+    assert col.read(tmp_path / "huge") == "y" * _MAX_FILE
+    assert col.read(tmp_path / "missing") is None and col.read(tmp_path) is None

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Union
 
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
 
 __all__ = ["NodeFamily"]
 
 _MAX_FILE = 1 << 20  # no /proc or /sys file of these families is anywhere near 1 MiB
+_CHUNK = 64 << 10
 
 
 class NodeFamily(Collector):
@@ -28,13 +30,30 @@ class NodeFamily(Collector):
         self.proc = Path(proc_root)
         self.sys = Path(sys_root)
 
-    def read(self, path: Path) -> Optional[str]:
-        """The file's text, or None when it does not exist or cannot be read."""
+    def read(self, path: Union[str, Path]) -> Optional[str]:
+        """The file's text (at most _MAX_FILE bytes), or None when it does not exist or cannot be read.
+
+        Read with os.read in 64 KiB steps: a buffered ``read(1 MiB)`` allocates (and maps) the whole MiB each
+        time, ~0.3 ms for a one-line sysctl file against ~15 us this way, and the families read ~60 files a
+        cycle."""
         try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                return fh.read(_MAX_FILE)
+            fd = os.open(path, os.O_RDONLY)
         except OSError:
             return None
+        try:
+            chunks = []
+            size = 0
+            while size < _MAX_FILE:
+                chunk = os.read(fd, min(_CHUNK, _MAX_FILE - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)).decode("utf-8", errors="replace")
 
     def read_required(self) -> str:
         text = self.read(self.proc / self.requires)

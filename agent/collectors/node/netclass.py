@@ -73,10 +73,10 @@ class NetclassCollector(NodeFamily):
         except OSError:
             raise NotApplicable(f"{root} does not exist") from None
         for device in devices:
-            base = root / device
+            base = f"{root}/{device}/"  # a str: ~90 files a cycle, and a Path join costs as much as the read
 
-            def text(attr: str, base: object = base) -> str:
-                value = self.read(base / attr)  # type: ignore[operator]
+            def text(attr: str, base: str = base) -> str:
+                value = self.read(base + attr)
                 return value.strip() if value is not None else ""
 
             operstate = text("operstate")
@@ -85,7 +85,7 @@ class NetclassCollector(NodeFamily):
                                              "broadcast": text("broadcast"), "duplex": text("duplex"),
                                              "operstate": operstate, "ifalias": text("ifalias")})
             for suffix, attr, _ in _FIELDS:
-                value = _int(self.read(base / attr))
+                value = _int(self.read(base + attr))
                 if value is None:
                     continue
                 if suffix == "speed_bytes":
