@@ -8,7 +8,6 @@ generated from here (``python -m agent.catalog``).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,8 @@ class MetricSpec:
     labels: tuple[str, ...] = ()
     unit: str = ""
     collector: str = ""  # filled in by the collector registry; the owner of the family
+    # The family's "# HELP" and "# TYPE" lines, escaped once here rather than at every render.
+    header: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -42,6 +43,8 @@ class MetricSpec:
                 raise ValueError(f"invalid label name {label!r} on {self.name}")
         if self.type == "counter" and not self.name.endswith("_total"):
             raise ValueError(f"counter {self.name} must end in _total")
+        header = f"# HELP {self.name} {_escape_help(self.help)}\n# TYPE {self.name} {self.type}"
+        object.__setattr__(self, "header", header)
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,19 @@ class MetricSet:
         self.extra: bytes = b""
 
     def add(self, name: str, value: float, labels: Mapping[str, str] | None = None) -> None:
-        spec = self._specs.get(name)
+        fam = self._families.get(name)
+        spec = fam.spec if fam is not None else self._specs.get(name)
         if spec is None:
             raise KeyError(f"metric {name!r} is not declared by this collector")
+        # Same label names as declared: as many, and every declared one given (cheaper than comparing sets;
+        # collectors add hundreds of samples a cycle).
         given = labels or {}
-        if set(given) != set(spec.labels):
-            raise ValueError(f"metric {name}: labels {sorted(given)} != declared {sorted(spec.labels)}")
-        key = tuple((k, str(given[k])) for k in spec.labels)
-        fam = self._families.get(name)
+        try:
+            if len(given) != len(spec.labels):
+                raise KeyError
+            key = tuple([(k, str(given[k])) for k in spec.labels])
+        except KeyError:
+            raise ValueError(f"metric {name}: labels {sorted(given)} != declared {sorted(spec.labels)}") from None
         if fam is None:
             fam = self._families[name] = _Family(spec)
         # A repeated label set overwrites: the last value wins, and the output never has duplicates.
@@ -113,6 +121,20 @@ class MetricSet:
             fam = self._families[name]
             yield fam.spec, [Sample(k, v) for k, v in sorted(fam.samples.items())]
 
+    def render(self) -> bytes:
+        """``render(self.families())`` without building a Sample per sample (what each collector run ends with)."""
+        lines: list[str] = []
+        for name in sorted(self._families):
+            fam = self._families[name]
+            lines.append(fam.spec.header)
+            if fam.spec.labels:
+                for key, value in sorted(fam.samples.items()):
+                    inner = ",".join([f'{k}="{_escape_label(v)}"' for k, v in key])
+                    lines.append(f"{name}{{{inner}}} {_format_value(value)}")
+            else:
+                lines.extend(f"{name} {_format_value(value)}" for value in fam.samples.values())
+        return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+
 
 def _escape_help(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
@@ -123,12 +145,12 @@ def _escape_label(value: str) -> str:
 
 
 def _format_value(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
+    try:
+        whole = int(value)
+    except (ValueError, OverflowError):  # NaN, +-Inf
+        return "NaN" if value != value else ("+Inf" if value > 0 else "-Inf")
+    if whole == value and -1e15 < value < 1e15:
+        return str(whole)
     return repr(value)
 
 
@@ -136,8 +158,7 @@ def render(families: Iterable[tuple[MetricSpec, Sequence[Sample]]]) -> bytes:
     """Render families in the Prometheus text exposition format 0.0.4."""
     lines: list[str] = []
     for spec, samples in families:
-        lines.append(f"# HELP {spec.name} {_escape_help(spec.help)}")
-        lines.append(f"# TYPE {spec.name} {spec.type}")
+        lines.append(spec.header)
         for sample in samples:
             if sample.labels:
                 inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sample.labels)

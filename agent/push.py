@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
 from agent import __version__
-from agent.catalog import MetricSet, MetricSpec, render
+from agent.catalog import MetricSet, MetricSpec
 from agent.compat import Literal, unlink_missing
 from agent.exporter import ExpositionCache
 from agent.redact import redact_url
@@ -508,7 +508,7 @@ class Pusher:
             out.add("shaobing_push_oldest_buffered_timestamp_seconds", oldest)
         out.add("shaobing_push_dropped_samples_total", self.buffer.dropped_samples if self.buffer else 0)
         out.add("shaobing_push_quarantined_segments_total", self.quarantined)
-        self.cache.put(PUSH_OWNER, render(out.families()))
+        self.cache.put(PUSH_OWNER, out.render())
 
 
 def _short(text: str) -> str:

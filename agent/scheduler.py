@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from queue import Empty
 from typing import Optional
 
-from agent.catalog import MetricSet, MetricSpec, render
+from agent.catalog import MetricSet, MetricSpec
 from agent.collector import Collector, MissingDependency, NotApplicable
 from agent.compat import SimpleQueue, thread_time
 from agent.exporter import ExpositionCache
@@ -167,7 +167,7 @@ class CollectorRunner:
                 assert isinstance(out, MetricSet)
                 result = RunResult(True, True, duration)
                 self.collector.last_metrics = out  # what report() describes in `shaobing scan`
-                self._finish(result, render(out.families()) + out.extra)
+                self._finish(result, out.render() + out.extra)
             return result
 
     def _target(self, box: dict[str, object]) -> None:
@@ -211,7 +211,7 @@ def render_scheduler_metrics(runners: Sequence[CollectorRunner]) -> bytes:
             out.add("node_scrape_collector_success", 1 if r.last.success else 0, labels)
         if r.last_success_at is not None:
             out.add("shaobing_collector_last_success_timestamp_seconds", r.last_success_at, labels)
-    return render(out.families())
+    return out.render()
 
 
 class Scheduler:

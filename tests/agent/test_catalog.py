@@ -128,3 +128,48 @@ def test_promtool_finds_nothing_beyond_node_exporters_own(exposition: str) -> No
                          r"node_entropy_\w+_bits use base unit)")
     unexpected = [p for p in problems if not allowed.match(p)]
     assert not unexpected, "\n".join(unexpected)
+
+
+def test_a_metric_set_renders_what_the_reference_parser_reads_back() -> None:
+    """MetricSet.render() (each collector run's output) against prometheus_client's parser of the text
+    format: special floats, integers at the edge of exact, escaped label values, sorted samples."""
+    from agent.catalog import MetricSet, MetricSpec, render
+
+    specs = [MetricSpec("x_value", "gauge", 'Help with \\ and\nnewline.', ("k", "v")),
+             MetricSpec("x_plain", "gauge", "No labels."), MetricSpec("x_events_total", "counter", "C.")]
+    out = MetricSet(specs)
+    values = {"nan": float("nan"), "pinf": float("inf"), "ninf": float("-inf"), "negzero": -0.0,
+              "big": 1e15, "bigger": 1e300, "frac": 0.1, "exact": float(2 ** 53 - 1), "neg": -3.0}
+    for key, value in values.items():
+        out.add("x_value", value, {"k": key, "v": 'a\\b"c\nd 中文'})
+    out.add("x_plain", 7)
+    out.add("x_events_total", 2.5)
+    text = out.render()
+    assert text == render(out.families())
+    assert b"x_value{k=\"nan\",v=\"a\\\\b\\\"c\\nd \xe4\xb8\xad\xe6\x96\x87\"} NaN\n" in text
+    assert b"} +Inf\n" in text and b"} -Inf\n" in text and b"x_plain 7\n" in text
+    assert b"} 9007199254740991.0\n" in text and b"} 1000000000000000.0\n" in text and b"} 1e+300\n" in text
+    assert b'k="negzero",' in text and b"} 0\n" in text and b"} -3\n" in text
+    parsed = {f.name: f for f in text_string_to_metric_families(text.decode())}
+    got = {s.labels["k"]: s.value for s in parsed["x_value"].samples}
+    assert set(got) == set(values)
+    for key, value in values.items():
+        assert (got[key] != got[key]) if value != value else got[key] == value, key
+    assert {s.labels["v"] for s in parsed["x_value"].samples} == {'a\\b"c\nd 中文'}
+    assert parsed["x_value"].documentation == "Help with \\ and\nnewline."
+    assert [s.labels["k"] for s in parsed["x_value"].samples] == sorted(values)
+    assert parsed["x_events"].samples[0].value == 2.5
+
+
+def test_a_sample_with_other_label_names_is_refused_and_leaves_no_empty_family() -> None:
+    from agent.catalog import MetricSet, MetricSpec
+
+    out = MetricSet([MetricSpec("x_value", "gauge", "V.", ("a", "b"))])
+    for labels in ({"a": "1"}, {"a": "1", "c": "2"}, {"a": "1", "b": "2", "c": "3"}, None):
+        with pytest.raises(ValueError, match="x_value: labels"):
+            out.add("x_value", 1, labels)
+    with pytest.raises(KeyError, match="not declared"):
+        out.add("x_other", 1)
+    assert out.render() == b"" and out.names() == set()
+    out.add("x_value", 1, {"b": 2, "a": "x"})  # type: ignore[dict-item]
+    assert out.render().endswith(b'x_value{a="x",b="2"} 1\n')
