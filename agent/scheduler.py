@@ -23,14 +23,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from queue import Empty
 from typing import Optional
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import Collector, MissingDependency, NotApplicable
-from agent.compat import SimpleQueue, thread_time
+from agent.compat import thread_time
 from agent.exporter import ExpositionCache
 from agent.platform.memory import release_memory
+from agent.workers import WORKERS
 
 __all__ = ["SCHEDULER_METRICS", "CollectorRunner", "Scheduler", "RunResult"]
 
@@ -71,48 +71,6 @@ class RunResult:
     could_not_check: bool = False  # not applicable because a module is missing (MissingDependency), not by nature
 
 
-class _Workers:
-    """Threads that run collectors, kept between runs: a run borrows an idle one (or starts one) and the thread
-    puts itself back when the run ends. Starting a thread for each run cost ~0.2 ms of CPU, as much as many
-    node families' whole collect(). A run that hangs keeps its thread (it is not idle), so the timeout still
-    leaves it behind exactly as a thread of its own would; a thread idle for IDLE_EXIT seconds ends."""
-
-    IDLE_EXIT = 120.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: list[SimpleQueue[tuple[str, Callable[[], None]]]] = []
-
-    def submit(self, job: Callable[[], None], name: str) -> None:
-        with self._lock:
-            inbox = self._idle.pop() if self._idle else None
-        if inbox is None:
-            inbox = SimpleQueue()
-            threading.Thread(target=self._serve, args=(inbox,), name=name, daemon=True).start()
-        inbox.put((name, job))
-
-    def _serve(self, inbox: SimpleQueue[tuple[str, Callable[[], None]]]) -> None:
-        while True:
-            try:
-                job = inbox.get(timeout=self.IDLE_EXIT)
-            except Empty:
-                with self._lock:
-                    if inbox in self._idle:
-                        self._idle.remove(inbox)
-                        return
-                continue  # handed a job just as the wait ended: it is in the inbox
-            threading.current_thread().name = job[0]  # what a stack dump or log line shows: the collector
-            try:
-                job[1]()
-            finally:
-                threading.current_thread().name = "collector-idle"
-                with self._lock:
-                    self._idle.append(inbox)
-
-
-_WORKERS = _Workers()
-
-
 class CollectorRunner:
     """One collector, its last outcome, and the guard against overlapping or stuck runs."""
 
@@ -147,7 +105,7 @@ class CollectorRunner:
             finally:
                 done.set()
 
-        _WORKERS.submit(job, f"collector-{self.name}")
+        WORKERS.submit(job, f"collector-{self.name}")
         finished = done.wait(self.collector.timeout)
         duration = time.monotonic() - start
         with self._lock:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from agent.compat import Protocol
+from agent.workers import WORKERS
 
 __all__ = [
     "MOUNT_POINTS_EXCLUDE",
@@ -119,27 +120,29 @@ def select_mounts(
 
 
 class _Call:
-    """One statfs call running in its own thread."""
+    """One statfs call on a kept worker thread (agent.workers): a hung one keeps its thread, not the caller."""
 
     def __init__(self, fn: Callable[[str], FsUsage], path: str) -> None:
         self.result: FsUsage | None = None
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fn, path), name=f"statfs {path}", daemon=True)
-        self.thread.start()
+        self.done = threading.Event()
+        WORKERS.submit(lambda: self._run(fn, path), f"statfs {path}")
 
     def _run(self, fn: Callable[[str], FsUsage], path: str) -> None:
         try:
             self.result = fn(path)
         except BaseException as exc:  # noqa: B036 - reported to the caller, never raised in the thread
             self.error = exc
+        finally:
+            self.done.set()
 
 
 class BoundedStatfs:
     """statfs for many mounts at once, each bounded by ``timeout`` seconds, stuck mounts remembered.
 
-    ``stat_all`` starts one thread per mount and waits for all of them until one shared deadline, so the
-    whole call takes at most ``timeout`` however many mounts hang. The result per mount is an ``FsUsage`` or
-    an error text (``"timeout"``, ``"stuck"``, or the OSError).
+    ``stat_all`` runs each mount's call on a thread of its own (kept between cycles) and waits for all of them
+    until one shared deadline, so the whole call takes at most ``timeout`` however many mounts hang. The
+    result per mount is an ``FsUsage`` or an error text (``"timeout"``, ``"stuck"``, or the OSError).
     """
 
     def __init__(self, statfs: Callable[[str], FsUsage], timeout: float) -> None:
@@ -156,7 +159,7 @@ class BoundedStatfs:
         for path in paths:
             old = self._stuck.get(path)
             if old is not None:
-                if old.thread.is_alive():
+                if not old.done.is_set():
                     out[path] = "stuck"
                     continue
                 del self._stuck[path]
@@ -164,8 +167,7 @@ class BoundedStatfs:
             calls[path] = _Call(self._statfs, path)
         deadline = time.monotonic() + self.timeout
         for path, call in calls.items():
-            call.thread.join(max(0.0, deadline - time.monotonic()))
-            if call.thread.is_alive():
+            if not call.done.wait(max(0.0, deadline - time.monotonic())):
                 self._stuck[path] = call
                 log.warning(
                     "statfs(%s) did not return within %gs (dead network mount?); skipped until it returns",
