@@ -15,8 +15,10 @@ import base64
 import binascii
 import gzip
 import logging
+import struct
 import threading
 import time
+import zlib
 from typing import TYPE_CHECKING, Callable, Optional
 
 from agent import __version__
@@ -132,12 +134,27 @@ class ExpositionCache:
         """The page; with ``now``, ``node_time_seconds`` is appended as of that moment (the time the page is
         served, not when the health collector last ran: the clock-skew alert compares it with the scrape's
         timestamp). The gzip answer gets it as a second gzip member (RFC 1952 §2.2), so the cached part is
-        never recompressed."""
+        never recompressed, and that member is stored, not compressed (no compressor to set up per scrape)."""
         plain, gzipped = self._page if not self._stale else self._build()
         if now is None:
             return plain, gzipped
         block = (_TIME_HEAD + repr(float(now)) + "\n").encode()
-        return plain + block, gzipped + gzip.compress(block, compresslevel=1)
+        return plain + block, gzipped + gzip_stored(block)
+
+
+_GZIP_HEAD = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, no mtime, OS unknown
+
+
+def gzip_stored(data: bytes) -> bytes:
+    """One gzip member (RFC 1952) holding ``data`` (< 64 KiB) as a single stored deflate block (RFC 1951
+    §3.2.4: BFINAL=1, BTYPE=00, LEN, NLEN): a valid member any gunzip reads, at the cost of a CRC-32. zlib's
+    compressor allocates ~270 KB of state per call, which for the ~100-byte clock line of every scrape cost
+    more than the rest of the answer."""
+    size = len(data)
+    if size > 0xFFFF:
+        raise ValueError("gzip_stored: one stored block holds at most 65535 bytes")
+    return (_GZIP_HEAD + struct.pack("<BHH", 1, size, size ^ 0xFFFF) + data
+            + struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, size))
 
 
 _TIME_HEAD = ("# HELP node_time_seconds System time in seconds since epoch (1970).\n"

@@ -7,6 +7,7 @@ import gzip
 import http.client
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from agent.exporter import CONTENT_TYPE, ExpositionCache, MetricsServer
+from agent.exporter import CONTENT_TYPE, ExpositionCache, MetricsServer, gzip_stored
 from agent.schema import SchemaError
 from agent.webconfig import WebConfig, load_web_config
 from tests.support.tls import make_ca, make_cert
@@ -104,6 +105,23 @@ def test_node_time_seconds_is_the_time_the_page_is_served(plain_server: MetricsS
     assert names == ["node_load1", "node_time_seconds"]
     assert second - first >= 1.2
     assert b"node_time_seconds" not in cache.page()[0]
+
+
+@pytest.mark.parametrize("size", [0, 1, 97, 65535])
+def test_the_stored_gzip_member_reads_back_in_gnu_gzip_and_python(size: int) -> None:
+    """The clock line's gzip member is written by hand (a stored deflate block): GNU gzip (a decoder we did
+    not write) and Python's zlib both accept it after a compressed member, and its CRC and length check."""
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    body = gzip.compress(b"a 1\n", compresslevel=1) + gzip_stored(data)
+    assert gzip.decompress(body) == b"a 1\n" + data
+    res = subprocess.run(["gzip", "-t"], input=body, capture_output=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert subprocess.run(["gzip", "-dc"], input=body, capture_output=True, timeout=30).stdout == b"a 1\n" + data
+    broken = bytearray(body)
+    broken[-5] ^= 0x01  # one bit of the CRC
+    assert subprocess.run(["gzip", "-t"], input=bytes(broken), capture_output=True, timeout=30).returncode != 0
+    with pytest.raises(ValueError, match="65535"):
+        gzip_stored(bytes(65536))
 
 
 def test_page_swaps_whole_chunks(cache: ExpositionCache) -> None:
