@@ -127,12 +127,7 @@ class MetricSet:
         for name in sorted(self._families):
             fam = self._families[name]
             lines.append(fam.spec.header)
-            if fam.spec.labels:
-                for key, value in sorted(fam.samples.items()):
-                    inner = ",".join([f'{k}="{_escape_label(v)}"' for k, v in key])
-                    lines.append(f"{name}{{{inner}}} {_format_value(value)}")
-            else:
-                lines.extend(f"{name} {_format_value(value)}" for value in fam.samples.values())
+            lines.extend(_line(name, key, value) for key, value in sorted(fam.samples.items()))
         return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
@@ -154,17 +149,19 @@ def _format_value(value: float) -> str:
     return repr(value)
 
 
+def _line(name: str, labels: tuple[tuple[str, str], ...], value: float) -> str:
+    if labels:
+        inner = ",".join([f'{k}="{_escape_label(v)}"' for k, v in labels])
+        return f"{name}{{{inner}}} {_format_value(value)}"
+    return f"{name} {_format_value(value)}"
+
+
 def render(families: Iterable[tuple[MetricSpec, Sequence[Sample]]]) -> bytes:
     """Render families in the Prometheus text exposition format 0.0.4."""
     lines: list[str] = []
     for spec, samples in families:
         lines.append(spec.header)
-        for sample in samples:
-            if sample.labels:
-                inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in sample.labels)
-                lines.append(f"{spec.name}{{{inner}}} {_format_value(sample.value)}")
-            else:
-                lines.append(f"{spec.name} {_format_value(sample.value)}")
+        lines.extend(_line(spec.name, sample.labels, sample.value) for sample in samples)
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
