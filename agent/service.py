@@ -83,7 +83,10 @@ class Agent:
     def start(self) -> None:
         web = load_web(self.config)
         host, port = parse_listen(self.config.listen_address)
-        # Bind first: a port already in use is reported before any collector starts.
+        # Bind first: a port already in use is reported before any collector starts. Scrapes from then on wait
+        # (bounded) for the first round, which the scheduler built below takes over: one arriving while the
+        # collectors are still being built got an empty page.
+        self.cache.begin_first_round()
         self.server.start(host, port, web)
         self.web = web
         self.scheduler = Scheduler(build_collectors(self.config), self.cache)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.catalog import MetricSet, MetricSpec
 from agent.collector import AgentContext, Collector, CollectorOptions, NotApplicable
+from agent.collectors import registry
 from agent.exporter import ExpositionCache
 from agent.scheduler import Scheduler
 
@@ -309,3 +311,42 @@ def test_a_scrape_at_start_waits_for_the_first_round_within_its_timeout(tmp_path
     # A reload's scheduler on the same cache does not hold the full page back again.
     sched = Scheduler([Slow(CollectorOptions(interval=15.0), ctx)], cache)
     assert cache.complete
+
+
+def test_a_scrape_while_the_agent_builds_its_collectors_waits_for_their_first_round(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint binds before the collectors are built (a busy port is reported first); a scrape in between
+    was answered at once with an empty page (seen in CI: the first scrape of a fresh agent had no series)."""
+    import http.client
+
+    import agent.service as service
+    from agent.config import parse_config
+    from tests.support.prometheus import free_port
+
+    real = service.build_collectors
+    building = threading.Event()
+
+    def slow_build(config: Any, only: Any = None) -> Any:
+        building.set()
+        time.sleep(1.0)  # importing and configuring every collector on a slow machine
+        return real(config, only)
+
+    monkeypatch.setattr(service, "build_collectors", slow_build)
+    names = ("health", "self")
+    config = parse_config(f"listen_address: 127.0.0.1:{free_port()}\nstate_dir: {tmp_path}\ncollectors:\n" + "".join(
+        f"  {c.name}: {{enabled: {'true' if c.name in names else 'false'}}}\n" for c in registry()), "agent.yml")
+    agent = service.Agent(config, None)
+    starter = threading.Thread(target=agent.start, daemon=True)
+    starter.start()
+    try:
+        assert building.wait(10)
+        conn = http.client.HTTPConnection("127.0.0.1", agent.server.port, timeout=20)
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+        conn.close()
+        assert "\nnode_load1 " in body and "shaobing_build_info{" in body, body[:300]
+    finally:
+        starter.join(10)
+        if agent.scheduler is not None:
+            agent.scheduler.stop()
+        agent.server.stop()
