@@ -170,6 +170,20 @@ def test_warning_critical_pairs_share_a_name_and_differ_in_threshold() -> None:
             assert len({r["expr"] for r in group}) == 2, f"{name}: the pair needs different thresholds"
 
 
+def test_each_critical_is_evaluated_before_the_warning_it_inhibits() -> None:
+    # Prometheus sends each rule's alerts right after evaluating it, in file order. Alertmanager flushes a new
+    # group at once when its alert is older than group_wait (after a restart, or when evaluation runs late), and
+    # checks inhibition at that moment: a warning sent before its critical reaches the routes.
+    for name in RULE_FILES:
+        for group in yaml.safe_load((RULES_DIR / name).read_text(encoding="utf-8"))["groups"]:
+            order = [(r["alert"], r["labels"]["severity"]) for r in group["rules"] if "alert" in r]
+            for alert, severity in order:
+                if severity == "warning" and (alert, "critical") in order:
+                    assert order.index((alert, "critical")) < order.index((alert, severity)), (
+                        f"{name}: {group['name']}: {alert} warning comes before its critical"
+                    )
+
+
 def test_recording_rules_follow_level_metric_operation_naming() -> None:
     records = [r for r in rules() if "record" in r]
     assert records
