@@ -116,8 +116,7 @@ def test_inhibition_in_a_real_alertmanager(tmp_path: Path) -> None:
                 for a in alerts
             }
 
-        alerts = am.wait_for_alerts(lambda a: len(a) == 6)
-        assert state(alerts) == {
+        expected = {
             ("ShaobingHostDown", "critical", "h1:10130", ""): "active",
             # The down host's other alerts are held back.
             ("ShaobingMemoryPressure", "warning", "h1:10130", ""): "suppressed",
@@ -127,3 +126,10 @@ def test_inhibition_in_a_real_alertmanager(tmp_path: Path) -> None:
             ("ShaobingFilesystemAlmostOutOfSpace", "warning", "h2:10130", "/"): "suppressed",
             ("ShaobingFilesystemAlmostOutOfSpace", "warning", "h2:10130", "/data"): "active",
         }
+        # The API computes each alert's state when asked, from what the inhibitor has taken in so far; it takes
+        # in posted alerts on its own goroutine, so a read straight after the post can predate the critical.
+        try:
+            alerts = am.wait_for_alerts(lambda a: state(a) == expected, timeout=10)
+        except TimeoutError:
+            alerts = am.alerts()
+        assert state(alerts) == expected
